@@ -1,8 +1,8 @@
 //! Database connection and migrations for the event store.
 
 use anyhow::Context;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// The event store's migrations, embedded at compile time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -29,4 +29,24 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .run(pool)
         .await
         .context("run event store migrations")
+}
+
+/// Creates the database named in `url` when it does not exist yet, then migrates it.
+/// Used by `emporium migrate` and by `serve` in development.
+///
+/// # Errors
+/// When PostgreSQL is unreachable, the database cannot be created, or a migration
+/// fails.
+pub async fn prepare(url: &str, pool: &PgPool) -> anyhow::Result<()> {
+    use sqlx::migrate::MigrateDatabase;
+    if !sqlx::Postgres::database_exists(url)
+        .await
+        .context("check that the database exists (is PostgreSQL running?)")?
+    {
+        sqlx::Postgres::create_database(url)
+            .await
+            .context("create the database")?;
+        tracing::info!("created database");
+    }
+    migrate(pool).await
 }

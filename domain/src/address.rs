@@ -215,6 +215,9 @@ mod tests {
         assert_eq!(Address::parse(i), Err(AddressError::MissingField("city")));
         let mut i = input();
         i.country = "GBR".into();
-        assert!(matches!(Address::parse(i), Err(AddressError::InvalidCountry(_))));
+        assert!(matches!(
+            Address::parse(i),
+            Err(AddressError::InvalidCountry(_))
+        ));
     }
 }

@@ -145,9 +145,7 @@ impl schemars::JsonSchema for Currency {
 ///
 /// Arithmetic is checked: it refuses to mix currencies or overflow instead of
 /// silently wrapping.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Money {
     amount_minor: i64,
     currency: Currency,
@@ -268,7 +266,10 @@ impl Money {
     ///
     /// # Errors
     /// Currency mismatch or overflow.
-    pub fn sum<I: IntoIterator<Item = Self>>(currency: Currency, items: I) -> Result<Self, MoneyError> {
+    pub fn sum<I: IntoIterator<Item = Self>>(
+        currency: Currency,
+        items: I,
+    ) -> Result<Self, MoneyError> {
         items
             .into_iter()
             .try_fold(Self::zero(currency), Self::checked_add)
@@ -327,7 +328,10 @@ mod tests {
     #[test]
     fn overflow_is_refused() {
         let a = Money::new(i64::MAX, Currency::EUR);
-        assert_eq!(a.checked_add(Money::new(1, Currency::EUR)), Err(MoneyError::Overflow));
+        assert_eq!(
+            a.checked_add(Money::new(1, Currency::EUR)),
+            Err(MoneyError::Overflow)
+        );
         assert_eq!(a.checked_mul(2), Err(MoneyError::Overflow));
     }
 
@@ -337,7 +341,13 @@ mod tests {
         // 10.05 * 20 % = 2.01
         assert_eq!(a.checked_percent_bp(2_000).unwrap().amount_minor(), 201);
         // 0.05 * 10 % = 0.005 -> 0.01
-        assert_eq!(Money::new(5, Currency::EUR).checked_percent_bp(1_000).unwrap().amount_minor(), 1);
+        assert_eq!(
+            Money::new(5, Currency::EUR)
+                .checked_percent_bp(1_000)
+                .unwrap()
+                .amount_minor(),
+            1
+        );
     }
 
     #[test]

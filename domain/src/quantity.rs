@@ -21,7 +21,16 @@ pub enum QuantityError {
 /// A count of units in `1..=Quantity::MAX`. Built by [`Quantity::new`], so a value of
 /// this type is always valid.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
     schemars::JsonSchema,
 )]
 #[serde(try_from = "i64", into = "u32")]
@@ -40,7 +49,10 @@ impl Quantity {
             return Err(QuantityError::NotPositive(n));
         }
         if n > i64::from(Self::MAX) {
-            return Err(QuantityError::TooLarge { max: Self::MAX, got: n });
+            return Err(QuantityError::TooLarge {
+                max: Self::MAX,
+                got: n,
+            });
         }
         // In range 1..=MAX, so it fits in u32.
         Ok(Self(u32::try_from(n).unwrap_or(Self::MAX)))
@@ -74,7 +86,10 @@ mod tests {
     fn bounds_are_enforced() {
         assert_eq!(Quantity::new(0), Err(QuantityError::NotPositive(0)));
         assert_eq!(Quantity::new(-1), Err(QuantityError::NotPositive(-1)));
-        assert!(matches!(Quantity::new(1 << 31), Err(QuantityError::TooLarge { .. })));
+        assert!(matches!(
+            Quantity::new(1 << 31),
+            Err(QuantityError::TooLarge { .. })
+        ));
         assert_eq!(Quantity::new(3).unwrap().get(), 3);
         assert!(serde_json::from_str::<Quantity>("0").is_err());
         assert_eq!(serde_json::from_str::<Quantity>("7").unwrap().get(), 7);

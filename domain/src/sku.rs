@@ -86,9 +86,15 @@ mod tests {
 
     #[test]
     fn skus_are_normalised_and_validated() {
-        assert_eq!(Sku::parse(" tshirt-red-m ").unwrap().as_str(), "TSHIRT-RED-M");
+        assert_eq!(
+            Sku::parse(" tshirt-red-m ").unwrap().as_str(),
+            "TSHIRT-RED-M"
+        );
         assert_eq!(Sku::parse("  "), Err(SkuError::Empty));
         assert_eq!(Sku::parse("a b"), Err(SkuError::InvalidCharacter));
-        assert!(matches!(Sku::parse(&"x".repeat(65)), Err(SkuError::TooLong { .. })));
+        assert!(matches!(
+            Sku::parse(&"x".repeat(65)),
+            Err(SkuError::TooLong { .. })
+        ));
     }
 }

@@ -81,3 +81,65 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::aggregate::DomainEvent;
+
+    /// A toy aggregate that exercises the harness itself.
+    #[derive(Debug, Default, Clone, Serialize, Deserialize)]
+    struct Counter(u32);
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    enum CounterEvent {
+        Incremented,
+    }
+
+    impl DomainEvent for CounterEvent {
+        fn event_type(&self) -> &'static str {
+            "Incremented"
+        }
+        fn event_version(&self) -> &'static str {
+            "1.0"
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("counter is full")]
+    struct Full;
+
+    impl Aggregate for Counter {
+        const TYPE: &'static str = "counter";
+        type Command = ();
+        type Event = CounterEvent;
+        type Error = Full;
+        fn handle(&self, (): ()) -> Result<Vec<CounterEvent>, Full> {
+            if self.0 >= 2 {
+                Err(Full)
+            } else {
+                Ok(vec![CounterEvent::Incremented])
+            }
+        }
+        fn apply(&mut self, _: &CounterEvent) {
+            self.0 += 1;
+        }
+    }
+
+    #[test]
+    fn harness_reports_events_errors_and_state() {
+        given_no_history::<Counter>()
+            .when(())
+            .then_expect_events([CounterEvent::Incremented]);
+        let _: Full = given::<Counter>([CounterEvent::Incremented, CounterEvent::Incremented])
+            .when(())
+            .then_expect_error();
+        let (events, state) = given::<Counter>([CounterEvent::Incremented])
+            .when(())
+            .then_state();
+        assert_eq!(events.len(), 1);
+        assert_eq!(state.0, 2);
+    }
+}

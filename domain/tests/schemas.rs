@@ -26,7 +26,11 @@ fn committed_event_schemas_match_the_code() {
     // No stale files for aggregates that no longer exist.
     let known: Vec<String> = schemas.iter().map(|(a, _)| format!("{a}.json")).collect();
     for entry in std::fs::read_dir(&dir).expect("schemas/events exists") {
-        let name = entry.expect("dir entry").file_name().to_string_lossy().into_owned();
+        let name = entry
+            .expect("dir entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         if name.ends_with(".json") && !known.contains(&name) {
             if update {
                 std::fs::remove_file(dir.join(&name)).expect("remove stale schema");

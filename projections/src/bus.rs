@@ -33,7 +33,10 @@ impl StreamLayout {
     /// The JetStream stream holding every event.
     #[must_use]
     pub fn stream_name(&self) -> String {
-        format!("{}_EVENTS", self.prefix.to_ascii_uppercase().replace('-', "_"))
+        format!(
+            "{}_EVENTS",
+            self.prefix.to_ascii_uppercase().replace('-', "_")
+        )
     }
 
     /// The subject of one event: `<prefix>.events.<aggregate_type>.<event_type>`.
@@ -50,18 +53,42 @@ impl StreamLayout {
 }
 
 /// Connects to NATS without failing when the server is down: the client keeps
-/// retrying in the background and readiness reports the state.
+/// retrying in the background and readiness reports the state. Waits up to
+/// `initial_wait` for the first connection so a healthy start is ready at once.
 ///
 /// # Errors
 /// When the URL is malformed.
-pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
+pub async fn connect(url: &str, initial_wait: Duration) -> anyhow::Result<async_nats::Client> {
+    let (connected_tx, mut connected_rx) = tokio::sync::watch::channel(false);
+    let client = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
         .name("emporium")
+        .event_callback(move |event| {
+            let connected_tx = connected_tx.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        connected_tx.send_replace(true);
+                    }
+                    async_nats::Event::Disconnected => {
+                        connected_tx.send_replace(false);
+                        tracing::warn!("nats disconnected");
+                    }
+                    other => tracing::info!(event = %other, "nats event"),
+                }
+            }
+        })
         .connect(url)
         .await
-        .with_context(|| format!("connect to nats at {url}"))
+        .with_context(|| format!("connect to nats at {url}"))?;
+    if tokio::time::timeout(initial_wait, connected_rx.wait_for(|c| *c))
+        .await
+        .is_err()
+    {
+        tracing::warn!(url, "nats not reachable yet; retrying in the background");
+    }
+    Ok(client)
 }
 
 /// Whether the client currently holds a live connection.
@@ -78,7 +105,10 @@ mod tests {
     fn layout_names_follow_the_prefix() {
         let l = StreamLayout::new("shop-1").unwrap();
         assert_eq!(l.stream_name(), "SHOP_1_EVENTS");
-        assert_eq!(l.subject("order", "OrderPlaced"), "shop-1.events.order.OrderPlaced");
+        assert_eq!(
+            l.subject("order", "OrderPlaced"),
+            "shop-1.events.order.OrderPlaced"
+        );
         assert_eq!(l.all_subjects(), "shop-1.events.>");
         assert!(StreamLayout::new("a.b").is_err());
         assert!(StreamLayout::new("").is_err());

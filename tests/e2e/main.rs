@@ -1,1 +1,5 @@
-//! e2e
+//! Black-box tests of the whole platform over HTTP: each test starts it in-process on
+//! port 0 with its own database and JetStream stream prefix.
+
+mod helpers;
+mod smoke;

@@ -1,0 +1,191 @@
+//! Building and running the HTTP server.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::config::{Environment, Settings};
+use crate::graphql::{ApiSchema, build_schema};
+use crate::{health, telemetry};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) pool: PgPool,
+    pub(crate) nats: async_nats::Client,
+    pub(crate) schema: ApiSchema,
+    pub(crate) metrics: PrometheusHandle,
+    pub(crate) settings: Arc<Settings>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bound, not yet serving, gateway.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    grace: Duration,
+}
+
+impl Application {
+    /// Connects to PostgreSQL and NATS (lazily: a dead dependency makes the app not
+    /// ready, not absent), optionally migrates, and binds the listener.
+    ///
+    /// # Errors
+    /// When the listener cannot bind, a URL is malformed, or migrations fail.
+    pub async fn build(settings: Settings, migrate: bool) -> anyhow::Result<Self> {
+        let pool = emporium_commands::db::connect_lazy(
+            settings.database.url.expose(),
+            settings.database.max_connections,
+        )?;
+        if migrate {
+            emporium_commands::db::prepare(settings.database.url.expose(), &pool).await?;
+        }
+        let nats =
+            emporium_projections::bus::connect(settings.nats.url.expose(), Duration::from_secs(2))
+                .await?;
+        let addr = SocketAddr::new(settings.http.host, settings.http.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("bind http listener on {addr}"))?;
+        let state = AppState {
+            pool,
+            nats,
+            schema: build_schema(settings.env != Environment::Production),
+            metrics: telemetry::metrics_handle(),
+            settings: Arc::new(settings),
+        };
+        let grace = Duration::from_secs(state.settings.http.shutdown_grace_seconds);
+        Ok(Self {
+            listener,
+            router: router(state),
+            grace,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    ///
+    /// # Errors
+    /// When the socket has no local address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight
+    /// requests finish for up to the configured grace period.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stopping_tx.send(());
+        });
+        let grace = self.grace;
+        let deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = server => result.context("http server"),
+            () = deadline => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "grace period elapsed; dropping remaining requests");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .layer(middleware::from_fn(track_requests))
+        .with_state(state)
+}
+
+async fn graphql(State(state): State<AppState>, request: GraphQLRequest) -> GraphQLResponse {
+    state.schema.execute(request.into_inner()).await.into()
+}
+
+async fn graphiql(State(state): State<AppState>) -> Response {
+    if state.settings.env == Environment::Production {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    }
+    Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response()
+}
+
+/// Counts requests and their latency per matched route (never the raw path: its
+/// cardinality is unbounded).
+async fn track_requests(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let class = match response.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::counter!("emporium_http_requests_total", "route" => route.clone(), "status" => class)
+        .increment(1);
+    metrics::histogram!("emporium_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        drop(tokio::signal::ctrl_c().await);
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,468 @@
+//! Typed, layered configuration.
+//!
+//! Layers, later ones winning: built-in defaults -> `config/<env>.toml` ->
+//! conventional variables (`DATABASE_URL`, `NATS_URL`, `REDIS_URL`) -> `EMPORIUM_*`
+//! variables with `__` for nesting (`EMPORIUM_HTTP__PORT=8080`) -> command-line flags.
+//! Secrets are wrapped in [`Secret`] or [`SecretUrl`] so they never reach a log line or
+//! `emporium config print`.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Which set of defaults and files applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Readable logs, GraphiQL, introspection.
+    #[default]
+    Development,
+    /// JSON logs, no GraphiQL.
+    Production,
+    /// Used by the test suites.
+    Test,
+}
+
+impl Environment {
+    /// The name used for `config/<name>.toml`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Production => "production",
+            Self::Test => "test",
+        }
+    }
+}
+
+/// A secret string: deserialises from plain text, prints and serialises as
+/// `[redacted]`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    #[must_use]
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+const REDACTED: &str = "[redacted]";
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(REDACTED)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self)
+    }
+}
+
+/// A connection URL that may embed a password (`postgres://user:pw@host/db`). It
+/// prints with the password masked, so operators still see where it points.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    /// Wraps a URL.
+    #[must_use]
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The URL with its password.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***` and any query string (which may
+    /// carry credentials) dropped.
+    #[must_use]
+    pub fn redacted(&self) -> String {
+        let url = self.0.split('?').next().unwrap_or_default();
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return REDACTED.to_owned();
+        };
+        match rest.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+                None => format!("{scheme}://{userinfo}@{host}"),
+            },
+            None => format!("{scheme}://{rest}"),
+        }
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for SecretUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self)
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Which environment this is.
+    pub env: Environment,
+    /// The HTTP listener.
+    pub http: HttpSettings,
+    /// The PostgreSQL event store and read models.
+    pub database: DatabaseSettings,
+    /// NATS JetStream.
+    pub nats: NatsSettings,
+    /// Redis, optional (rate limits and caches in distributed mode).
+    pub redis: RedisSettings,
+    /// Logs.
+    pub log: LogSettings,
+    /// Tokens.
+    pub auth: AuthSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            env: Environment::Development,
+            http: HttpSettings::default(),
+            database: DatabaseSettings::default(),
+            nats: NatsSettings::default(),
+            redis: RedisSettings::default(),
+            log: LogSettings::default(),
+            auth: AuthSettings::default(),
+        }
+    }
+}
+
+/// The HTTP listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address to bind.
+    pub host: IpAddr,
+    /// Port to bind; 0 picks a free one.
+    pub port: u16,
+    /// How long in-flight requests may take to finish after a shutdown signal.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 8000,
+            shutdown_grace_seconds: 20,
+        }
+    }
+}
+
+/// PostgreSQL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Connection URL.
+    pub url: SecretUrl,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretUrl::new("postgres://postgres@127.0.0.1:5432/emporium"),
+            max_connections: 16,
+        }
+    }
+}
+
+/// NATS JetStream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsSettings {
+    /// Server URL.
+    pub url: SecretUrl,
+    /// Prefix of the stream name and subjects (`<prefix>.events.<aggregate>.<event>`).
+    pub stream_prefix: String,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretUrl::new("nats://127.0.0.1:4222"),
+            stream_prefix: "emporium".to_owned(),
+        }
+    }
+}
+
+/// Redis.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// Connection URL; unset means in-process limits and caches.
+    pub url: Option<SecretUrl>,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `pretty` or `json`; unset picks by environment (json in production).
+    pub format: Option<LogFormat>,
+    /// An `EnvFilter` directive; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: None,
+            filter: "info,sqlx=warn,async_nats=warn".to_owned(),
+        }
+    }
+}
+
+/// Token signing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HMAC key for access and refresh tokens. The default is for development only;
+    /// production refuses to start with it.
+    pub jwt_secret: Secret,
+    /// `iss` claim.
+    pub issuer: String,
+    /// `aud` claim.
+    pub audience: String,
+}
+
+/// The development-only signing key.
+pub const DEV_JWT_SECRET: &str = "emporium-development-secret-change-me";
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: Secret::new(DEV_JWT_SECRET),
+            issuer: "emporium".to_owned(),
+            audience: "emporium-api".to_owned(),
+        }
+    }
+}
+
+/// Values given on the command line: the last layer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    /// `--port`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `--database-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// `--nats-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_url: Option<String>,
+    /// `--stream-prefix`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_prefix: Option<String>,
+    /// `--log-format`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadSettingsError {
+    /// A layer holds a value of the wrong type or an unknown key.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    /// Production with the development signing key.
+    #[error("auth.jwt_secret must be set in production (EMPORIUM_AUTH__JWT_SECRET)")]
+    DevelopmentSecretInProduction,
+}
+
+impl Settings {
+    /// Loads every layer for `env` from `config_dir`.
+    ///
+    /// # Errors
+    /// [`LoadSettingsError`] when a layer is malformed or production is misconfigured.
+    pub fn load(
+        config_dir: &Path,
+        env: Environment,
+        overrides: &Overrides,
+    ) -> Result<Self, LoadSettingsError> {
+        Self::figment(config_dir, env, overrides)
+            .extract::<Self>()
+            .map_err(Box::new)
+            .map_err(LoadSettingsError::from)
+            .and_then(Self::validated)
+    }
+
+    fn figment(config_dir: &Path, env: Environment, o: &Overrides) -> Figment {
+        let mut flags = Figment::new();
+        if let Some(port) = o.port {
+            flags = flags.merge(Serialized::default("http.port", port));
+        }
+        if let Some(url) = &o.database_url {
+            flags = flags.merge(Serialized::default("database.url", url));
+        }
+        if let Some(url) = &o.nats_url {
+            flags = flags.merge(Serialized::default("nats.url", url));
+        }
+        if let Some(prefix) = &o.stream_prefix {
+            flags = flags.merge(Serialized::default("nats.stream_prefix", prefix));
+        }
+        if let Some(format) = o.log_format {
+            flags = flags.merge(Serialized::default("log.format", format));
+        }
+        Figment::new()
+            .merge(Serialized::default("env", env))
+            .merge(Toml::file(
+                config_dir.join(format!("{}.toml", env.as_str())),
+            ))
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database.url".into()),
+            )
+            .merge(Env::raw().only(&["NATS_URL"]).map(|_| "nats.url".into()))
+            .merge(Env::raw().only(&["REDIS_URL"]).map(|_| "redis.url".into()))
+            .merge(
+                Env::prefixed("EMPORIUM_")
+                    .ignore(&["ENV", "CONFIG_DIR"])
+                    .split("__"),
+            )
+            .merge(flags)
+    }
+
+    fn validated(self) -> Result<Self, LoadSettingsError> {
+        if self.env == Environment::Production && self.auth.jwt_secret.expose() == DEV_JWT_SECRET {
+            return Err(LoadSettingsError::DevelopmentSecretInProduction);
+        }
+        Ok(self)
+    }
+
+    /// The effective log format.
+    #[must_use]
+    pub fn log_format(&self) -> LogFormat {
+        self.log.format.unwrap_or(match self.env {
+            Environment::Production => LogFormat::Json,
+            Environment::Development | Environment::Test => LogFormat::Pretty,
+        })
+    }
+
+    /// The configuration as TOML, secrets redacted.
+    ///
+    /// # Errors
+    /// Never in practice; TOML serialisation of these types cannot fail.
+    pub fn to_redacted_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+}
+
+/// The default configuration folder: `./config`.
+#[must_use]
+pub fn default_config_dir() -> PathBuf {
+    PathBuf::from("config")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_deserialize_from_nothing() {
+        let s: Settings = Figment::new().extract().expect("defaults deserialize");
+        assert_eq!(s.http.port, 8000);
+        assert_eq!(s.nats.stream_prefix, "emporium");
+        assert_eq!(s.log_format(), LogFormat::Pretty);
+    }
+
+    #[test]
+    fn shipped_config_files_parse() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
+        for env in [Environment::Development, Environment::Test] {
+            let s: Settings = Figment::new()
+                .merge(Toml::file(dir.join(format!("{}.toml", env.as_str()))))
+                .extract()
+                .unwrap_or_else(|e| panic!("{}: {e}", env.as_str()));
+            assert!(s.http.port > 0 || env == Environment::Test);
+        }
+    }
+
+    #[test]
+    fn secrets_never_serialize_or_debug() {
+        let mut s = Settings::default();
+        s.auth.jwt_secret = Secret::new("s3cr3t-key");
+        s.database.url = SecretUrl::new("postgres://app:hunter2@db:5432/shop?password=hunter2");
+        let toml = s.to_redacted_toml().unwrap();
+        let debug = format!("{s:?}");
+        for text in [&toml, &debug] {
+            assert!(!text.contains("s3cr3t-key"), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        assert!(toml.contains("postgres://app:***@db:5432/shop"), "{toml}");
+    }
+
+    #[test]
+    fn production_refuses_the_development_key() {
+        let s = Settings {
+            env: Environment::Production,
+            ..Settings::default()
+        };
+        assert!(matches!(
+            s.validated(),
+            Err(LoadSettingsError::DevelopmentSecretInProduction)
+        ));
+    }
+
+    #[test]
+    fn flags_override_files() {
+        let overrides = Overrides {
+            port: Some(9),
+            ..Overrides::default()
+        };
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let s = Settings::load(&dir, Environment::Development, &overrides).unwrap();
+        assert_eq!(s.http.port, 9);
+    }
+}

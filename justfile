@@ -1,0 +1,44 @@
+# Emporium's tasks. Run them through ./dev (which installs just when missing):
+#   ./dev run    ./dev test    ./dev lint    ./dev bench    ./dev --list
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes.
+default:
+    @just --list
+
+# Start PostgreSQL, NATS (JetStream) and Redis on loopback unless already running.
+services:
+    bash infra/scripts/services.sh
+
+# Run the platform (gateway, relay, projectors, workers) on http://127.0.0.1:8000.
+run *ARGS: services
+    cargo run -p emporium-gateway --bin emporium -- serve {{ARGS}}
+
+# Run the whole test suite against real PostgreSQL and NATS.
+test *ARGS: services
+    cargo nextest run --workspace --no-fail-fast {{ARGS}}
+    cargo test --workspace --doc
+
+# Formatting and clippy, as CI runs them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Run the benchmarks (figures go to BENCHMARKS.md).
+bench *ARGS: services
+    cargo bench --workspace {{ARGS}}
+
+# Regenerate the event JSON Schemas and the GraphQL SDL after an intended change.
+schemas:
+    UPDATE_SCHEMAS=1 cargo test -p emporium-domain --test schemas
+    UPDATE_SCHEMAS=1 cargo test -p emporium-gateway --lib -- committed_sdl
+
+# Drop databases left behind by interrupted test runs.
+clean-test-dbs:
+    psql -h 127.0.0.1 -U postgres -d postgres -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'emporium_test_%'" \
+      | while read -r db; do psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
