@@ -9,6 +9,7 @@ use std::path::PathBuf;
 fn committed_event_schemas_match_the_code() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../schemas/events");
     let update = std::env::var_os("UPDATE_SCHEMAS").is_some();
+    std::fs::create_dir_all(&dir).expect("create schemas/events");
     let schemas = emporium_domain::schema::event_schemas();
     let mut drifted = Vec::new();
     for (aggregate, schema) in &schemas {
