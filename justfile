@@ -17,8 +17,8 @@ run *ARGS: services
 
 # Run the whole test suite against real PostgreSQL and NATS.
 test *ARGS: services
+    cargo test --workspace --doc --quiet
     cargo nextest run --workspace --no-fail-fast {{ARGS}}
-    cargo test --workspace --doc
 
 # Formatting and clippy, as CI runs them.
 lint:
