@@ -7,8 +7,8 @@ CREATE TABLE IF NOT EXISTS events
     sequence       bigint CHECK (sequence >= 0) NOT NULL,
     event_type     text                     NOT NULL,
     event_version  text                     NOT NULL,
-    payload        json                     NOT NULL,
-    metadata       json                     NOT NULL,
+    payload        jsonb                    NOT NULL,
+    metadata       jsonb                    NOT NULL,
     -- Global position: assigned at insert, NOT commit order (see transaction_id).
     position       bigserial                NOT NULL UNIQUE,
     -- The inserting transaction. A relay reads only rows whose transaction is older
@@ -28,6 +28,17 @@ CREATE TABLE IF NOT EXISTS snapshots
     aggregate_id     text   NOT NULL,
     last_sequence    bigint CHECK (last_sequence >= 0) NOT NULL,
     current_snapshot bigint CHECK (current_snapshot >= 0) NOT NULL,
-    payload          json   NOT NULL,
+    payload          jsonb  NOT NULL,
     PRIMARY KEY (aggregate_type, aggregate_id)
+);
+
+-- Uniqueness the domain cannot see on its own (one e-mail per user, one slug per
+-- product, ...): a key is claimed here before the owning aggregate's first command.
+CREATE TABLE IF NOT EXISTS unique_keys
+(
+    scope       text        NOT NULL,
+    key         text        NOT NULL,
+    owner_id    text        NOT NULL,
+    reserved_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (scope, key)
 );

@@ -4,9 +4,14 @@
 //! the pure `domain` aggregate to decide, and commits the resulting events with
 //! optimistic concurrency (cqrs-es + postgres-es). It also owns the event store's
 //! schema (migrations), uniqueness reservations the domain cannot enforce alone
-//! (e-mail addresses), and bounded retries for commands that are safe to retry.
+//! (e-mail addresses, slugs), and bounded retries for commands that are safe to retry.
 //!
 //! It deliberately does **not** build read models, publish to NATS (that is the relay,
 //! in `projections`) or know about HTTP and GraphQL (that is `gateway`).
 
 pub mod db;
+pub mod dispatch;
+pub mod es;
+pub mod reservations;
+
+pub use dispatch::{CommandError, Committed, Dispatcher, Loading, RetryPolicy};

@@ -1,0 +1,294 @@
+//! Command dispatch: load, decide, commit, with optimistic concurrency and bounded
+//! retries for the commands that are safe to retry.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{AggregateContext, AggregateError, EventStore};
+use emporium_domain::{Aggregate, EventMetadata};
+use postgres_es::PostgresEventRepository;
+use sqlx::PgPool;
+
+use crate::es::{Es, upcasters_for};
+
+/// Why a command did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error> {
+    /// The aggregate refused: a business rule is broken. Nothing was recorded.
+    #[error(transparent)]
+    Rejected(E),
+    /// Another command changed the aggregate between load and commit (after the
+    /// retries, where the command is retried). Nothing was recorded.
+    #[error("{aggregate_type} {aggregate_id} was changed concurrently; try again")]
+    Conflict {
+        /// The aggregate's type.
+        aggregate_type: &'static str,
+        /// The aggregate's id.
+        aggregate_id: String,
+    },
+    /// Infrastructure failed (database down, a stored event that no longer
+    /// deserialises). Nothing was recorded.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// What a committed command produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Events recorded (0 for an idempotent repeat).
+    pub events: usize,
+    /// The aggregate's sequence after the commit.
+    pub last_sequence: usize,
+    /// Global position of the last recorded event, for read-your-writes waits. `None`
+    /// when nothing was recorded.
+    pub position: Option<i64>,
+}
+
+/// How the store loads aggregates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loading {
+    /// Replay every event (short streams).
+    Replay,
+    /// Start from a snapshot taken every `n` events, then replay the tail (long
+    /// streams such as a busy SKU's inventory).
+    Snapshot(usize),
+}
+
+/// Bounded retries on optimistic-concurrency conflicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// Base of the exponential backoff between attempts (jittered).
+    pub base_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 12,
+            base_delay: Duration::from_millis(1),
+        }
+    }
+}
+
+/// Executes commands against one aggregate type.
+pub struct Dispatcher<A: Aggregate> {
+    store: PersistedEventStore<PostgresEventRepository, Es<A>>,
+    pool: PgPool,
+    retry: RetryPolicy,
+}
+
+impl<A: Aggregate> std::fmt::Debug for Dispatcher<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("aggregate_type", &A::TYPE)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Aggregate> Dispatcher<A>
+where
+    A::Command: Clone,
+{
+    /// A dispatcher over the `events` and `snapshots` tables.
+    #[must_use]
+    pub fn new(pool: PgPool, loading: Loading) -> Self {
+        let repo = PostgresEventRepository::new(pool.clone());
+        let store = match loading {
+            Loading::Replay => PersistedEventStore::new_event_store(repo),
+            Loading::Snapshot(n) => PersistedEventStore::new_snapshot_store(repo, n),
+        }
+        .with_upcasters(upcasters_for(A::TYPE));
+        Self {
+            store,
+            pool,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Replaces the retry policy.
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Loads the aggregate's current state (the default state when it has no events).
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn load(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>> {
+        let mut context = self
+            .store
+            .load_aggregate(aggregate_id)
+            .await
+            .map_err(|e| self.map_error(aggregate_id, e))?;
+        Ok(context.aggregate().0.clone())
+    }
+
+    /// Executes `command` once. A concurrent change is reported as
+    /// [`CommandError::Conflict`].
+    ///
+    /// # Errors
+    /// [`CommandError`]: rejected, conflict, or unexpected.
+    #[tracing::instrument(skip_all, fields(aggregate_type = A::TYPE, aggregate_id))]
+    pub async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Committed, CommandError<A::Error>> {
+        let mut context = self
+            .store
+            .load_aggregate(aggregate_id)
+            .await
+            .map_err(|e| self.map_error(aggregate_id, e))?;
+        let events = context
+            .aggregate()
+            .0
+            .handle(command)
+            .map_err(CommandError::Rejected)?;
+        if events.is_empty() {
+            return Ok(Committed {
+                events: 0,
+                last_sequence: self.current_sequence(aggregate_id).await?,
+                position: None,
+            });
+        }
+        let count = events.len();
+        let envelopes = self
+            .store
+            .commit(
+                events.into_iter().map(crate::es::EsEvent).collect(),
+                context,
+                metadata_map(metadata),
+            )
+            .await
+            .map_err(|e| self.map_error(aggregate_id, e))?;
+        let last_sequence = envelopes.last().map_or(0, |e| e.sequence);
+        let position = self.position_of(aggregate_id, last_sequence).await?;
+        metrics::counter!("emporium_commands_committed_total", "aggregate" => A::TYPE).increment(1);
+        Ok(Committed {
+            events: count,
+            last_sequence,
+            position: Some(position),
+        })
+    }
+
+    /// Executes `command`, retrying on conflicts up to the policy's attempts with a
+    /// jittered exponential backoff. Only for commands whose decision may safely be
+    /// re-made against newer state (a stock reservation, say): each attempt reloads the
+    /// aggregate and decides again.
+    ///
+    /// # Errors
+    /// [`CommandError`]; `Conflict` once the attempts are used up.
+    pub async fn execute_retrying(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Committed, CommandError<A::Error>> {
+        let mut attempt = 1;
+        loop {
+            match self.execute(aggregate_id, command.clone(), metadata).await {
+                Err(CommandError::Conflict { .. }) if attempt < self.retry.attempts => {
+                    metrics::counter!("emporium_command_retries_total", "aggregate" => A::TYPE)
+                        .increment(1);
+                    tokio::time::sleep(backoff(self.retry.base_delay, attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn map_error(&self, aggregate_id: &str, e: AggregateError<A::Error>) -> CommandError<A::Error> {
+        match e {
+            AggregateError::UserError(e) => CommandError::Rejected(e),
+            AggregateError::AggregateConflict => {
+                metrics::counter!("emporium_command_conflicts_total", "aggregate" => A::TYPE)
+                    .increment(1);
+                CommandError::Conflict {
+                    aggregate_type: A::TYPE,
+                    aggregate_id: aggregate_id.to_owned(),
+                }
+            }
+            AggregateError::DatabaseConnectionError(e) => CommandError::Unexpected(
+                anyhow::anyhow!(e).context(format!("event store unavailable ({})", A::TYPE)),
+            ),
+            AggregateError::DeserializationError(e) => CommandError::Unexpected(
+                anyhow::anyhow!(e)
+                    .context(format!("stored {} event does not deserialise", A::TYPE)),
+            ),
+            AggregateError::UnexpectedError(e) => CommandError::Unexpected(
+                anyhow::anyhow!(e).context(format!("event store failed ({})", A::TYPE)),
+            ),
+        }
+    }
+
+    async fn position_of(
+        &self,
+        aggregate_id: &str,
+        sequence: usize,
+    ) -> Result<i64, CommandError<A::Error>> {
+        let sequence = i64::try_from(sequence).context("sequence fits in bigint")?;
+        sqlx::query_scalar(
+            "SELECT position FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(sequence)
+        .fetch_one(&self.pool)
+        .await
+        .context("read committed event position")
+        .map_err(CommandError::Unexpected)
+    }
+
+    async fn current_sequence(&self, aggregate_id: &str) -> Result<usize, CommandError<A::Error>> {
+        let seq: Option<i64> = sqlx::query_scalar(
+            "SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .fetch_one(&self.pool)
+        .await
+        .context("read aggregate sequence")?;
+        Ok(seq.and_then(|s| usize::try_from(s).ok()).unwrap_or(0))
+    }
+}
+
+/// Exponential backoff with full jitter, capped at 64 x base.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let ceiling = base * 2_u32.pow(attempt.min(6));
+    // Jitter from the clock's low bits: good enough to de-synchronise retriers,
+    // and avoids a dependency on a random number generator here.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let fraction = f64::from(nanos % 1_000) / 1_000.0;
+    ceiling.mul_f64(fraction.max(0.1))
+}
+
+/// Flattens event metadata into cqrs-es's string map.
+#[must_use]
+pub fn metadata_map(m: &EventMetadata) -> HashMap<String, String> {
+    let mut map = HashMap::with_capacity(6);
+    map.insert("correlation_id".to_owned(), m.correlation_id.to_string());
+    map.insert("causation_id".to_owned(), m.causation_id.to_string());
+    map.insert(
+        "actor".to_owned(),
+        serde_json::to_string(&m.actor).unwrap_or_default(),
+    );
+    map.insert("occurred_at".to_owned(), m.occurred_at.to_rfc3339());
+    if let Some(tp) = &m.traceparent {
+        map.insert("traceparent".to_owned(), tp.clone());
+    }
+    if let Some(ts) = &m.tracestate {
+        map.insert("tracestate".to_owned(), ts.clone());
+    }
+    map
+}
