@@ -5,27 +5,16 @@ use std::time::Duration;
 
 use emporium_gateway::app::Application;
 use emporium_gateway::config::{Environment, Overrides, SecretUrl, Settings};
+use emporium_tests::{TestDatabase, nats_url, unique_prefix};
 use serde_json::{Value, json};
-use sqlx::Connection;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use uuid::Uuid;
-
-/// The server used to create and drop per-test databases.
-fn maintenance_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-fn nats_url() -> String {
-    std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
-}
 
 /// A running platform and a client for it.
 pub(crate) struct TestApp {
     pub(crate) address: String,
     pub(crate) client: reqwest::Client,
-    db_name: String,
+    db: Option<TestDatabase>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -33,8 +22,7 @@ pub(crate) struct TestApp {
 /// Starts the platform with the test configuration, a fresh database and a unique
 /// stream prefix; `customise` may change settings before it starts.
 pub(crate) async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
-    let id = Uuid::new_v4().simple().to_string();
-    let db_name = format!("emporium_test_{id}");
+    let db = TestDatabase::create(1).await.expect("test database");
     let config_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
     let overrides = Overrides {
         port: Some(0),
@@ -42,14 +30,10 @@ pub(crate) async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> Tes
     };
     let mut settings = Settings::load(&config_dir, Environment::Test, &overrides)
         .expect("test configuration loads");
-    let base = maintenance_url();
-    let (server_url, _) = base
-        .rsplit_once('/')
-        .expect("maintenance url names a database");
-    settings.database.url = SecretUrl::new(format!("{server_url}/{db_name}"));
+    settings.database.url = SecretUrl::new(db.url());
     settings.database.max_connections = 5;
     settings.nats.url = SecretUrl::new(nats_url());
-    settings.nats.stream_prefix = format!("t{id}");
+    settings.nats.stream_prefix = unique_prefix();
     customise(&mut settings);
 
     let app = Application::build(settings, true)
@@ -66,7 +50,7 @@ pub(crate) async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> Tes
             .timeout(Duration::from_secs(30))
             .build()
             .expect("http client"),
-        db_name,
+        db: Some(db),
         shutdown: Some(tx),
         server: Some(server),
     }
@@ -111,15 +95,8 @@ impl TestApp {
                 .expect("server task")
                 .expect("server stopped cleanly");
         }
-        let mut conn = sqlx::PgConnection::connect(&maintenance_url())
-            .await
-            .expect("maintenance connection");
-        sqlx::query(&format!(
-            r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#,
-            self.db_name
-        ))
-        .execute(&mut conn)
-        .await
-        .expect("drop test database");
+        if let Some(db) = self.db.take() {
+            db.drop_database().await.expect("drop test database");
+        }
     }
 }
