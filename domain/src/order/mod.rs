@@ -1,9 +1,46 @@
-//! The order aggregate(s). (Being written.)
+//! The order aggregate: one customer order from placement to delivery or refund.
+//!
+//! **Aggregate id: the order id** (a `Uuid` chosen by the checkout saga, carried in
+//! `PlaceOrder`).
+//!
+//! An order is placed from a checkout snapshot whose prices were computed on the
+//! server; the aggregate re-checks the arithmetic (line totals, grand total) and the
+//! currency, then walks the status machine
+//!
+//! ```text
+//! pending -> reserved -> awaiting_payment -> paid -> shipped -> delivered
+//!               |  \-> held_for_review -/ (approved)
+//!               |          \-> cancelled (rejected)
+//!               awaiting_payment -> payment_failed
+//! any status before shipped -> cancelled;  paid, shipped, delivered, cancelled -> refunded
+//! ```
+//!
+//! [`OrderStatus::can_transition_to`] is the whole table; every command is guarded by
+//! it. Refunds may be partial; their sum never exceeds the amount paid, and the order
+//! becomes `refunded` once it is fully refunded.
 
+mod aggregate;
+mod command;
+mod error;
+mod event;
+mod status;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+pub use aggregate::Order;
+pub use command::OrderCommand;
+pub use error::OrderError;
+pub use event::{CancellationReason, OrderEvent, OrderLine};
+pub use status::OrderStatus;
+
+use crate::aggregate::Aggregate;
 use crate::schema::Upcaster;
 
 pub(crate) fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
-    Vec::new()
+    vec![(Order::TYPE, schemars::schema_for!(OrderEvent))]
 }
 
 pub(crate) fn upcasters() -> Vec<Upcaster> {
