@@ -35,7 +35,7 @@ pub enum EmailError {
 /// (`local@domain.tld`, ASCII only: internationalised domains arrive punycode-encoded).
 ///
 /// Normalisation is what lets the command layer reserve an address for one user:
-/// `Ada@Example.org ` and `ada@example.org` are the same [`Email`].
+/// `Ada@Example.org ` and `ada@example.org` are the same address.
 #[derive(
     Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
 )]
@@ -336,7 +336,7 @@ pub enum PersonNameError {
     ControlCharacter,
 }
 
-/// A first or last name: trimmed, non-empty, at most [`PersonName::MAX_LEN`]
+/// A first or last name: trimmed, non-empty, at most 100 characters, no control
 /// characters, any script.
 #[derive(
     Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
