@@ -14,10 +14,14 @@
 //! exists, a verified purchase) are the command layer's: each aggregate's module docs
 //! say which.
 
+mod category;
 mod product;
 mod slug;
 mod text;
 
+pub use category::{
+    Category, CategoryCommand, CategoryError, CategoryEvent, CategoryName, CategoryTree,
+};
 pub use product::{
     AltText, Attributes, AttributesError, Description, Image, ImageRef, ImageSource,
     ImageSourceError, PriceRecord, Product, ProductCommand, ProductError, ProductEvent,
@@ -33,6 +37,7 @@ use crate::schema::Upcaster;
 pub(crate) fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
         (Product::TYPE, schemars::schema_for!(ProductEvent)),
+        (CategoryTree::TYPE, schemars::schema_for!(CategoryEvent)),
     ]
 }
 
