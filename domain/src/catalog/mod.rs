@@ -16,6 +16,7 @@
 
 mod category;
 mod product;
+mod review;
 mod slug;
 mod text;
 
@@ -26,6 +27,10 @@ pub use product::{
     AltText, Attributes, AttributesError, Description, Image, ImageRef, ImageSource,
     ImageSourceError, PriceRecord, Product, ProductCommand, ProductError, ProductEvent,
     ProductName, ProductState, ProductStatus, Tag, TagError, Variant, VariantLabel,
+};
+pub use review::{
+    ModerationReason, Rating, RatingError, Review, ReviewBody, ReviewCommand, ReviewError,
+    ReviewEvent, ReviewState, ReviewStatus, ReviewTitle,
 };
 pub use slug::{Slug, SlugError};
 pub use text::TextError;
@@ -38,6 +43,7 @@ pub(crate) fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
         (Product::TYPE, schemars::schema_for!(ProductEvent)),
         (CategoryTree::TYPE, schemars::schema_for!(CategoryEvent)),
+        (Review::TYPE, schemars::schema_for!(ReviewEvent)),
     ]
 }
 
