@@ -19,6 +19,7 @@ mod product;
 mod review;
 mod slug;
 mod text;
+mod wishlist;
 
 pub use category::{
     Category, CategoryCommand, CategoryError, CategoryEvent, CategoryName, CategoryTree,
@@ -34,6 +35,7 @@ pub use review::{
 };
 pub use slug::{Slug, SlugError};
 pub use text::TextError;
+pub use wishlist::{Wishlist, WishlistCommand, WishlistError, WishlistEvent, WishlistItem};
 
 use crate::Aggregate;
 use crate::schema::Upcaster;
@@ -44,6 +46,7 @@ pub(crate) fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
         (Product::TYPE, schemars::schema_for!(ProductEvent)),
         (CategoryTree::TYPE, schemars::schema_for!(CategoryEvent)),
         (Review::TYPE, schemars::schema_for!(ReviewEvent)),
+        (Wishlist::TYPE, schemars::schema_for!(WishlistEvent)),
     ]
 }
 
