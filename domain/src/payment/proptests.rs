@@ -6,6 +6,10 @@ use uuid::Uuid;
 use super::tests::{at, create, eur};
 use super::*;
 
+/// Stands for "whatever is left to refund" in a generated `RecordRefund`; the test fills
+/// it in, so sequences reach fully refunded payments often.
+const REST: i64 = i64::MIN;
+
 fn decline() -> impl Strategy<Value = DeclineCode> {
     prop_oneof![
         Just(DeclineCode::CardDeclined),
@@ -17,47 +21,40 @@ fn decline() -> impl Strategy<Value = DeclineCode> {
     ]
 }
 
+/// Any command. Amounts are mostly small, so authorisations, captures and refunds often
+/// fit, and sometimes anything, so the limits are hit too. Failing and voiding end a
+/// payment, so they are rarer than the steps onwards.
 fn command() -> impl Strategy<Value = PaymentCommand> {
     let minute = (1i64..100).prop_map(at);
-    let amount = (-10i64..6_000).prop_map(eur);
+    let amount = prop_oneof![3 => 1i64..800, 1 => -10i64..6_000].prop_map(eur);
     let refund_id = (0u128..5).prop_map(Uuid::from_u128);
+    let next_action = prop_oneof![
+        Just(NextAction::UseSdk {
+            client_secret: "secret".into()
+        }),
+        Just(NextAction::RedirectToUrl {
+            url: "https://bank.example/3ds".into()
+        }),
+    ];
     prop_oneof![
-        (1i64..6_000).prop_map(create),
-        (prop::bool::ANY, minute.clone()).prop_map(|(sdk, at)| PaymentCommand::RequireAction {
-            next_action: if sdk {
-                NextAction::UseSdk {
-                    client_secret: "secret".into(),
-                }
-            } else {
-                NextAction::RedirectToUrl {
-                    url: "https://bank.example/3ds".into(),
-                }
-            },
-            at,
-        }),
-        (amount.clone(), minute.clone())
+        1 => (1i64..6_000).prop_map(create),
+        2 => (next_action, minute.clone())
+            .prop_map(|(next_action, at)| PaymentCommand::RequireAction { next_action, at }),
+        8 => (amount.clone(), minute.clone())
             .prop_map(|(amount, at)| PaymentCommand::AuthorisePayment { amount, at }),
-        (amount.clone(), minute.clone())
+        8 => (amount.clone(), minute.clone())
             .prop_map(|(amount, at)| PaymentCommand::CapturePayment { amount, at }),
-        (decline(), minute.clone())
+        1 => (decline(), minute.clone())
             .prop_map(|(reason, at)| PaymentCommand::FailPayment { reason, at }),
-        minute
-            .clone()
-            .prop_map(|at| PaymentCommand::VoidPayment { at }),
-        (refund_id.clone(), amount.clone(), minute.clone()).prop_map(|(refund_id, amount, at)| {
-            PaymentCommand::RequestRefund {
-                refund_id,
-                amount,
-                at,
-            }
-        }),
-        (refund_id, amount, minute).prop_map(|(refund_id, amount, at)| {
-            PaymentCommand::RecordRefund {
-                refund_id,
-                amount,
-                at,
-            }
-        }),
+        1 => minute.clone().prop_map(|at| PaymentCommand::VoidPayment { at }),
+        6 => (refund_id.clone(), amount.clone(), minute.clone())
+            .prop_map(|(refund_id, amount, at)| PaymentCommand::RequestRefund { refund_id, amount, at }),
+        6 => (
+            refund_id,
+            prop::option::weighted(0.7, amount).prop_map(|a| a.unwrap_or(eur(REST))),
+            minute,
+        )
+            .prop_map(|(refund_id, amount, at)| PaymentCommand::RecordRefund { refund_id, amount, at }),
     ]
 }
 
@@ -88,11 +85,17 @@ proptest! {
 
     #[test]
     fn refunds_never_exceed_the_capture_and_transitions_are_legal(
-        first in (1i64..6_000).prop_map(create),
+        first in (800i64..6_000).prop_map(create),
         commands in prop::collection::vec(command(), 0..50),
     ) {
         let mut payment = Payment::default();
-        for command in std::iter::once(first).chain(commands) {
+        for mut command in std::iter::once(first).chain(commands) {
+            if let PaymentCommand::RecordRefund { amount, .. } = &mut command
+                && amount.amount_minor() == REST
+            {
+                let captured = payment.captured().map_or(1, |c| c.amount_minor());
+                *amount = eur(captured - payment.committed_refunds_minor());
+            }
             let Ok(events) = payment.handle(command.clone()) else {
                 continue;
             };
