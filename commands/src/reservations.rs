@@ -1,79 +1,107 @@
 //! Uniqueness across aggregates (one account per e-mail, one product per slug).
 //!
-//! An aggregate sees only itself, so a key is claimed in `unique_keys` before the
-//! owner's first command commits. The claim and the command are two transactions (the
-//! event store owns its own), so a crash between them can leave a claim whose owner
-//! never came to exist: such an orphan is taken over by the next claimant instead of
-//! blocking the key forever.
+//! An aggregate sees only itself, so a key is claimed in `unique_keys` around the
+//! owner's command: the claim's transaction opens before the command and commits
+//! only after the command has committed. A second claimant of the same key blocks on
+//! the first's uncommitted row and then sees it (taken) or its absence (the first
+//! was refused or died: the claim rolled back with it). A claim therefore never
+//! outlives a failed command, and no orphan can block a key.
+//!
+//! The one window left, the command committed but the process died before the
+//! claim committed, is closed by the caller: it checks, inside the claim's
+//! transaction, that no committed owner already has the key (see
+//! `users::Users::register`).
 
 use anyhow::Context;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
 
-/// Outcome of a claim.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A claim in progress: the key is held (and invisible to others) until
+/// [`Pending::confirm`]; dropping it rolls the claim back.
+#[derive(Debug)]
+pub struct Pending {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl Pending {
+    /// The claim's transaction, for checks that must see the same snapshot.
+    pub fn transaction(&mut self) -> &mut Transaction<'static, Postgres> {
+        &mut self.tx
+    }
+
+    /// Makes the claim permanent. Call after the owner's command committed.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn confirm(self) -> anyhow::Result<()> {
+        self.tx.commit().await.context("confirm unique key claim")
+    }
+
+    /// Gives the claim up.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn abandon(self) -> anyhow::Result<()> {
+        self.tx.rollback().await.context("abandon unique key claim")
+    }
+}
+
+/// Outcome of [`claim`].
+#[derive(Debug)]
 pub enum Claim {
-    /// The key is now (or already was) held by this owner.
-    Granted,
-    /// Another owner, one that exists, holds the key.
+    /// The key is held for this owner until confirmed or abandoned. `already_ours`
+    /// when a previous, confirmed claim by the same owner exists (a retry).
+    Pending {
+        /// The open claim.
+        pending: Pending,
+        /// Whether the owner held the key already.
+        already_ours: bool,
+    },
+    /// Another owner holds the key.
     TakenBy(String),
 }
 
-/// Claims `key` in `scope` for `owner_id`, whose aggregate is of type
-/// `owner_type`.
+/// Claims `key` in `scope` for `owner_id`. Blocks while another claimant's claim of
+/// the same key is in flight.
 ///
 /// # Errors
 /// When the database fails.
-pub async fn claim(
-    pool: &PgPool,
-    scope: &str,
-    key: &str,
-    owner_type: &str,
-    owner_id: &str,
-) -> anyhow::Result<Claim> {
+pub async fn claim(pool: &PgPool, scope: &str, key: &str, owner_id: &str) -> anyhow::Result<Claim> {
+    let mut tx = pool.begin().await.context("begin unique key claim")?;
     let inserted = sqlx::query(
         "INSERT INTO unique_keys (scope, key, owner_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
     .bind(scope)
     .bind(key)
     .bind(owner_id)
-    .execute(pool)
+    .execute(&mut *tx)
     .await
     .context("claim unique key")?
     .rows_affected();
     if inserted == 1 {
-        return Ok(Claim::Granted);
+        return Ok(Claim::Pending {
+            pending: Pending { tx },
+            already_ours: false,
+        });
     }
-    // Held already: by us (a retried request), by a live owner, or by an orphan.
-    // Taking over an orphan is one conditional UPDATE, so two claimants racing for
-    // the same orphan cannot both win.
-    let holder: Option<String> = sqlx::query_scalar(
-        "UPDATE unique_keys u SET owner_id = $3, reserved_at = now()
-          WHERE u.scope = $1 AND u.key = $2
-            AND (u.owner_id = $3 OR NOT EXISTS (
-                 SELECT 1 FROM events e WHERE e.aggregate_type = $4 AND e.aggregate_id = u.owner_id))
-         RETURNING owner_id",
-    )
-    .bind(scope)
-    .bind(key)
-    .bind(owner_id)
-    .bind(owner_type)
-    .fetch_optional(pool)
-    .await
-    .context("take over unique key")?;
-    if holder.is_some() {
-        return Ok(Claim::Granted);
-    }
-    let current: Option<String> =
+    let holder: String =
         sqlx::query_scalar("SELECT owner_id FROM unique_keys WHERE scope = $1 AND key = $2")
             .bind(scope)
             .bind(key)
-            .fetch_optional(pool)
+            .fetch_one(&mut *tx)
             .await
             .context("read unique key holder")?;
-    Ok(current.map_or(Claim::Granted, Claim::TakenBy))
+    if holder == owner_id {
+        Ok(Claim::Pending {
+            pending: Pending { tx },
+            already_ours: true,
+        })
+    } else {
+        tx.rollback().await.context("end unique key claim")?;
+        Ok(Claim::TakenBy(holder))
+    }
 }
 
-/// Gives up a claim held by `owner_id` (its command was rejected, or the key changed).
+/// Gives up a confirmed claim held by `owner_id` (the key changed, say).
 ///
 /// # Errors
 /// When the database fails.

@@ -12,9 +12,10 @@
 //! an existing address, removing a default clears it).
 //!
 //! What it cannot enforce alone, and who does:
-//! - **E-mail uniqueness across users**: the command layer reserves the normalised
-//!   [`Email`] in a reservation table (unique key) in the same transaction as the
-//!   `UserRegistered` event; the domain only normalises.
+//! - **E-mail uniqueness across users**: the command layer claims the normalised
+//!   [`Email`] in its unique-keys table before `RegisterUser` commits (an orphaned
+//!   claim, whose user never came to exist, is taken over); the domain only
+//!   normalises.
 //! - **Hashing and verifying** passwords and reset tokens: the command layer (argon2id
 //!   for passwords, a digest for the mailed token), which passes hashes in.
 //! - **Who may do what** (only admins change roles or reactivate, a user edits only
