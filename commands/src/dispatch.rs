@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
 use cqrs_es::{AggregateContext, AggregateError, EventStore};
 use emporium_domain::{Aggregate, EventMetadata};
 use postgres_es::PostgresEventRepository;
@@ -75,11 +75,30 @@ impl Default for RetryPolicy {
 }
 
 /// Executes commands against one aggregate type.
+///
+/// Aggregates are cached in memory after each commit, so
+/// the next command to the same aggregate skips the load. The cache is only ever a
+/// guess: the commit's optimistic-concurrency check is what decides, and a conflict
+/// on a cached state (another process wrote meanwhile) evicts it and decides again on
+/// freshly loaded state, exactly as a first attempt would have.
 pub struct Dispatcher<A: Aggregate> {
     store: PersistedEventStore<PostgresEventRepository, Es<A>>,
     pool: PgPool,
     retry: RetryPolicy,
+    loading: Loading,
+    cache: quick_cache::sync::Cache<String, Cached<A>>,
 }
+
+/// An aggregate as of its last commit by this process.
+#[derive(Clone)]
+struct Cached<A> {
+    aggregate: A,
+    sequence: usize,
+    snapshot: Option<usize>,
+}
+
+/// Aggregates kept in memory per dispatcher.
+const CACHE_CAPACITY: usize = 10_000;
 
 impl<A: Aggregate> std::fmt::Debug for Dispatcher<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -107,6 +126,8 @@ where
             store,
             pool,
             retry: RetryPolicy::default(),
+            loading,
+            cache: quick_cache::sync::Cache::new(CACHE_CAPACITY),
         }
     }
 
@@ -142,11 +163,41 @@ where
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<Committed, CommandError<A::Error>> {
-        let mut context = self
-            .store
-            .load_aggregate(aggregate_id)
-            .await
-            .map_err(|e| self.map_error(aggregate_id, e))?;
+        let cached = self.cache.get(aggregate_id);
+        let from_cache = cached.is_some();
+        let first = self
+            .execute_on(aggregate_id, cached, command.clone(), metadata)
+            .await;
+        match first {
+            Err(CommandError::Conflict { .. }) if from_cache => {
+                // The cached state was stale: decide again on the stored state.
+                self.evict(aggregate_id);
+                self.execute_on(aggregate_id, None, command, metadata).await
+            }
+            other => other,
+        }
+    }
+
+    async fn execute_on(
+        &self,
+        aggregate_id: &str,
+        cached: Option<Cached<A>>,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Committed, CommandError<A::Error>> {
+        let mut context = match cached {
+            Some(cached) => EventStoreAggregateContext {
+                aggregate_id: aggregate_id.to_owned(),
+                aggregate: Es(cached.aggregate),
+                current_sequence: cached.sequence,
+                current_snapshot: cached.snapshot,
+            },
+            None => self
+                .store
+                .load_aggregate(aggregate_id)
+                .await
+                .map_err(|e| self.map_error(aggregate_id, e))?,
+        };
         let events = context
             .aggregate()
             .0
@@ -155,21 +206,47 @@ where
         if events.is_empty() {
             return Ok(Committed {
                 events: 0,
-                last_sequence: self.current_sequence(aggregate_id).await?,
+                last_sequence: context.current_sequence,
                 position: None,
             });
         }
         let count = events.len();
-        let envelopes = self
+        let mut next_state = context.aggregate.0.clone();
+        for event in &events {
+            next_state.apply(event);
+        }
+        let next_snapshot = match self.loading {
+            // cqrs-es takes a snapshot when the commit reaches the next multiple of n,
+            // and numbers snapshots 1, 2, ...
+            Loading::Snapshot(n) if count >= n - context.current_sequence % n => {
+                Some(context.current_snapshot.map_or(1, |s| s + 1))
+            }
+            _ => context.current_snapshot,
+        };
+        let committed = self
             .store
             .commit(
                 events.into_iter().map(crate::es::EsEvent).collect(),
                 context,
                 metadata_map(metadata),
             )
-            .await
-            .map_err(|e| self.map_error(aggregate_id, e))?;
+            .await;
+        let envelopes = match committed {
+            Ok(envelopes) => envelopes,
+            Err(e) => {
+                self.evict(aggregate_id);
+                return Err(self.map_error(aggregate_id, e));
+            }
+        };
         let last_sequence = envelopes.last().map_or(0, |e| e.sequence);
+        self.cache.insert(
+            aggregate_id.to_owned(),
+            Cached {
+                aggregate: next_state,
+                sequence: last_sequence,
+                snapshot: next_snapshot,
+            },
+        );
         let position = self.position_of(aggregate_id, last_sequence).await?;
         metrics::counter!("emporium_commands_committed_total", "aggregate" => A::TYPE).increment(1);
         Ok(Committed {
@@ -177,6 +254,10 @@ where
             last_sequence,
             position: Some(position),
         })
+    }
+
+    fn evict(&self, aggregate_id: &str) {
+        self.cache.remove(aggregate_id);
     }
 
     /// Executes `command`, retrying on conflicts up to the policy's attempts with a
@@ -246,18 +327,6 @@ where
         .await
         .context("read committed event position")
         .map_err(CommandError::Unexpected)
-    }
-
-    async fn current_sequence(&self, aggregate_id: &str) -> Result<usize, CommandError<A::Error>> {
-        let seq: Option<i64> = sqlx::query_scalar(
-            "SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
-        )
-        .bind(A::TYPE)
-        .bind(aggregate_id)
-        .fetch_one(&self.pool)
-        .await
-        .context("read aggregate sequence")?;
-        Ok(seq.and_then(|s| usize::try_from(s).ok()).unwrap_or(0))
     }
 }
 

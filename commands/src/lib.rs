@@ -13,5 +13,6 @@ pub mod db;
 pub mod dispatch;
 pub mod es;
 pub mod reservations;
+pub mod users;
 
 pub use dispatch::{CommandError, Committed, Dispatcher, Loading, RetryPolicy};

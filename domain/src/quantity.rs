@@ -18,7 +18,7 @@ pub enum QuantityError {
     },
 }
 
-/// A count of units in `1..=Quantity::MAX`. Built by [`Quantity::new`], so a value of
+/// A count of units in `1..=Quantity::MAX`. Built by `Quantity::new`, so a value of
 /// this type is always valid.
 #[derive(
     Clone,

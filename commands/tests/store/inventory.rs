@@ -1,0 +1,337 @@
+//! Dispatch, concurrency, retries, idempotency and snapshots, on the inventory
+//! aggregate (the one the checkout hammers hardest).
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use emporium_commands::{CommandError, Dispatcher, Loading, RetryPolicy};
+use emporium_domain::inventory::{Inventory, InventoryCommand, InventoryError};
+use emporium_domain::{Aggregate, Quantity, Sku};
+use uuid::Uuid;
+
+use crate::helpers::{count_events, event_store, meta};
+
+fn qty(n: i64) -> Quantity {
+    Quantity::new(n).unwrap()
+}
+
+async fn stocked(dispatcher: &Dispatcher<Inventory>, sku: &str, units: i64) {
+    let at = Utc::now();
+    dispatcher
+        .execute(
+            sku,
+            InventoryCommand::TrackInventory {
+                sku: Sku::parse(sku).unwrap(),
+                low_stock_threshold: 0,
+                at,
+            },
+            &meta(),
+        )
+        .await
+        .expect("track");
+    dispatcher
+        .execute(
+            sku,
+            InventoryCommand::ReceiveStock {
+                quantity: qty(units),
+                at,
+            },
+            &meta(),
+        )
+        .await
+        .expect("receive");
+}
+
+fn reserve(reservation_id: Uuid, n: i64) -> InventoryCommand {
+    let at = Utc::now();
+    InventoryCommand::ReserveStock {
+        reservation_id,
+        order_id: Uuid::new_v4(),
+        quantity: qty(n),
+        expires_at: at + Duration::minutes(15),
+        at,
+    }
+}
+
+#[tokio::test]
+async fn a_command_commits_reloads_and_returns_its_position() {
+    let db = event_store().await;
+    let inventory = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+    stocked(&inventory, "MUG-1", 10).await;
+
+    let first = inventory
+        .execute("MUG-1", reserve(Uuid::new_v4(), 3), &meta())
+        .await
+        .unwrap();
+    assert_eq!(first.events, 1);
+    assert_eq!(first.last_sequence, 3);
+    let state = inventory.load("MUG-1").await.unwrap();
+    assert_eq!(state.available(), 7);
+
+    let second = inventory
+        .execute("MUG-1", reserve(Uuid::new_v4(), 1), &meta())
+        .await
+        .unwrap();
+    assert!(
+        second.position > first.position,
+        "{second:?} after {first:?}"
+    );
+
+    // The metadata travelled with the event.
+    let metadata: serde_json::Value = sqlx::query_scalar(
+        "SELECT metadata FROM events WHERE aggregate_id = 'MUG-1' AND sequence = 3",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    for key in ["correlation_id", "causation_id", "actor", "occurred_at"] {
+        assert!(metadata.get(key).is_some(), "{key} missing from {metadata}");
+    }
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rejected_command_names_the_rule_and_records_nothing() {
+    let db = event_store().await;
+    let inventory = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+    stocked(&inventory, "MUG-2", 2).await;
+    let before = count_events(&db, "inventory", "MUG-2").await;
+
+    let err = inventory
+        .execute("MUG-2", reserve(Uuid::new_v4(), 3), &meta())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CommandError::Rejected(InventoryError::InsufficientStock {
+                requested: 3,
+                available: 2
+            })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(count_events(&db, "inventory", "MUG-2").await, before);
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_repeated_reservation_is_idempotent() {
+    let db = event_store().await;
+    let inventory = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+    stocked(&inventory, "MUG-3", 5).await;
+    let reservation = Uuid::new_v4();
+    let command = reserve(reservation, 2);
+
+    let first = inventory
+        .execute("MUG-3", command.clone(), &meta())
+        .await
+        .unwrap();
+    let again = inventory.execute("MUG-3", command, &meta()).await.unwrap();
+    assert_eq!(first.events, 1);
+    assert_eq!(again.events, 0);
+    assert_eq!(again.position, None);
+    assert_eq!(again.last_sequence, first.last_sequence);
+    assert_eq!(inventory.load("MUG-3").await.unwrap().available(), 3);
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_concurrent_commands_on_one_aggregate_never_both_commit() {
+    let db = event_store().await;
+    let inventory = Arc::new(
+        Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay).with_retry(RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::default()
+        }),
+    );
+    stocked(&inventory, "MUG-4", 1_000).await;
+
+    let attempts = 16;
+    let outcomes = futures::future::join_all((0..attempts).map(|_| {
+        let inventory = Arc::clone(&inventory);
+        tokio::spawn(async move {
+            inventory
+                .execute("MUG-4", reserve(Uuid::new_v4(), 1), &meta())
+                .await
+        })
+    }))
+    .await;
+    let mut committed = 0;
+    for outcome in outcomes {
+        match outcome.unwrap() {
+            Ok(c) => committed += c.events,
+            Err(CommandError::Conflict { aggregate_type, .. }) => {
+                assert_eq!(aggregate_type, "inventory")
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(committed >= 1);
+    // Every commit is visible exactly once: the stream and the state agree.
+    let reservations = count_events(&db, "inventory", "MUG-4").await - 2;
+    assert_eq!(usize::try_from(reservations).unwrap(), committed);
+    let state = inventory.load("MUG-4").await.unwrap();
+    assert_eq!(state.reserved(), u32::try_from(committed).unwrap());
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test]
+async fn retried_reservations_never_oversell() {
+    let db = event_store().await;
+    let inventory = Arc::new(
+        Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay).with_retry(RetryPolicy {
+            attempts: 64,
+            ..RetryPolicy::default()
+        }),
+    );
+    stocked(&inventory, "MUG-5", 5).await;
+
+    let outcomes = futures::future::join_all((0..16).map(|_| {
+        let inventory = Arc::clone(&inventory);
+        tokio::spawn(async move {
+            inventory
+                .execute_retrying("MUG-5", reserve(Uuid::new_v4(), 1), &meta())
+                .await
+        })
+    }))
+    .await;
+    let (mut reserved, mut refused) = (0, 0);
+    for outcome in outcomes {
+        match outcome.unwrap() {
+            Ok(_) => reserved += 1,
+            Err(CommandError::Rejected(InventoryError::InsufficientStock { .. })) => refused += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((reserved, refused), (5, 11));
+    let state = inventory.load("MUG-5").await.unwrap();
+    assert_eq!(state.available(), 0);
+    assert_eq!(state.reserved(), 5);
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test]
+async fn snapshot_plus_tail_equals_full_replay() {
+    let db = event_store().await;
+    let snapshotting = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Snapshot(10));
+    stocked(&snapshotting, "MUG-6", 500).await;
+    let mut reservations = Vec::new();
+    for i in 0..57 {
+        let id = Uuid::new_v4();
+        snapshotting
+            .execute("MUG-6", reserve(id, 1 + i % 3), &meta())
+            .await
+            .unwrap();
+        reservations.push(id);
+    }
+    for id in reservations.iter().step_by(4) {
+        snapshotting
+            .execute(
+                "MUG-6",
+                InventoryCommand::ReleaseReservation {
+                    reservation_id: *id,
+                    at: Utc::now(),
+                },
+                &meta(),
+            )
+            .await
+            .unwrap();
+    }
+    let snapshots: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM snapshots WHERE aggregate_id = 'MUG-6'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(snapshots, 1, "a snapshot was taken");
+
+    let from_snapshot = snapshotting.load("MUG-6").await.unwrap();
+    let replaying = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+    let from_replay = replaying.load("MUG-6").await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&from_snapshot).unwrap(),
+        serde_json::to_value(&from_replay).unwrap()
+    );
+    // And both equal folding the stored events by hand.
+    let rows: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM events WHERE aggregate_id = 'MUG-6' ORDER BY sequence",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    let events: Vec<_> = rows
+        .into_iter()
+        .map(|p| serde_json::from_value(p).unwrap())
+        .collect();
+    let folded = Inventory::from_events(&events);
+    assert_eq!(
+        serde_json::to_value(&folded).unwrap(),
+        serde_json::to_value(&from_replay).unwrap()
+    );
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stale_cached_aggregate_is_decided_again_on_stored_state() {
+    let db = event_store().await;
+    // Two processes' dispatchers over one store.
+    let here = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+    let there = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+    stocked(&here, "MUG-7", 5).await;
+    here.execute("MUG-7", reserve(Uuid::new_v4(), 3), &meta())
+        .await
+        .unwrap();
+    // Here believes 2 are available; there takes them.
+    there
+        .execute("MUG-7", reserve(Uuid::new_v4(), 2), &meta())
+        .await
+        .unwrap();
+
+    let err = here
+        .execute("MUG-7", reserve(Uuid::new_v4(), 1), &meta())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CommandError::Rejected(InventoryError::InsufficientStock {
+                requested: 1,
+                available: 0
+            })
+        ),
+        "{err:?}"
+    );
+    let state = here.load("MUG-7").await.unwrap();
+    assert_eq!((state.on_hand(), state.reserved()), (5, 5));
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test]
+async fn cached_snapshotting_keeps_snapshots_consistent_with_the_stream() {
+    let db = event_store().await;
+    let snapshotting = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Snapshot(5));
+    stocked(&snapshotting, "MUG-8", 100).await;
+    // Every command after the first goes through the cache; snapshots must keep being
+    // written (their optimistic counter must match) and agree with a replay.
+    for _ in 0..23 {
+        snapshotting
+            .execute("MUG-8", reserve(Uuid::new_v4(), 1), &meta())
+            .await
+            .unwrap();
+    }
+    let (last_sequence, current_snapshot): (i64, i64) = sqlx::query_as(
+        "SELECT last_sequence, current_snapshot FROM snapshots WHERE aggregate_id = 'MUG-8'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!((last_sequence, current_snapshot), (25, 5));
+    let fresh = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Snapshot(5));
+    let replay = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+    assert_eq!(
+        serde_json::to_value(fresh.load("MUG-8").await.unwrap()).unwrap(),
+        serde_json::to_value(replay.load("MUG-8").await.unwrap()).unwrap()
+    );
+    assert_eq!(fresh.load("MUG-8").await.unwrap().reserved(), 23);
+    db.drop_database().await.unwrap();
+}

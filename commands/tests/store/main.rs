@@ -1,0 +1,5 @@
+//! The command layer against a real PostgreSQL, a fresh database per test.
+
+mod helpers;
+mod inventory;
+mod users;
