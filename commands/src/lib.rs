@@ -9,6 +9,7 @@
 //! It deliberately does **not** build read models, publish to NATS (that is the relay,
 //! in `projections`) or know about HTTP and GraphQL (that is `gateway`).
 
+pub mod catalog;
 pub mod db;
 pub mod dispatch;
 pub mod es;

@@ -2,4 +2,5 @@
 
 mod helpers;
 mod inventory;
+mod products;
 mod users;
