@@ -59,6 +59,7 @@ impl TestDatabase {
             .context("create test database")?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
+            .test_before_acquire(false)
             .connect(&url)
             .await
             .context("connect to test database")?;

@@ -235,6 +235,11 @@ async fn collect(
     }
 }
 
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; nothing else to parse.
@@ -242,19 +247,33 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     let db = TestDatabase::create(32).await?;
     emporium_commands::db::migrate(db.pool()).await?;
 
-    let mut reference = Vec::new();
-    for clients in CLIENTS {
-        reference.push((clients, pgbench(&db, clients, seconds)?));
-    }
-    let mut runs = Vec::new();
-    for clients in CLIENTS {
-        runs.push(add_to_cart(db.pool(), clients, seconds).await);
-    }
-    for clients in CLIENTS {
-        runs.push(reserve_stock(db.pool(), clients, seconds).await);
+    // The machine is shared and noisy: measure the reference and the command layer
+    // back to back, several rounds, and report medians and the median of the
+    // per-round ratios.
+    let mut rows: Vec<(String, usize, Vec<Run>, Vec<f64>)> = Vec::new();
+    for _ in 0..rounds {
+        for clients in CLIENTS {
+            let pg = pgbench(&db, clients, seconds)?;
+            let cart = add_to_cart(db.pool(), clients, seconds).await;
+            let stock = reserve_stock(db.pool(), clients, seconds).await;
+            for run in [cart, stock] {
+                let key = (run.name.clone(), clients);
+                match rows.iter_mut().find(|r| (r.0.clone(), r.1) == key) {
+                    Some(row) => {
+                        row.3.push(pg);
+                        row.2.push(run);
+                    }
+                    None => rows.push((key.0, key.1, vec![run], vec![pg])),
+                }
+            }
+        }
     }
     db.drop_database().await?;
 
@@ -262,20 +281,23 @@ async fn main() -> anyhow::Result<()> {
         "| workload | clients | commands/s | p50 ms | p99 ms | pgbench tps (same clients) | ratio |"
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for run in &runs {
-        let pg = reference
-            .iter()
-            .find(|(c, _)| *c == run.clients)
-            .map_or(f64::NAN, |(_, t)| *t);
+    for (name, clients, runs, pgs) in &rows {
+        let ratios = runs.iter().zip(pgs).map(|(r, pg)| r.rate() / pg).collect();
         println!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} |",
-            run.name,
-            run.clients,
-            run.rate(),
-            run.percentile(0.50).as_secs_f64() * 1e3,
-            run.percentile(0.99).as_secs_f64() * 1e3,
-            pg,
-            run.rate() / pg
+            "| {name} | {clients} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} |",
+            median(runs.iter().map(Run::rate).collect()),
+            median(
+                runs.iter()
+                    .map(|r| r.percentile(0.50).as_secs_f64() * 1e3)
+                    .collect()
+            ),
+            median(
+                runs.iter()
+                    .map(|r| r.percentile(0.99).as_secs_f64() * 1e3)
+                    .collect()
+            ),
+            median(pgs.clone()),
+            median(ratios),
         );
     }
     Ok(())

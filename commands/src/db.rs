@@ -16,6 +16,10 @@ pub fn connect_lazy(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = url.parse().context("parse database url")?;
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
+        // sqlx pings every connection it hands out by default: one extra round trip
+        // per query. A broken connection fails its query instead, which callers
+        // already handle.
+        .test_before_acquire(false)
         .acquire_timeout(std::time::Duration::from_secs(3))
         .connect_lazy_with(options))
 }
