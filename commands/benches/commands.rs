@@ -31,7 +31,6 @@ fn meta() -> EventMetadata {
 #[derive(Debug)]
 struct Run {
     name: String,
-    clients: usize,
     ops: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
@@ -144,7 +143,7 @@ async fn add_to_cart(pool: &sqlx::PgPool, clients: usize, seconds: u64) -> Run {
             })
         })
         .collect();
-    collect("AddItemToCart", clients, started, tasks).await
+    collect("AddItemToCart", started, tasks).await
 }
 
 async fn reserve_stock(pool: &sqlx::PgPool, clients: usize, seconds: u64) -> Run {
@@ -211,12 +210,11 @@ async fn reserve_stock(pool: &sqlx::PgPool, clients: usize, seconds: u64) -> Run
             })
         })
         .collect();
-    collect("ReserveStock", clients, started, tasks).await
+    collect("ReserveStock", started, tasks).await
 }
 
 async fn collect(
     name: &str,
-    clients: usize,
     started: Instant,
     tasks: Vec<tokio::task::JoinHandle<Vec<Duration>>>,
 ) -> Run {
@@ -228,7 +226,6 @@ async fn collect(
     latencies.sort_unstable();
     Run {
         name: name.to_owned(),
-        clients,
         ops: latencies.len(),
         elapsed,
         latencies,
