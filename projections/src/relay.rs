@@ -302,19 +302,26 @@ impl Relay {
             None => self.read_head().await?,
         };
         let mut total = 0;
-        loop {
-            let batch = self.read_visible(head.cursor).await?;
-            if batch.is_empty() {
-                break;
-            }
+        let mut batch = self.read_visible(head.cursor).await?;
+        while !batch.is_empty() {
             let full = batch.len() == self.config.batch_size;
+            let next_after = batch
+                .last()
+                .map_or(head.cursor, EventEnvelope::commit_position);
             let started = Instant::now();
-            let published = self.publish_batch(&mut head, batch).await?;
+            let acks = self.send_batch(&head, batch).await?;
+            // Read the next batch while this one's acks come back. It is discarded if
+            // an ack fails (the error returns before it is used).
+            let (published, next) = tokio::join!(self.check_acks(&mut head, acks), async {
+                if full {
+                    self.read_visible(next_after).await
+                } else {
+                    Ok(Vec::new())
+                }
+            });
+            total += published?;
             metrics::histogram!(METRIC_BATCH_SECONDS).record(started.elapsed().as_secs_f64());
-            total += published;
-            if !full {
-                break;
-            }
+            batch = next?;
         }
         self.head = Some(head);
         let lag = self.lag(head.cursor).await?;
@@ -344,13 +351,13 @@ impl Relay {
         rows.into_iter().map(EventRow::into_envelope).collect()
     }
 
-    /// Publishes `batch` pipelined, then checks every ack in order, advancing `head`
-    /// past each stored event. The first failure aborts the batch.
-    async fn publish_batch(
+    /// Publishes `batch` pipelined, each message expecting its predecessor's stream
+    /// sequence; returns the ack futures in publish order.
+    async fn send_batch(
         &self,
-        head: &mut StreamHead,
+        head: &StreamHead,
         batch: Vec<EventEnvelope>,
-    ) -> anyhow::Result<usize> {
+    ) -> anyhow::Result<Vec<(CommitPosition, PublishAckFuture)>> {
         let mut pending: Vec<(CommitPosition, PublishAckFuture)> = Vec::with_capacity(batch.len());
         for (offset, envelope) in (0_u64..).zip(&batch) {
             let subject = self
@@ -374,6 +381,16 @@ impl Relay {
                 .with_context(|| format!("publish event {}", envelope.message_id()))?;
             pending.push((envelope.commit_position(), ack));
         }
+        Ok(pending)
+    }
+
+    /// Checks every ack in order, advancing `head` past each stored event. The first
+    /// failure aborts the batch.
+    async fn check_acks(
+        &self,
+        head: &mut StreamHead,
+        pending: Vec<(CommitPosition, PublishAckFuture)>,
+    ) -> anyhow::Result<usize> {
         let mut published = 0;
         for (cursor, ack) in pending {
             let ack = tokio::time::timeout(self.config.ack_timeout, ack)
