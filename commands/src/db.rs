@@ -4,9 +4,6 @@ use anyhow::Context;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-/// The event store's migrations, embedded at compile time.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
 /// Opens a connection pool without connecting yet, so a process can start (and report
 /// itself not ready) while PostgreSQL is down.
 ///
@@ -29,7 +26,11 @@ pub fn connect_lazy(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
 /// # Errors
 /// When the database is unreachable or a migration fails.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR
+    // Other crates (projections, gateway) keep their own migrations in the same
+    // `_sqlx_migrations` table: theirs are not "missing" from ours.
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
         .run(pool)
         .await
         .context("run event store migrations")

@@ -45,6 +45,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     grace: Duration,
+    pool: PgPool,
+    nats: async_nats::Client,
 }
 
 impl Application {
@@ -69,8 +71,8 @@ impl Application {
             .await
             .with_context(|| format!("bind http listener on {addr}"))?;
         let state = AppState {
-            pool,
-            nats,
+            pool: pool.clone(),
+            nats: nats.clone(),
             schema: build_schema(settings.env != Environment::Production),
             metrics: telemetry::metrics_handle(),
             settings: Arc::new(settings),
@@ -80,7 +82,21 @@ impl Application {
             listener,
             router: router(state),
             grace,
+            pool,
+            nats,
         })
+    }
+
+    /// The PostgreSQL pool the gateway uses, for parts run beside it (the relay).
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The NATS client the gateway uses.
+    #[must_use]
+    pub fn nats(&self) -> &async_nats::Client {
+        &self.nats
     }
 
     /// The address actually bound (useful with port 0).

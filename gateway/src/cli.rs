@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use emporium_projections::relay::Relay;
+
 use crate::app::{Application, shutdown_signal};
 use crate::config::{Environment, LogFormat, Overrides, Settings};
 use crate::telemetry;
@@ -56,13 +58,15 @@ struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the whole platform in one process: gateway, relay, projectors and workers.
+    /// Run the platform in one process: the gateway and the relay (projectors and
+    /// workers join as they land).
     Serve {
         /// Do not create and migrate the database on start.
         #[arg(long)]
         no_migrate: bool,
     },
-    /// Run only the relay that publishes committed events to JetStream.
+    /// Run only the relay: publishes every committed event to JetStream in commit
+    /// order. Several may run; one holds the lock, the others stand by.
     Relay,
     /// Run projectors: one by name, or `all`.
     Project {
@@ -156,9 +160,35 @@ fn report(e: &anyhow::Error) {
 async fn run_command(command: Command, settings: Settings) -> Result<(), CliError> {
     match command {
         Command::Serve { no_migrate } => {
+            let (layout, relay_config) = settings.nats.relay()?;
             let app = Application::build(settings, !no_migrate).await?;
+            let relay = Relay::new(
+                app.pool().clone(),
+                async_nats::jetstream::new(app.nats().clone()),
+                layout,
+                relay_config,
+            );
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let relay = tokio::spawn(relay.run(stopped(stop_rx)));
             tracing::info!(addr = %app.local_addr().map_err(anyhow::Error::from)?, "serving; GraphiQL at /graphql");
-            app.run_until(shutdown_signal()).await?;
+            let served = app.run_until(shutdown_signal()).await;
+            stop_tx.send_replace(true);
+            relay.await.map_err(anyhow::Error::from)??;
+            served?;
+            Ok(())
+        }
+        Command::Relay => {
+            let (layout, relay_config) = settings.nats.relay()?;
+            let pool = emporium_commands::db::connect_lazy(settings.database.url.expose(), 2)?;
+            let nats = emporium_projections::bus::connect(
+                settings.nats.url.expose(),
+                std::time::Duration::from_secs(2),
+            )
+            .await?;
+            tracing::info!(stream = %layout.stream_name(), "relay starting");
+            Relay::new(pool, async_nats::jetstream::new(nats), layout, relay_config)
+                .run(shutdown_signal())
+                .await?;
             Ok(())
         }
         Command::Migrate => {
@@ -182,7 +212,6 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
             }
             Ok(())
         }
-        Command::Relay => Err(not_yet("relay", "the event backbone")),
         Command::Project { name } => Err(not_yet(&format!("project {name}"), "the event backbone")),
         Command::Worker { name } => {
             if emporium_ai_workers::WORKERS.contains(&name.as_str()) {
@@ -196,6 +225,11 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
         }
         Command::Seed => Err(not_yet("seed", "the domain and embedded-mode issues")),
     }
+}
+
+/// Resolves once `stop` turns true.
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn not_yet(what: &str, arrives_with: &str) -> CliError {

@@ -9,6 +9,11 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use emporium_projections::bus::StreamLayout;
+use emporium_projections::relay::RelayConfig;
+use emporium_projections::stream::StreamSettings;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -215,6 +220,12 @@ pub struct NatsSettings {
     pub url: SecretUrl,
     /// Prefix of the stream name and subjects (`<prefix>.events.<aggregate>.<event>`).
     pub stream_prefix: String,
+    /// How long the events stream keeps messages, in seconds; 0 keeps them forever
+    /// (PostgreSQL can always rebuild the stream).
+    pub max_age_seconds: u64,
+    /// How long JetStream remembers a message id for deduplication, in seconds. It
+    /// must outlast an ack timeout plus a relay restart.
+    pub duplicate_window_seconds: u64,
 }
 
 impl Default for NatsSettings {
@@ -222,7 +233,27 @@ impl Default for NatsSettings {
         Self {
             url: SecretUrl::new("nats://127.0.0.1:4222"),
             stream_prefix: "emporium".to_owned(),
+            max_age_seconds: 0,
+            duplicate_window_seconds: 120,
         }
+    }
+}
+
+impl NatsSettings {
+    /// The relay's configuration from these settings.
+    ///
+    /// # Errors
+    /// When the stream prefix is not a valid subject token.
+    pub fn relay(&self) -> anyhow::Result<(StreamLayout, RelayConfig)> {
+        let layout = StreamLayout::new(&self.stream_prefix)?;
+        let config = RelayConfig {
+            stream: StreamSettings {
+                max_age: Duration::from_secs(self.max_age_seconds),
+                duplicate_window: Duration::from_secs(self.duplicate_window_seconds),
+            },
+            ..RelayConfig::default()
+        };
+        Ok((layout, config))
     }
 }
 

@@ -115,3 +115,90 @@ fn every_subcommand_has_help() {
         assert!(stdout.contains("Usage: emporium"), "{sub:?}: {stdout}");
     }
 }
+
+mod relay {
+    //! `emporium relay` as an operator runs it: a process that publishes what is
+    //! committed and stops cleanly on SIGTERM.
+
+    use std::time::{Duration, Instant};
+
+    use chrono::Utc;
+    use emporium_commands::{Dispatcher, Loading};
+    use emporium_domain::inventory::{Inventory, InventoryCommand};
+    use emporium_domain::metadata::Actor;
+    use emporium_domain::{EventMetadata, Quantity, Sku};
+    use emporium_tests::{TestDatabase, nats_url, unique_prefix};
+    use uuid::Uuid;
+
+    use super::emporium;
+
+    fn meta() -> EventMetadata {
+        EventMetadata::new(Uuid::new_v4(), Actor::System("test".into()), Utc::now())
+    }
+
+    /// Waits (bounded: the relay is another process) until the stream holds `n`
+    /// messages.
+    async fn wait_for_messages(js: &async_nats::jetstream::Context, stream: &str, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut s) = js.get_stream(stream).await
+                && s.info().await.map(|i| i.state.messages).unwrap_or(0) >= n
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stream {stream} never reached {n} messages"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn relay_subcommand_publishes_committed_events_and_stops_on_sigterm() {
+        let db = TestDatabase::create(4).await.unwrap();
+        emporium_commands::db::migrate(db.pool()).await.unwrap();
+        let inventory = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+        let track = InventoryCommand::TrackInventory {
+            sku: Sku::parse("CLI-1").unwrap(),
+            low_stock_threshold: 0,
+            at: Utc::now(),
+        };
+        inventory.execute("CLI-1", track, &meta()).await.unwrap();
+
+        let prefix = unique_prefix();
+        let mut child = emporium()
+            .arg("relay")
+            .env("EMPORIUM_ENV", "test")
+            .env("EMPORIUM_DATABASE__URL", db.url())
+            .env("EMPORIUM_NATS__URL", nats_url())
+            .env("EMPORIUM_NATS__STREAM_PREFIX", &prefix)
+            .spawn()
+            .expect("start emporium relay");
+
+        let client = async_nats::connect(nats_url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let stream = emporium_projections::bus::StreamLayout::new(&prefix)
+            .unwrap()
+            .stream_name();
+        wait_for_messages(&js, &stream, 1).await;
+        let receive = InventoryCommand::ReceiveStock {
+            quantity: Quantity::new(5).unwrap(),
+            at: Utc::now(),
+        };
+        inventory.execute("CLI-1", receive, &meta()).await.unwrap();
+        wait_for_messages(&js, &stream, 2).await;
+
+        let pid = child.id().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "relay exited with {status}");
+
+        js.delete_stream(&stream).await.unwrap();
+        db.drop_database().await.unwrap();
+    }
+}
