@@ -21,7 +21,12 @@ use emporium_tests::TestDatabase;
 use uuid::Uuid;
 
 const CLIENTS: [usize; 3] = [1, 4, 16];
-const SKUS: usize = 64;
+fn skus() -> usize {
+    std::env::var("BENCH_SKUS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64)
+}
 const ITEMS_PER_CART: usize = 20;
 
 fn meta() -> EventMetadata {
@@ -153,7 +158,7 @@ async fn reserve_stock(pool: &sqlx::PgPool, clients: usize, seconds: u64) -> Run
     ));
     let run = Uuid::new_v4().simple().to_string();
     let skus: Arc<Vec<String>> =
-        Arc::new((0..SKUS).map(|i| format!("B{}-{i}", &run[..8])).collect());
+        Arc::new((0..skus()).map(|i| format!("B{}-{i}", &run[..8])).collect());
     for sku in skus.iter() {
         stock
             .execute(

@@ -76,6 +76,7 @@ impl Default for RetryPolicy {
 
 /// Executes commands against one aggregate type.
 ///
+/// Commands to the same aggregate take turns within the process (striped locks).
 /// Aggregates are cached in memory after each commit, so
 /// the next command to the same aggregate skips the load. The cache is only ever a
 /// guess: the commit's optimistic-concurrency check is what decides, and a conflict
@@ -87,6 +88,7 @@ pub struct Dispatcher<A: Aggregate> {
     retry: RetryPolicy,
     loading: Loading,
     cache: quick_cache::sync::Cache<String, Cached<A>>,
+    stripes: Box<[tokio::sync::Mutex<()>]>,
 }
 
 /// An aggregate as of its last commit by this process.
@@ -99,6 +101,11 @@ struct Cached<A> {
 
 /// Aggregates kept in memory per dispatcher.
 const CACHE_CAPACITY: usize = 10_000;
+
+/// Commands to one aggregate queue behind one of these locks within a process, so
+/// they meet the cache instead of each other: optimistic concurrency then only has
+/// to settle races between processes.
+const STRIPES: usize = 256;
 
 impl<A: Aggregate> std::fmt::Debug for Dispatcher<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,6 +135,7 @@ where
             retry: RetryPolicy::default(),
             loading,
             cache: quick_cache::sync::Cache::new(CACHE_CAPACITY),
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
     }
 
@@ -163,6 +171,7 @@ where
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<Committed, CommandError<A::Error>> {
+        let _turn = self.stripe(aggregate_id).lock().await;
         let cached = self.cache.get(aggregate_id);
         let from_cache = cached.is_some();
         let first = self
@@ -254,6 +263,14 @@ where
             last_sequence,
             position: Some(position),
         })
+    }
+
+    fn stripe(&self, aggregate_id: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(aggregate_id);
+        // The modulo keeps the value below STRIPES, so it fits in usize.
+        let index = usize::try_from(hash % STRIPES as u64).unwrap_or(0);
+        &self.stripes[index]
     }
 
     fn evict(&self, aggregate_id: &str) {

@@ -139,57 +139,81 @@ async fn a_repeated_reservation_is_idempotent() {
 #[tokio::test]
 async fn two_concurrent_commands_on_one_aggregate_never_both_commit() {
     let db = event_store().await;
-    let inventory = Arc::new(
-        Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay).with_retry(RetryPolicy {
-            attempts: 1,
-            ..RetryPolicy::default()
-        }),
-    );
-    stocked(&inventory, "MUG-4", 1_000).await;
+    let setup = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+    stocked(&setup, "MUG-4", 1_000).await;
 
-    let attempts = 16;
-    let outcomes = futures::future::join_all((0..attempts).map(|_| {
-        let inventory = Arc::clone(&inventory);
+    // Sixteen processes' dispatchers (a dispatcher queues its own commands to one
+    // aggregate, so only separate ones can race), each committing once, at once.
+    let outcomes = futures::future::join_all((0..16).map(|_| {
+        let pool = db.pool().clone();
         tokio::spawn(async move {
+            let inventory = Dispatcher::<Inventory>::new(pool, Loading::Replay);
             inventory
                 .execute("MUG-4", reserve(Uuid::new_v4(), 1), &meta())
                 .await
         })
     }))
     .await;
-    let mut committed = 0;
+    let (mut committed, mut conflicts) = (0, 0);
     for outcome in outcomes {
         match outcome.unwrap() {
             Ok(c) => committed += c.events,
             Err(CommandError::Conflict { aggregate_type, .. }) => {
-                assert_eq!(aggregate_type, "inventory")
+                assert_eq!(aggregate_type, "inventory");
+                conflicts += 1;
             }
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
+    assert_eq!(committed + conflicts, 16);
     assert!(committed >= 1);
     // Every commit is visible exactly once: the stream and the state agree.
     let reservations = count_events(&db, "inventory", "MUG-4").await - 2;
     assert_eq!(usize::try_from(reservations).unwrap(), committed);
-    let state = inventory.load("MUG-4").await.unwrap();
+    let state = setup.load("MUG-4").await.unwrap();
     assert_eq!(state.reserved(), u32::try_from(committed).unwrap());
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test]
+async fn one_dispatcher_queues_commands_to_one_aggregate_instead_of_conflicting() {
+    let db = event_store().await;
+    let inventory = Arc::new(Dispatcher::<Inventory>::new(
+        db.pool().clone(),
+        Loading::Replay,
+    ));
+    stocked(&inventory, "MUG-9", 1_000).await;
+    let outcomes = futures::future::join_all((0..16).map(|_| {
+        let inventory = Arc::clone(&inventory);
+        tokio::spawn(async move {
+            inventory
+                .execute("MUG-9", reserve(Uuid::new_v4(), 1), &meta())
+                .await
+        })
+    }))
+    .await;
+    for outcome in outcomes {
+        outcome.unwrap().expect("no conflict within one dispatcher");
+    }
+    assert_eq!(inventory.load("MUG-9").await.unwrap().reserved(), 16);
     db.drop_database().await.unwrap();
 }
 
 #[tokio::test]
 async fn retried_reservations_never_oversell() {
     let db = event_store().await;
-    let inventory = Arc::new(
-        Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay).with_retry(RetryPolicy {
-            attempts: 64,
-            ..RetryPolicy::default()
-        }),
-    );
-    stocked(&inventory, "MUG-5", 5).await;
+    let setup = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+    stocked(&setup, "MUG-5", 5).await;
 
+    // Separate dispatchers (processes) so conflicts happen and are retried.
     let outcomes = futures::future::join_all((0..16).map(|_| {
-        let inventory = Arc::clone(&inventory);
+        let pool = db.pool().clone();
         tokio::spawn(async move {
+            let inventory =
+                Dispatcher::<Inventory>::new(pool, Loading::Replay).with_retry(RetryPolicy {
+                    attempts: 64,
+                    ..RetryPolicy::default()
+                });
             inventory
                 .execute_retrying("MUG-5", reserve(Uuid::new_v4(), 1), &meta())
                 .await
@@ -205,7 +229,7 @@ async fn retried_reservations_never_oversell() {
         }
     }
     assert_eq!((reserved, refused), (5, 11));
-    let state = inventory.load("MUG-5").await.unwrap();
+    let state = setup.load("MUG-5").await.unwrap();
     assert_eq!(state.available(), 0);
     assert_eq!(state.reserved(), 5);
     db.drop_database().await.unwrap();
