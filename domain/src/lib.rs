@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod money;
 pub mod order;
 pub mod payment;
+pub mod pricing;
 pub mod quantity;
 pub mod schema;
 pub mod sku;
