@@ -14,6 +14,7 @@ pub mod address;
 pub mod aggregate;
 pub mod cart;
 pub mod catalog;
+pub mod coupon;
 pub mod inventory;
 pub mod metadata;
 pub mod money;
