@@ -15,6 +15,7 @@ pub mod aggregate;
 pub mod cart;
 pub mod catalog;
 pub mod coupon;
+pub mod fraud;
 pub mod inventory;
 pub mod metadata;
 pub mod money;
