@@ -9,12 +9,14 @@
 //!
 //! Adapters: [`OfflineProvider`] (here; Stripe's test-card behaviour, in memory) serves
 //! the embedded mode and the tests. The Stripe adapter (async-stripe) lives behind its
-//! own feature and is not part of this module.
+//! own feature and is not part of this module. [`webhook`] verifies
+//! `Stripe-Signature` headers.
 //!
 //! Amounts always come from the order, never from the client.
 
 mod card;
 mod offline;
+pub mod webhook;
 
 use std::fmt;
 
