@@ -60,7 +60,8 @@ pub enum TaxMode {
 }
 
 /// The tax of one destination: a country, optionally narrowed to a region.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "TaxRuleSpec")]
 pub struct TaxRule {
     country: CountryCode,
     region: Option<String>,
@@ -78,6 +79,32 @@ fn normalise_region(country: &CountryCode, raw: &str) -> Option<String> {
     let prefix = format!("{}-", country.as_str());
     let region = upper.strip_prefix(&prefix).unwrap_or(&upper).trim();
     (!region.is_empty()).then(|| region.to_owned())
+}
+
+/// A tax rule as configured: `{ country = "US", region = "CA", rate_bp = 725 }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaxRuleSpec {
+    country: CountryCode,
+    region: Option<String>,
+    rate_bp: TaxRate,
+    #[serde(default = "taxed")]
+    shipping_taxable: bool,
+}
+
+const fn taxed() -> bool {
+    true
+}
+
+impl TryFrom<TaxRuleSpec> for TaxRule {
+    type Error = PricingConfigError;
+    fn try_from(spec: TaxRuleSpec) -> Result<Self, Self::Error> {
+        let rule = match spec.region {
+            Some(region) => Self::region(spec.country, &region, spec.rate_bp)?,
+            None => Self::country(spec.country, spec.rate_bp),
+        };
+        Ok(rule.with_shipping_taxable(spec.shipping_taxable))
+    }
 }
 
 impl TaxRule {
@@ -138,10 +165,26 @@ impl TaxRule {
 }
 
 /// Every tax rule, and whether prices include tax.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "TaxTableSpec")]
 pub struct TaxTable {
     mode: TaxMode,
     rules: Vec<TaxRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaxTableSpec {
+    mode: TaxMode,
+    #[serde(default)]
+    rules: Vec<TaxRule>,
+}
+
+impl TryFrom<TaxTableSpec> for TaxTable {
+    type Error = PricingConfigError;
+    fn try_from(spec: TaxTableSpec) -> Result<Self, Self::Error> {
+        Self::new(spec.mode, spec.rules)
+    }
 }
 
 impl TaxTable {
@@ -192,10 +235,25 @@ impl TaxTable {
 }
 
 /// A named set of countries shipped to at one rate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "ShippingZoneSpec")]
 pub struct ShippingZone {
     name: String,
     countries: BTreeSet<CountryCode>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShippingZoneSpec {
+    name: String,
+    countries: Vec<CountryCode>,
+}
+
+impl TryFrom<ShippingZoneSpec> for ShippingZone {
+    type Error = PricingConfigError;
+    fn try_from(spec: ShippingZoneSpec) -> Result<Self, Self::Error> {
+        Self::new(&spec.name, spec.countries)
+    }
 }
 
 impl ShippingZone {
@@ -232,7 +290,8 @@ impl ShippingZone {
 }
 
 /// One weight tier: parcels up to and including `up_to_grams` cost `price`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WeightTier {
     /// The heaviest parcel of this tier, in grams (inclusive).
     pub up_to_grams: u32,
@@ -240,8 +299,10 @@ pub struct WeightTier {
     pub price: Money,
 }
 
-/// How a zone's shipping is priced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a zone's shipping is priced (configured as `{ flat = <money> }` or
+/// `{ by_weight = [<tier>, ...] }`; validated by [`ShippingMethod::new`]).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ShippingRate {
     /// One price whatever the weight.
     Flat(Money),
@@ -285,13 +346,15 @@ impl ShippingRate {
 }
 
 /// A method's rate in one zone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ZoneRate {
     /// Where.
     pub zone: ShippingZone,
     /// How it is priced.
     pub rate: ShippingRate,
     /// Shipping is free when the discounted merchandise subtotal is at least this.
+    #[serde(default)]
     pub free_over: Option<Money>,
 }
 
@@ -346,11 +409,27 @@ impl fmt::Display for ShippingMethodCode {
 }
 
 /// A way to ship (standard, express, ...), priced per zone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "ShippingMethodSpec")]
 pub struct ShippingMethod {
     code: ShippingMethodCode,
     name: String,
     rates: Vec<ZoneRate>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShippingMethodSpec {
+    code: ShippingMethodCode,
+    name: String,
+    rates: Vec<ZoneRate>,
+}
+
+impl TryFrom<ShippingMethodSpec> for ShippingMethod {
+    type Error = PricingConfigError;
+    fn try_from(spec: ShippingMethodSpec) -> Result<Self, Self::Error> {
+        Self::new(spec.code, &spec.name, spec.rates)
+    }
 }
 
 impl ShippingMethod {
@@ -419,12 +498,30 @@ impl ShippingMethod {
     }
 }
 
-/// One currency's pricing configuration: taxes and shipping methods.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One currency's pricing configuration: taxes and shipping methods. Deserialises
+/// (from the settings files, say) through the same validation as [`Pricing::new`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "PricingSpec")]
 pub struct Pricing {
     pub(super) currency: Currency,
     pub(super) tax: TaxTable,
     pub(super) methods: Vec<ShippingMethod>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PricingSpec {
+    currency: Currency,
+    tax: TaxTable,
+    #[serde(default)]
+    methods: Vec<ShippingMethod>,
+}
+
+impl TryFrom<PricingSpec> for Pricing {
+    type Error = PricingConfigError;
+    fn try_from(spec: PricingSpec) -> Result<Self, Self::Error> {
+        Self::new(spec.currency, spec.tax, spec.methods)
+    }
 }
 
 impl Pricing {

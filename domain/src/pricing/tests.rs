@@ -599,3 +599,65 @@ fn an_order_placed_from_a_quote_charges_the_quote_total() {
         assert_eq!(*grand_total, q.total(), "{mode:?}");
     }
 }
+
+#[test]
+fn a_configuration_deserialises_through_the_same_validation() {
+    let json = serde_json::json!({
+        "currency": "EUR",
+        "tax": {
+            "mode": "tax_exclusive",
+            "rules": [
+                {"country": "DE", "rate_bp": 1900},
+                {"country": "AT", "rate_bp": 2000, "shipping_taxable": false},
+                {"country": "US", "region": "CA", "rate_bp": 725},
+                {"country": "US", "rate_bp": 0}
+            ]
+        },
+        "methods": [
+            {
+                "code": "standard",
+                "name": "Standard",
+                "rates": [
+                    {
+                        "zone": {"name": "EU", "countries": ["DE", "FR", "AT"]},
+                        "rate": {"flat": {"amount_minor": 490, "currency": "EUR"}},
+                        "free_over": {"amount_minor": 5000, "currency": "EUR"}
+                    },
+                    {
+                        "zone": {"name": "US", "countries": ["US"]},
+                        "rate": {"by_weight": [
+                            {"up_to_grams": 500, "price": {"amount_minor": 900, "currency": "EUR"}},
+                            {"up_to_grams": 2000, "price": {"amount_minor": 1500, "currency": "EUR"}},
+                            {"up_to_grams": 10000, "price": {"amount_minor": 3000, "currency": "EUR"}}
+                        ]}
+                    }
+                ]
+            },
+            {
+                "code": "express",
+                "name": "Express",
+                "rates": [{
+                    "zone": {"name": "EU", "countries": ["DE", "FR", "AT"]},
+                    "rate": {"flat": {"amount_minor": 1490, "currency": "EUR"}}
+                }]
+            }
+        ]
+    });
+    let parsed: Pricing = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(parsed, pricing(TaxMode::TaxExclusive));
+
+    // Invalid configurations are refused with the constructor's reason.
+    let mut overlapping = json.clone();
+    overlapping["methods"][0]["rates"][1]["zone"]["countries"] = serde_json::json!(["US", "DE"]);
+    let err = serde_json::from_value::<Pricing>(overlapping).unwrap_err();
+    assert!(
+        err.to_string().contains("DE in more than one zone"),
+        "{err}"
+    );
+    let mut too_high = json.clone();
+    too_high["tax"]["rules"][0]["rate_bp"] = serde_json::json!(10_001);
+    assert!(serde_json::from_value::<Pricing>(too_high).is_err());
+    let mut unknown = json;
+    unknown["tax"]["rules"][0]["rate"] = serde_json::json!(19);
+    assert!(serde_json::from_value::<Pricing>(unknown).is_err());
+}
