@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod db;
 pub mod dispatch;
 pub mod es;
+pub mod payments;
 pub mod reservations;
 pub mod users;
 

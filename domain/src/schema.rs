@@ -33,6 +33,7 @@ pub fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
     all.extend(crate::inventory::event_schemas());
     all.extend(crate::order::event_schemas());
     all.extend(crate::payment::event_schemas());
+    all.extend(crate::coupon::event_schemas());
     all
 }
 
@@ -46,5 +47,6 @@ pub fn upcasters() -> Vec<Upcaster> {
     all.extend(crate::inventory::upcasters());
     all.extend(crate::order::upcasters());
     all.extend(crate::payment::upcasters());
+    all.extend(crate::coupon::upcasters());
     all
 }
