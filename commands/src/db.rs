@@ -36,13 +36,11 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .context("run event store migrations")
 }
 
-/// Creates the database named in `url` when it does not exist yet, then migrates it.
-/// Used by `emporium migrate` and by `serve` in development.
+/// Creates the database named in `url` when it does not exist yet.
 ///
 /// # Errors
-/// When PostgreSQL is unreachable, the database cannot be created, or a migration
-/// fails.
-pub async fn prepare(url: &str, pool: &PgPool) -> anyhow::Result<()> {
+/// When PostgreSQL is unreachable or the database cannot be created.
+pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
     use sqlx::migrate::MigrateDatabase;
     if !sqlx::Postgres::database_exists(url)
         .await
@@ -53,5 +51,5 @@ pub async fn prepare(url: &str, pool: &PgPool) -> anyhow::Result<()> {
             .context("create the database")?;
         tracing::info!("created database");
     }
-    migrate(pool).await
+    Ok(())
 }

@@ -5,21 +5,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::AtomicU64;
+
 use anyhow::Context;
-use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::config::{Environment, Settings};
-use crate::graphql::{ApiSchema, build_schema};
-use crate::{health, telemetry};
+use crate::auth::Accounts;
+use crate::auth::password::Passwords;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::graphql::{ApiSchema, SchemaOptions, build_schema};
+use crate::mailer::Mailer;
+use crate::ratelimit::{InMemoryRateLimiter, RateLimiter, RedisRateLimiter};
+use crate::{health, http, telemetry};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -29,6 +34,26 @@ pub struct AppState {
     pub(crate) schema: ApiSchema,
     pub(crate) metrics: PrometheusHandle,
     pub(crate) settings: Arc<Settings>,
+    pub(crate) accounts: Arc<Accounts>,
+}
+
+/// The ports an embedder (or a test) may replace; the defaults are the real
+/// adapters the settings select.
+#[derive(Debug, Clone)]
+pub struct Ports {
+    /// The source of "now".
+    pub clock: Arc<dyn Clock>,
+    /// Outgoing mail; `None` picks from `settings.mail`.
+    pub mailer: Option<Arc<dyn Mailer>>,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            mailer: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -47,6 +72,7 @@ pub struct Application {
     grace: Duration,
     pool: PgPool,
     nats: async_nats::Client,
+    password_verifications: Arc<AtomicU64>,
 }
 
 impl Application {
@@ -56,12 +82,24 @@ impl Application {
     /// # Errors
     /// When the listener cannot bind, a URL is malformed, or migrations fail.
     pub async fn build(settings: Settings, migrate: bool) -> anyhow::Result<Self> {
+        Self::build_with(settings, migrate, Ports::default()).await
+    }
+
+    /// [`Application::build`] with replaced ports.
+    ///
+    /// # Errors
+    /// When the listener cannot bind, a URL is malformed, or migrations fail.
+    pub async fn build_with(
+        settings: Settings,
+        migrate: bool,
+        ports: Ports,
+    ) -> anyhow::Result<Self> {
         let pool = emporium_commands::db::connect_lazy(
             settings.database.url.expose(),
             settings.database.max_connections,
         )?;
         if migrate {
-            emporium_commands::db::prepare(settings.database.url.expose(), &pool).await?;
+            crate::db::prepare(settings.database.url.expose(), &pool).await?;
         }
         let nats =
             emporium_projections::bus::connect(settings.nats.url.expose(), Duration::from_secs(2))
@@ -70,12 +108,46 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("bind http listener on {addr}"))?;
+        let settings = Arc::new(settings);
+        let limiter: Arc<dyn RateLimiter> = match &settings.redis.url {
+            Some(url) => Arc::new(RedisRateLimiter::new(
+                url.expose(),
+                &settings.redis.key_prefix,
+            )?),
+            None => Arc::new(InMemoryRateLimiter::default()),
+        };
+        let mailer = match ports.mailer {
+            Some(mailer) => mailer,
+            None => crate::mailer::from_settings(&settings.mail, settings.env)?,
+        };
+        let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
+        let passwords = tokio::task::spawn_blocking(move || Passwords::new(parallelism * 2))
+            .await
+            .context("start password hasher")??;
+        let password_verifications = passwords.verifications();
+        let accounts = Arc::new(Accounts::new(
+            pool.clone(),
+            passwords,
+            mailer,
+            limiter,
+            ports.clock,
+            Arc::clone(&settings),
+        ));
+        let schema = build_schema(
+            &SchemaOptions {
+                introspection: settings.introspection(),
+                suggestions: settings.suggestions(),
+                limits: settings.limits.clone(),
+            },
+            Some(Arc::clone(&accounts)),
+        );
         let state = AppState {
             pool: pool.clone(),
             nats: nats.clone(),
-            schema: build_schema(settings.env != Environment::Production),
+            schema,
             metrics: telemetry::metrics_handle(),
-            settings: Arc::new(settings),
+            settings,
+            accounts,
         };
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_seconds);
         Ok(Self {
@@ -84,6 +156,7 @@ impl Application {
             grace,
             pool,
             nats,
+            password_verifications,
         })
     }
 
@@ -97,6 +170,13 @@ impl Application {
     #[must_use]
     pub fn nats(&self) -> &async_nats::Client {
         &self.nats
+    }
+
+    /// Password verifications this application has run (each costs an argon2id
+    /// hash): what the attack tests count.
+    #[must_use]
+    pub fn password_verifications(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.password_verifications)
     }
 
     /// The address actually bound (useful with port 0).
@@ -117,7 +197,10 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = stopping_tx.send(());
@@ -141,24 +224,19 @@ impl Application {
 }
 
 fn router(state: AppState) -> Router {
+    let max_body = state.settings.limits.max_body_bytes;
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql))
+        .route(
+            "/graphql",
+            get(http::get)
+                .post(http::post)
+                .layer(DefaultBodyLimit::max(max_body)),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .layer(middleware::from_fn(track_requests))
         .with_state(state)
-}
-
-async fn graphql(State(state): State<AppState>, request: GraphQLRequest) -> GraphQLResponse {
-    state.schema.execute(request.into_inner()).await.into()
-}
-
-async fn graphiql(State(state): State<AppState>) -> Response {
-    if state.settings.env == Environment::Production {
-        return axum::http::StatusCode::NOT_FOUND.into_response();
-    }
-    Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response()
 }
 
 /// Counts requests and their latency per matched route (never the raw path: its

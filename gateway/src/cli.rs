@@ -194,7 +194,7 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
         Command::Migrate => {
             let url = settings.database.url.expose();
             let pool = emporium_commands::db::connect_lazy(url, 2)?;
-            emporium_commands::db::prepare(url, &pool)
+            crate::db::prepare(url, &pool)
                 .await
                 .map_err(CliError::Unavailable)?;
             tracing::info!(database = %settings.database.url.redacted(), "migrations applied");

@@ -153,8 +153,12 @@ pub struct Settings {
     pub redis: RedisSettings,
     /// Logs.
     pub log: LogSettings,
-    /// Tokens.
+    /// Tokens, passwords, one-time e-mail tokens.
     pub auth: AuthSettings,
+    /// Abuse limits: query shape, request size, rate limits.
+    pub limits: LimitSettings,
+    /// Outgoing mail (verification and password-reset links).
+    pub mail: MailSettings,
 }
 
 impl Default for Settings {
@@ -167,6 +171,8 @@ impl Default for Settings {
             redis: RedisSettings::default(),
             log: LogSettings::default(),
             auth: AuthSettings::default(),
+            limits: LimitSettings::default(),
+            mail: MailSettings::default(),
         }
     }
 }
@@ -181,6 +187,10 @@ pub struct HttpSettings {
     pub port: u16,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub shutdown_grace_seconds: u64,
+    /// Take the client address for rate limits from the right-most `X-Forwarded-For`
+    /// entry (the one the trusted proxy in front of the gateway appended). Off by
+    /// default: without a proxy, clients could pick their own address.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for HttpSettings {
@@ -189,6 +199,7 @@ impl Default for HttpSettings {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 8000,
             shutdown_grace_seconds: 20,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -258,11 +269,23 @@ impl NatsSettings {
 }
 
 /// Redis.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
     /// Connection URL; unset means in-process limits and caches.
     pub url: Option<SecretUrl>,
+    /// Prefix of every key this deployment writes (`<prefix>:rl:...`), so several
+    /// deployments (or tests) can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "emporium".to_owned(),
+        }
+    }
 }
 
 /// Log output.
@@ -294,7 +317,7 @@ impl Default for LogSettings {
     }
 }
 
-/// Token signing.
+/// Token signing and lifetimes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
@@ -305,6 +328,15 @@ pub struct AuthSettings {
     pub issuer: String,
     /// `aud` claim.
     pub audience: String,
+    /// Lifetime of an access token.
+    pub access_token_ttl_seconds: u64,
+    /// Lifetime of a refresh token (each rotation issues a new one with a fresh
+    /// lifetime).
+    pub refresh_token_ttl_seconds: u64,
+    /// Lifetime of an e-mail verification link.
+    pub email_verification_ttl_seconds: u64,
+    /// Lifetime of a password-reset link.
+    pub password_reset_ttl_seconds: u64,
 }
 
 /// The development-only signing key.
@@ -316,6 +348,105 @@ impl Default for AuthSettings {
             jwt_secret: Secret::new(DEV_JWT_SECRET),
             issuer: "emporium".to_owned(),
             audience: "emporium-api".to_owned(),
+            access_token_ttl_seconds: 15 * 60,
+            refresh_token_ttl_seconds: 7 * 24 * 60 * 60,
+            email_verification_ttl_seconds: 24 * 60 * 60,
+            password_reset_ttl_seconds: 60 * 60,
+        }
+    }
+}
+
+/// Abuse limits. All are on by default; a limit of 0 is not "off" but "nothing
+/// allowed", so turning one off means raising it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Deepest field nesting of an operation.
+    pub max_depth: usize,
+    /// Highest complexity (sum of per-field costs; `login` and the other
+    /// password-hashing mutations cost 100).
+    pub max_complexity: usize,
+    /// Most aliases in one document.
+    pub max_aliases: usize,
+    /// Most directives in one document.
+    pub max_directives: usize,
+    /// Most operations in one JSON batch.
+    pub max_batch: usize,
+    /// Largest request body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Schema introspection; unset means on except in production.
+    pub introspection: Option<bool>,
+    /// "Did you mean ...?" suggestions in validation errors; unset means on except
+    /// in production.
+    pub suggestions: Option<bool>,
+    /// Request rates.
+    pub rate: RateLimitSettings,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_depth: 15,
+            max_complexity: 300,
+            max_aliases: 15,
+            max_directives: 50,
+            max_batch: 10,
+            max_body_bytes: 128 * 1024,
+            introspection: None,
+            suggestions: None,
+            rate: RateLimitSettings::default(),
+        }
+    }
+}
+
+/// Request rates, counted in fixed windows (Redis when configured, else in memory).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Whether rate limits apply at all.
+    pub enabled: bool,
+    /// Login attempts per minute per account (e-mail address).
+    pub login_per_account_per_minute: u32,
+    /// Login attempts per minute per client address.
+    pub login_per_ip_per_minute: u32,
+    /// GraphQL operations per hour per client address, without a token.
+    pub anonymous_per_hour: u32,
+    /// GraphQL operations per hour per signed-in user.
+    pub authenticated_per_hour: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            login_per_account_per_minute: 5,
+            login_per_ip_per_minute: 5,
+            anonymous_per_hour: 100,
+            authenticated_per_hour: 1000,
+        }
+    }
+}
+
+/// Outgoing mail.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailSettings {
+    /// SMTP relay, `smtp://[user:password@]host[:port]` (plain SMTP: a relay on
+    /// loopback or a trusted network). Unset: mails are logged (with their links
+    /// only in development) and not delivered.
+    pub smtp_url: Option<SecretUrl>,
+    /// The `From:` mailbox.
+    pub from: String,
+    /// Base of the links in mails (`<base>/verify-email?token=...`).
+    pub link_base_url: String,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            smtp_url: None,
+            from: "Emporium <no-reply@emporium.invalid>".to_owned(),
+            link_base_url: "http://127.0.0.1:8000".to_owned(),
         }
     }
 }
@@ -421,6 +552,22 @@ impl Settings {
         })
     }
 
+    /// Whether schema introspection is served.
+    #[must_use]
+    pub fn introspection(&self) -> bool {
+        self.limits
+            .introspection
+            .unwrap_or(self.env != Environment::Production)
+    }
+
+    /// Whether validation errors suggest similar names.
+    #[must_use]
+    pub fn suggestions(&self) -> bool {
+        self.limits
+            .suggestions
+            .unwrap_or(self.env != Environment::Production)
+    }
+
     /// The configuration as TOML, secrets redacted.
     ///
     /// # Errors
@@ -446,6 +593,22 @@ mod tests {
         assert_eq!(s.http.port, 8000);
         assert_eq!(s.nats.stream_prefix, "emporium");
         assert_eq!(s.log_format(), LogFormat::Pretty);
+        assert_eq!(s.auth.access_token_ttl_seconds, 900);
+        assert_eq!(s.auth.refresh_token_ttl_seconds, 604_800);
+        assert!(s.limits.rate.enabled);
+        assert_eq!(s.limits.rate.login_per_account_per_minute, 5);
+        assert_eq!(s.limits.rate.anonymous_per_hour, 100);
+        assert_eq!(s.limits.rate.authenticated_per_hour, 1000);
+    }
+
+    #[test]
+    fn introspection_and_suggestions_are_off_only_in_production() {
+        let mut s = Settings::default();
+        assert!(s.introspection() && s.suggestions());
+        s.env = Environment::Production;
+        assert!(!s.introspection() && !s.suggestions());
+        s.limits.introspection = Some(true);
+        assert!(s.introspection());
     }
 
     #[test]

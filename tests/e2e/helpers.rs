@@ -1,28 +1,75 @@
-//! `spawn_app()`: a platform of one's own, per test.
+//! `spawn_app()`: a platform of one's own, per test, with a clock the test moves, a
+//! real SMTP server receiving its mail, and one helper per GraphQL operation.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use emporium_gateway::app::Application;
+use emporium_gateway::app::{Application, Ports};
+use emporium_gateway::clock::{Clock, ManualClock};
 use emporium_gateway::config::{Environment, Overrides, SecretUrl, Settings};
 use emporium_tests::{TestDatabase, nats_url, unique_prefix};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::smtp::SmtpSink;
+
 /// A running platform and a client for it.
 pub(crate) struct TestApp {
     pub(crate) address: String,
     pub(crate) client: reqwest::Client,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) mail: SmtpSink,
+    pub(crate) settings: Settings,
+    password_verifications: Arc<AtomicU64>,
     db: Option<TestDatabase>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
-/// Starts the platform with the test configuration, a fresh database and a unique
-/// stream prefix; `customise` may change settings before it starts.
+/// A GraphQL answer: the HTTP status, `Retry-After`, and the body.
+#[derive(Debug)]
+pub(crate) struct Gql {
+    pub(crate) status: u16,
+    pub(crate) retry_after: Option<u64>,
+    pub(crate) body: Value,
+}
+
+impl Gql {
+    /// `data.<field>`.
+    pub(crate) fn data(&self, field: &str) -> &Value {
+        &self.body["data"][field]
+    }
+
+    /// The first error's `extensions.code`, if any.
+    pub(crate) fn code(&self) -> Option<&str> {
+        self.body["errors"][0]["extensions"]["code"].as_str()
+    }
+
+    /// Asserts success and returns `data.<field>`.
+    pub(crate) fn ok(&self, field: &str) -> &Value {
+        assert_eq!(self.status, 200, "{self:?}");
+        assert!(self.body.get("errors").is_none(), "{self:?}");
+        self.data(field)
+    }
+
+    /// Asserts the first error's code.
+    pub(crate) fn expect_code(&self, code: &str) {
+        assert_eq!(self.code(), Some(code), "{}", self.body);
+    }
+}
+
+const USER_FIELDS: &str = "id email emailVerified firstName lastName role preferences { newsletter language currency } registeredAt";
+const AUTH_FIELDS: &str = "accessToken refreshToken tokenType expiresIn refreshExpiresIn user { id email emailVerified role }";
+
+/// Starts the platform with the test configuration, a fresh database, a unique
+/// stream prefix, a manual clock and an SMTP sink; `customise` may change settings
+/// before it starts.
 pub(crate) async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let db = TestDatabase::create(1).await.expect("test database");
+    let mail = SmtpSink::start().await;
     let config_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
     let overrides = Overrides {
         port: Some(0),
@@ -34,12 +81,21 @@ pub(crate) async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> Tes
     settings.database.max_connections = 5;
     settings.nats.url = SecretUrl::new(nats_url());
     settings.nats.stream_prefix = unique_prefix();
+    settings.redis.key_prefix = unique_prefix();
+    settings.mail.smtp_url = Some(SecretUrl::new(mail.url()));
     customise(&mut settings);
+    emporium_gateway::telemetry::init_tracing(settings.log_format(), &settings.log.filter);
 
-    let app = Application::build(settings, true)
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let ports = Ports {
+        clock: Arc::clone(&clock) as Arc<dyn Clock>,
+        mailer: None,
+    };
+    let app = Application::build_with(settings.clone(), true, ports)
         .await
         .expect("application builds");
     let address = format!("http://{}", app.local_addr().expect("bound"));
+    let password_verifications = app.password_verifications();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
         let _ = rx.await;
@@ -50,6 +106,10 @@ pub(crate) async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> Tes
             .timeout(Duration::from_secs(30))
             .build()
             .expect("http client"),
+        clock,
+        mail,
+        settings,
+        password_verifications,
         db: Some(db),
         shutdown: Some(tx),
         server: Some(server),
@@ -59,6 +119,22 @@ pub(crate) async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> Tes
 /// Starts the platform with the test configuration.
 pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
+}
+
+async fn into_gql(response: reqwest::Response) -> Gql {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Gql {
+        status,
+        retry_after,
+        body,
+    }
 }
 
 impl TestApp {
@@ -73,15 +149,215 @@ impl TestApp {
 
     /// Runs a GraphQL operation and returns the whole response body.
     pub(crate) async fn graphql(&self, query: &str, variables: Value) -> Value {
-        self.client
+        self.post_graphql(query, variables, None).await.body
+    }
+
+    /// POSTs one operation, with a bearer token when given.
+    pub(crate) async fn post_graphql(
+        &self,
+        query: &str,
+        variables: Value,
+        bearer: Option<&str>,
+    ) -> Gql {
+        self.post_json(
+            &json!({ "query": query, "variables": variables }),
+            bearer,
+            None,
+        )
+        .await
+    }
+
+    /// POSTs any JSON body, with a bearer token and an `X-Forwarded-For` when given.
+    pub(crate) async fn post_json(
+        &self,
+        body: &Value,
+        bearer: Option<&str>,
+        forwarded_for: Option<&str>,
+    ) -> Gql {
+        let mut request = self
+            .client
             .post(format!("{}/graphql", self.address))
-            .json(&json!({ "query": query, "variables": variables }))
+            .json(body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        if let Some(ip) = forwarded_for {
+            request = request.header("x-forwarded-for", ip);
+        }
+        into_gql(request.send().await.expect("request sent")).await
+    }
+
+    /// POSTs raw bytes with a content type.
+    pub(crate) async fn post_raw(&self, body: Vec<u8>, content_type: &str) -> Gql {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .header("content-type", content_type)
+            .body(body)
             .send()
             .await
-            .expect("request sent")
-            .json()
+            .expect("request sent");
+        into_gql(response).await
+    }
+
+    /// GETs `/graphql?query=...`.
+    pub(crate) async fn get_graphql(&self, query: &str) -> Gql {
+        let response = self
+            .client
+            .get(format!("{}/graphql", self.address))
+            .query(&[("query", query)])
+            .send()
             .await
-            .expect("json body")
+            .expect("request sent");
+        into_gql(response).await
+    }
+
+    /// Password verifications the app has run.
+    pub(crate) fn password_verifications(&self) -> u64 {
+        self.password_verifications.load(Ordering::Relaxed)
+    }
+
+    /// A pool on the test's database.
+    pub(crate) fn db(&self) -> &sqlx::PgPool {
+        self.db.as_ref().expect("database").pool()
+    }
+
+    /// Moves the app's clock forward.
+    pub(crate) fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    // One helper per operation.
+
+    /// `register`.
+    pub(crate) async fn register(&self, email: &str, password: &str) -> Gql {
+        self.post_graphql(
+            &format!("mutation($input: RegisterInput!) {{ register(input: $input) {{ {AUTH_FIELDS} }} }}"),
+            json!({ "input": { "email": email, "password": password, "firstName": "Ada", "lastName": "Lovelace" } }),
+            None,
+        )
+        .await
+    }
+
+    /// `login`, optionally as a client at `ip` (needs `http.trust_forwarded_for`).
+    pub(crate) async fn login_from(&self, email: &str, password: &str, ip: Option<&str>) -> Gql {
+        self.post_json(
+            &json!({
+                "query": format!("mutation($input: LoginInput!) {{ login(input: $input) {{ {AUTH_FIELDS} }} }}"),
+                "variables": { "input": { "email": email, "password": password } },
+            }),
+            None,
+            ip,
+        )
+        .await
+    }
+
+    /// `login`.
+    pub(crate) async fn login(&self, email: &str, password: &str) -> Gql {
+        self.login_from(email, password, None).await
+    }
+
+    /// `refreshToken`.
+    pub(crate) async fn refresh_token(&self, refresh_token: &str) -> Gql {
+        self.post_graphql(
+            &format!(
+                "mutation($t: String!) {{ refreshToken(refreshToken: $t) {{ {AUTH_FIELDS} }} }}"
+            ),
+            json!({ "t": refresh_token }),
+            None,
+        )
+        .await
+    }
+
+    /// `logout`.
+    pub(crate) async fn logout(&self, access: &str, everywhere: bool) -> Gql {
+        self.post_graphql(
+            "mutation($e: Boolean!) { logout(everywhere: $e) }",
+            json!({ "e": everywhere }),
+            Some(access),
+        )
+        .await
+    }
+
+    /// `me`.
+    pub(crate) async fn me(&self, access: Option<&str>) -> Gql {
+        self.post_graphql(&format!("{{ me {{ {USER_FIELDS} }} }}"), json!({}), access)
+            .await
+    }
+
+    /// `verifyEmail`.
+    pub(crate) async fn verify_email(&self, token: &str) -> Gql {
+        self.post_graphql(
+            &format!("mutation($t: String!) {{ verifyEmail(token: $t) {{ {USER_FIELDS} }} }}"),
+            json!({ "t": token }),
+            None,
+        )
+        .await
+    }
+
+    /// `requestPasswordReset`.
+    pub(crate) async fn request_password_reset(&self, email: &str) -> Gql {
+        self.post_graphql(
+            "mutation($e: String!) { requestPasswordReset(email: $e) }",
+            json!({ "e": email }),
+            None,
+        )
+        .await
+    }
+
+    /// `confirmPasswordReset`.
+    pub(crate) async fn confirm_password_reset(&self, token: &str, new_password: &str) -> Gql {
+        self.post_graphql(
+            "mutation($t: String!, $p: String!) { confirmPasswordReset(token: $t, newPassword: $p) }",
+            json!({ "t": token, "p": new_password }),
+            None,
+        )
+        .await
+    }
+
+    /// `changePassword`.
+    pub(crate) async fn change_password(
+        &self,
+        access: &str,
+        current: &str,
+        new_password: &str,
+    ) -> Gql {
+        self.post_graphql(
+            &format!(
+                "mutation($c: String!, $n: String!) {{ changePassword(currentPassword: $c, newPassword: $n) {{ {USER_FIELDS} }} }}"
+            ),
+            json!({ "c": current, "n": new_password }),
+            Some(access),
+        )
+        .await
+    }
+
+    /// `updatePreferences`.
+    pub(crate) async fn update_preferences(&self, access: &str, input: Value) -> Gql {
+        self.post_graphql(
+            &format!(
+                "mutation($i: PreferencesInput!) {{ updatePreferences(input: $i) {{ {USER_FIELDS} }} }}"
+            ),
+            json!({ "i": input }),
+            Some(access),
+        )
+        .await
+    }
+
+    /// Registers `email` and returns its (access, refresh) tokens.
+    pub(crate) async fn signed_up(&self, email: &str, password: &str) -> (String, String) {
+        let r = self.register(email, password).await;
+        let payload = r.ok("register");
+        (
+            payload["accessToken"]
+                .as_str()
+                .expect("access token")
+                .to_owned(),
+            payload["refreshToken"]
+                .as_str()
+                .expect("refresh token")
+                .to_owned(),
+        )
     }
 
     /// Stops the server gracefully and drops the test's database.
@@ -99,4 +375,18 @@ impl TestApp {
             db.drop_database().await.expect("drop test database");
         }
     }
+}
+
+/// The (access, refresh) tokens of an `AuthPayload`.
+pub(crate) fn tokens(payload: &Value) -> (String, String) {
+    (
+        payload["accessToken"]
+            .as_str()
+            .expect("access token")
+            .to_owned(),
+        payload["refreshToken"]
+            .as_str()
+            .expect("refresh token")
+            .to_owned(),
+    )
 }

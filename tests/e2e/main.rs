@@ -1,5 +1,9 @@
 //! Black-box tests of the whole platform over HTTP: each test starts it in-process on
 //! port 0 with its own database and JetStream stream prefix.
 
+mod attacks;
+mod auth;
 mod helpers;
+mod rate_limits;
 mod smoke;
+mod smtp;

@@ -31,6 +31,10 @@ async fn health_readiness_metrics_and_graphql_answer() {
         text.contains(r#"emporium_http_requests_total{route="/graphql",status="2xx"}"#),
         "{text}"
     );
+    assert!(
+        text.contains(r#"emporium_graphql_operations_total{operation_type="query",status="ok"}"#),
+        "{text}"
+    );
 
     app.teardown().await;
 }
@@ -60,5 +64,16 @@ async fn readiness_names_nats_when_it_is_down() {
     // Liveness is unaffected.
     assert_eq!(app.get("/healthz").await.status(), 200);
 
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn migrations_run_again_on_an_already_migrated_database() {
+    let app = spawn_app().await;
+    // A restart migrates again: the event store's and the gateway's migrations share
+    // one table, so each side must tolerate the other's.
+    emporium_gateway::db::migrate(app.db())
+        .await
+        .expect("second migration run");
     app.teardown().await;
 }

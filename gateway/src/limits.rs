@@ -1,0 +1,323 @@
+//! Query-shape limits, error codes and per-operation telemetry, as one async-graphql
+//! extension ([`Guardrails`]).
+//!
+//! - aliases and directives are counted on the parsed document, before validation
+//!   (async-graphql has no such limits);
+//! - depth and complexity (per-field costs from `#[graphql(complexity)]`) are the
+//!   values async-graphql's validation computes, compared here so the errors carry
+//!   `LIMIT_EXCEEDED`;
+//! - errors without a code get one (`GRAPHQL_PARSE_FAILED`,
+//!   `GRAPHQL_VALIDATION_FAILED`, `BAD_USER_INPUT` for field arguments, else
+//!   `BAD_REQUEST`);
+//! - each operation gets a span and `emporium_graphql_operations_total{operation_type,
+//!   status}` plus a latency histogram.
+//!
+//! Batch size and body size are limited in [`crate::http`], before any parsing of
+//! GraphQL.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
+    NextRequest, NextValidation,
+};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+};
+use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
+use tracing::Instrument;
+
+use crate::config::LimitSettings;
+use crate::error::ApiError;
+
+/// What a document holds that the limits count.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shape {
+    pub(crate) aliases: usize,
+    pub(crate) directives: usize,
+}
+
+impl Shape {
+    fn selection_set(&mut self, set: &SelectionSet) {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    self.aliases += usize::from(field.alias.is_some());
+                    self.directives += field.directives.len();
+                    self.selection_set(&field.selection_set.node);
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.directives += spread.node.directives.len();
+                }
+                Selection::InlineFragment(inline) => {
+                    self.directives += inline.node.directives.len();
+                    self.selection_set(&inline.node.selection_set.node);
+                }
+            }
+        }
+    }
+
+    /// Counts over every operation and fragment of `doc`.
+    pub(crate) fn of(doc: &ExecutableDocument) -> Self {
+        let mut shape = Self::default();
+        for (_, operation) in doc.operations.iter() {
+            let operation = &operation.node;
+            shape.directives += operation.directives.len();
+            for variable in &operation.variable_definitions {
+                shape.directives += variable.node.directives.len();
+            }
+            shape.selection_set(&operation.selection_set.node);
+        }
+        for fragment in doc.fragments.values() {
+            shape.directives += fragment.node.directives.len();
+            shape.selection_set(&fragment.node.selection_set.node);
+        }
+        shape
+    }
+}
+
+/// The type of the operation `name` selects in `doc` (the only one when unnamed).
+pub(crate) fn operation_type(
+    doc: &ExecutableDocument,
+    name: Option<&str>,
+) -> Option<OperationType> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
+fn type_label(ty: Option<OperationType>) -> &'static str {
+    match ty {
+        Some(OperationType::Query) => "query",
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
+        None => "unknown",
+    }
+}
+
+/// The extension factory; one [`Guardrail`] per request.
+#[derive(Debug, Clone)]
+pub struct Guardrails {
+    limits: Arc<LimitSettings>,
+}
+
+impl Guardrails {
+    /// Guardrails enforcing `limits`.
+    #[must_use]
+    pub fn new(limits: LimitSettings) -> Self {
+        Self {
+            limits: Arc::new(limits),
+        }
+    }
+}
+
+impl ExtensionFactory for Guardrails {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(Guardrail {
+            limits: Arc::clone(&self.limits),
+            state: Mutex::new(State::default()),
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    operation_name: Option<String>,
+    operation_type: Option<OperationType>,
+    executed: bool,
+}
+
+struct Guardrail {
+    limits: Arc<LimitSettings>,
+    state: Mutex<State>,
+}
+
+impl Guardrail {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn set_code_if_missing(error: &mut ServerError, code: &str) {
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    if extensions.get("code").is_none() {
+        extensions.set("code", code);
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for Guardrail {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let span = tracing::info_span!(
+            "graphql.operation",
+            otel.kind = "server",
+            operation_type = tracing::field::Empty,
+            operation_name = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let mut response = next.run(ctx).instrument(span).await;
+        let (operation_type, executed) = {
+            let state = self.state();
+            (type_label(state.operation_type), state.executed)
+        };
+        for error in &mut response.errors {
+            let code = if error.path.is_empty() {
+                "BAD_REQUEST"
+            } else {
+                "BAD_USER_INPUT"
+            };
+            set_code_if_missing(error, code);
+        }
+        let status = match (response.errors.is_empty(), executed) {
+            (true, _) => "ok",
+            (false, true) => "error",
+            (false, false) => "rejected",
+        };
+        metrics::counter!("emporium_graphql_operations_total", "operation_type" => operation_type, "status" => status)
+            .increment(1);
+        metrics::histogram!("emporium_graphql_operation_duration_seconds", "operation_type" => operation_type)
+            .record(started.elapsed().as_secs_f64());
+        response
+    }
+
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        self.state().operation_name = request.operation_name.clone();
+        next.run(ctx, request).await
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let doc = next.run(ctx, query, variables).await.map_err(|mut e| {
+            set_code_if_missing(&mut e, "GRAPHQL_PARSE_FAILED");
+            e
+        })?;
+        {
+            let mut state = self.state();
+            state.operation_type = operation_type(&doc, state.operation_name.as_deref());
+            let span = tracing::Span::current();
+            span.record("operation_type", type_label(state.operation_type));
+            if let Some(name) = &state.operation_name {
+                span.record("operation_name", name.as_str());
+            }
+        }
+        let shape = Shape::of(&doc);
+        let limits = &self.limits;
+        if shape.aliases > limits.max_aliases {
+            return Err(ApiError::LimitExceeded {
+                limit: "aliases",
+                max: limits.max_aliases,
+                actual: shape.aliases,
+            }
+            .to_server_error());
+        }
+        if shape.directives > limits.max_directives {
+            return Err(ApiError::LimitExceeded {
+                limit: "directives",
+                max: limits.max_directives,
+                actual: shape.directives,
+            }
+            .to_server_error());
+        }
+        Ok(doc)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await.map_err(|mut errors| {
+            for e in &mut errors {
+                set_code_if_missing(e, "GRAPHQL_VALIDATION_FAILED");
+            }
+            errors
+        })?;
+        let limits = &self.limits;
+        if result.depth > limits.max_depth {
+            return Err(vec![
+                ApiError::LimitExceeded {
+                    limit: "depth",
+                    max: limits.max_depth,
+                    actual: result.depth,
+                }
+                .to_server_error(),
+            ]);
+        }
+        if result.complexity > limits.max_complexity {
+            return Err(vec![
+                ApiError::LimitExceeded {
+                    limit: "complexity",
+                    max: limits.max_complexity,
+                    actual: result.complexity,
+                }
+                .to_server_error(),
+            ]);
+        }
+        Ok(result)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        self.state().executed = true;
+        next.run(ctx, operation_name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::parser::parse_query;
+
+    use super::*;
+
+    #[test]
+    fn counts_aliases_and_directives_everywhere() {
+        let doc = parse_query(
+            "query Q($v: Int @a) @b { a: x @c { b: y ...F @d ... on T @e { c: z } } }
+             fragment F on T @f { d: w @g }",
+        )
+        .unwrap();
+        assert_eq!(
+            Shape::of(&doc),
+            Shape {
+                aliases: 4,
+                directives: 7
+            }
+        );
+    }
+
+    #[test]
+    fn finds_the_selected_operation_type() {
+        let doc = parse_query("query A { x } mutation B { y }").unwrap();
+        assert_eq!(
+            operation_type(&doc, Some("B")),
+            Some(OperationType::Mutation)
+        );
+        assert_eq!(operation_type(&doc, Some("A")), Some(OperationType::Query));
+        assert_eq!(operation_type(&doc, None), None);
+        let single = parse_query("mutation { y }").unwrap();
+        assert_eq!(operation_type(&single, None), Some(OperationType::Mutation));
+    }
+}
