@@ -10,3 +10,6 @@
 //! commands (that is `commands`); it only reads the event store and the stream.
 
 pub mod bus;
+pub mod envelope;
+pub mod relay;
+pub mod stream;

@@ -1,0 +1,551 @@
+//! The relay: publishes every committed event from PostgreSQL to JetStream, in commit
+//! order, exactly once in effect.
+//!
+//! # Why it cannot skip
+//! `position` is assigned at insert, so transactions commit out of position order. The
+//! relay therefore reads only rows whose inserting transaction is older than every
+//! transaction still in flight (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`),
+//! sorted by `(transaction_id, position)`. Any row committed later belongs to a
+//! transaction at or above that horizon, so it sorts after everything already
+//! published: the published events are always a prefix of the commit order, and that
+//! prefix never changes.
+//!
+//! # Why it is exactly once
+//! The stream is the checkpoint. Each message carries its `(transaction_id, position)`
+//! in headers; the relay resumes after the stream's last message. Every publish also
+//! carries `Nats-Expected-Last-Sequence`, so JetStream appends message *n* only right
+//! after message *n-1*: a pipelined batch can fail part-way but never leave a hole, and
+//! a second (zombie) relay cannot interleave. `Nats-Msg-Id` deduplicates the rest.
+//! Republishing after a lost stream tail or a deleted stream yields the same
+//! sequence-to-event mapping, because the order is deterministic.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, context::PublishAckFuture};
+use chrono::{DateTime, Utc};
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::bus::StreamLayout;
+use crate::envelope::{CommitPosition, EventEnvelope};
+use crate::stream::{StreamSettings, events_stream_config};
+
+/// Counter: events appended to the stream (duplicates excluded).
+pub const METRIC_PUBLISHED: &str = "emporium_relay_published_total";
+/// Gauge: committed events not yet on the stream.
+pub const METRIC_LAG: &str = "emporium_relay_lag_events";
+/// Histogram: time to publish one batch and collect its acks.
+pub const METRIC_BATCH_SECONDS: &str = "emporium_relay_batch_seconds";
+
+/// How the relay batches, wakes up and retries.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Events read and published per round trip; also the most acks in flight.
+    pub batch_size: usize,
+    /// The stream's retention and duplicate window.
+    pub stream: StreamSettings,
+    /// How often an idle relay looks for new events. Polling (rather than
+    /// LISTEN/NOTIFY) costs writers nothing and also wakes the relay when an old
+    /// transaction that wrote no events ends and unblocks newer ones.
+    pub poll_interval: Duration,
+    /// How often an idle relay re-reads the stream's last message, to notice a deleted
+    /// stream or a lost tail even when no new event arrives.
+    pub verify_interval: Duration,
+    /// How long to wait for one ack.
+    pub ack_timeout: Duration,
+    /// How often a standby tries to take the lock.
+    pub standby_retry: Duration,
+    /// The pause after a failed round.
+    pub error_backoff: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            stream: StreamSettings::default(),
+            poll_interval: Duration::from_millis(20),
+            verify_interval: Duration::from_secs(1),
+            ack_timeout: Duration::from_secs(10),
+            standby_retry: Duration::from_millis(500),
+            error_backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+/// The stream's last message, as far as the relay is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamHead {
+    /// The stream's last sequence (0 when empty).
+    pub last_sequence: u64,
+    /// The commit position of the event at `last_sequence`.
+    pub cursor: CommitPosition,
+}
+
+/// Publishes committed events to JetStream. See the module docs for the guarantees.
+#[derive(Debug)]
+pub struct Relay {
+    pool: PgPool,
+    jetstream: jetstream::Context,
+    layout: StreamLayout,
+    config: RelayConfig,
+    /// The head after the last successful round; `None` forces a re-read from the
+    /// stream (at start, after any error, and every `verify_interval`).
+    head: Option<StreamHead>,
+}
+
+/// The advisory lock that makes one relay active per stream, held on a connection of
+/// its own for as long as this value lives.
+#[derive(Debug)]
+pub struct RelayLock {
+    conn: PgConnection,
+}
+
+impl RelayLock {
+    /// Confirms the session holding the lock is alive (and so still holds it).
+    ///
+    /// # Errors
+    /// When the lock's connection is gone: the lock is then lost.
+    pub async fn check(&mut self) -> anyhow::Result<()> {
+        self.conn.ping().await.context("relay lock connection lost")
+    }
+
+    /// Releases the lock by closing its connection.
+    ///
+    /// # Errors
+    /// When the connection cannot be closed cleanly (the lock is released anyway).
+    pub async fn release(self) -> anyhow::Result<()> {
+        self.conn
+            .close()
+            .await
+            .context("close relay lock connection")
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: serde_json::Value,
+    metadata: serde_json::Value,
+    position: i64,
+    transaction_id: i64,
+    event_id: Uuid,
+    recorded_at: DateTime<Utc>,
+}
+
+impl EventRow {
+    fn into_envelope(self) -> anyhow::Result<EventEnvelope> {
+        Ok(EventEnvelope {
+            event_id: self.event_id,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            sequence: u64::try_from(self.sequence).context("negative sequence")?,
+            position: u64::try_from(self.position).context("negative position")?,
+            transaction_id: u64::try_from(self.transaction_id).context("xid8 beyond i64")?,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            payload: self.payload,
+            metadata: self.metadata,
+            recorded_at: self.recorded_at,
+        })
+    }
+}
+
+/// Binds a commit position for SQL: xid8 has no sqlx type, so it travels as text.
+fn cursor_binds(cursor: CommitPosition) -> anyhow::Result<(String, i64)> {
+    Ok((
+        cursor.transaction_id.to_string(),
+        i64::try_from(cursor.position).context("position beyond i64")?,
+    ))
+}
+
+impl Relay {
+    /// A relay publishing the events in `pool` to the stream named by `layout`.
+    #[must_use]
+    pub fn new(
+        pool: PgPool,
+        jetstream: jetstream::Context,
+        layout: StreamLayout,
+        config: RelayConfig,
+    ) -> Self {
+        Self {
+            pool,
+            jetstream,
+            layout,
+            config,
+            head: None,
+        }
+    }
+
+    /// The stream layout this relay publishes to.
+    #[must_use]
+    pub fn layout(&self) -> &StreamLayout {
+        &self.layout
+    }
+
+    /// Creates the events stream when it does not exist; an existing one is left as is.
+    ///
+    /// # Errors
+    /// When JetStream is unreachable or refuses the definition.
+    pub async fn ensure_stream(&self) -> anyhow::Result<jetstream::stream::Stream> {
+        self.jetstream
+            .get_or_create_stream(events_stream_config(&self.layout, &self.config.stream))
+            .await
+            .with_context(|| format!("ensure stream {}", self.layout.stream_name()))
+    }
+
+    /// Reads where the stream ends: its last sequence and the commit position carried
+    /// by its last message. Creates the stream when missing.
+    ///
+    /// # Errors
+    /// When NATS or PostgreSQL fails, or the last message lacks the relay's headers.
+    #[tracing::instrument(skip_all, fields(stream = %self.layout.stream_name()))]
+    pub async fn read_head(&self) -> anyhow::Result<StreamHead> {
+        let stream = self.ensure_stream().await?;
+        let last_sequence = stream.cached_info().state.last_sequence;
+        if last_sequence == 0 {
+            return Ok(StreamHead {
+                last_sequence,
+                cursor: CommitPosition::START,
+            });
+        }
+        match stream.get_raw_message(last_sequence).await {
+            Ok(message) => Ok(StreamHead {
+                last_sequence,
+                cursor: CommitPosition::from_headers(&message.headers).with_context(|| {
+                    format!("read the commit position of stream message {last_sequence}")
+                })?,
+            }),
+            Err(error) if is_no_message(&error) => {
+                // Retention removed the last message. The stream's sequence n is the
+                // n-th event in commit order (the order is deterministic and the
+                // stream starts at the first event), so PostgreSQL can say where it is.
+                tracing::warn!(
+                    last_sequence,
+                    "last stream message expired; locating it by commit order"
+                );
+                let cursor = self.nth_in_commit_order(last_sequence).await?;
+                Ok(StreamHead {
+                    last_sequence,
+                    cursor,
+                })
+            }
+            Err(error) => {
+                Err(error).with_context(|| format!("read stream message {last_sequence}"))
+            }
+        }
+    }
+
+    async fn nth_in_commit_order(&self, n: u64) -> anyhow::Result<CommitPosition> {
+        let offset = i64::try_from(n - 1).context("sequence beyond i64")?;
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT transaction_id::text::bigint, position FROM events
+             WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY transaction_id, position OFFSET $1 LIMIT 1",
+        )
+        .bind(offset)
+        .fetch_optional(&self.pool)
+        .await
+        .context("locate an event by commit order")?;
+        let (transaction_id, position) =
+            row.with_context(|| format!("the stream is longer ({n}) than the event store"))?;
+        Ok(CommitPosition {
+            transaction_id: u64::try_from(transaction_id)?,
+            position: u64::try_from(position)?,
+        })
+    }
+
+    /// Publishes every event committed and visible now (everything below the oldest
+    /// transaction still in flight), starting after the stream's last message.
+    /// Returns how many events were appended to the stream.
+    ///
+    /// It does not take the relay lock: tests step it directly, and the expected-last-
+    /// sequence guard keeps even concurrent callers from corrupting the stream.
+    ///
+    /// # Errors
+    /// When PostgreSQL or NATS fails, or an ack is negative or late; the next call
+    /// resumes from what the stream holds.
+    pub async fn relay_once(&mut self) -> anyhow::Result<usize> {
+        self.head = None;
+        self.relay_pending().await
+    }
+
+    /// Committed events not yet on the stream (the lag), counted after `cursor`.
+    ///
+    /// # Errors
+    /// When PostgreSQL fails.
+    pub async fn lag(&self, cursor: CommitPosition) -> anyhow::Result<u64> {
+        let (txid, position) = cursor_binds(cursor)?;
+        let lag: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events
+             WHERE (transaction_id, position) > ($1::text::xid8, $2)",
+        )
+        .bind(txid)
+        .bind(position)
+        .fetch_one(&self.pool)
+        .await
+        .context("count unpublished events")?;
+        Ok(u64::try_from(lag).unwrap_or_default())
+    }
+
+    /// One round: batches until nothing visible is left. Keeps the head for the next
+    /// round only when the round succeeded.
+    async fn relay_pending(&mut self) -> anyhow::Result<usize> {
+        let mut head = match self.head.take() {
+            Some(head) => head,
+            None => self.read_head().await?,
+        };
+        let mut total = 0;
+        loop {
+            let batch = self.read_visible(head.cursor).await?;
+            if batch.is_empty() {
+                break;
+            }
+            let full = batch.len() == self.config.batch_size;
+            let started = Instant::now();
+            let published = self.publish_batch(&mut head, batch).await?;
+            metrics::histogram!(METRIC_BATCH_SECONDS).record(started.elapsed().as_secs_f64());
+            total += published;
+            if !full {
+                break;
+            }
+        }
+        self.head = Some(head);
+        let lag = self.lag(head.cursor).await?;
+        #[allow(clippy::cast_precision_loss)] // a lag beyond 2^52 events is not a concern
+        metrics::gauge!(METRIC_LAG).set(lag as f64);
+        Ok(total)
+    }
+
+    async fn read_visible(&self, after: CommitPosition) -> anyhow::Result<Vec<EventEnvelope>> {
+        let (txid, position) = cursor_binds(after)?;
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version,
+                    payload, metadata, position, transaction_id::text::bigint AS transaction_id,
+                    event_id, recorded_at
+             FROM events
+             WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+               AND (transaction_id, position) > ($1::text::xid8, $2)
+             ORDER BY transaction_id, position
+             LIMIT $3",
+        )
+        .bind(txid)
+        .bind(position)
+        .bind(i64::try_from(self.config.batch_size).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .context("read committed events")?;
+        rows.into_iter().map(EventRow::into_envelope).collect()
+    }
+
+    /// Publishes `batch` pipelined, then checks every ack in order, advancing `head`
+    /// past each stored event. The first failure aborts the batch.
+    async fn publish_batch(
+        &self,
+        head: &mut StreamHead,
+        batch: Vec<EventEnvelope>,
+    ) -> anyhow::Result<usize> {
+        let mut pending: Vec<(CommitPosition, PublishAckFuture)> = Vec::with_capacity(batch.len());
+        for (offset, envelope) in (0_u64..).zip(&batch) {
+            let subject = self
+                .layout
+                .subject(&envelope.aggregate_type, &envelope.event_type);
+            let mut message_headers = envelope.to_headers();
+            let expected_last = head.last_sequence + offset;
+            // JetStream reads 0 as "no expectation"; the first message into an empty
+            // stream cannot be out of order anyway.
+            if expected_last > 0 {
+                message_headers.insert(
+                    async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+                    expected_last.to_string(),
+                );
+            }
+            let payload = serde_json::to_vec(envelope).context("encode event envelope")?;
+            let ack = self
+                .jetstream
+                .publish_with_headers(subject, message_headers, payload.into())
+                .await
+                .with_context(|| format!("publish event {}", envelope.message_id()))?;
+            pending.push((envelope.commit_position(), ack));
+        }
+        let mut published = 0;
+        for (cursor, ack) in pending {
+            let ack = tokio::time::timeout(self.config.ack_timeout, ack)
+                .await
+                .map_err(|_| anyhow::anyhow!("no ack within {:?}", self.config.ack_timeout))?
+                .context("publish rejected")?;
+            anyhow::ensure!(
+                !ack.duplicate,
+                "stream already holds the event at sequence {} (another publisher?)",
+                ack.sequence
+            );
+            anyhow::ensure!(
+                ack.sequence == head.last_sequence + 1,
+                "stream stored sequence {} where {} was expected",
+                ack.sequence,
+                head.last_sequence + 1
+            );
+            head.last_sequence = ack.sequence;
+            head.cursor = cursor;
+            published += 1;
+            metrics::counter!(METRIC_PUBLISHED).increment(1);
+        }
+        Ok(published)
+    }
+
+    /// Tries once to become the active relay for this stream.
+    ///
+    /// # Errors
+    /// When PostgreSQL is unreachable.
+    pub async fn try_lock(&self) -> anyhow::Result<Option<RelayLock>> {
+        let mut conn = self.lock_connection().await?;
+        if self.try_lock_on(&mut conn).await? {
+            Ok(Some(RelayLock { conn }))
+        } else {
+            Ok(None)
+        }
+    }
+
+    async fn lock_connection(&self) -> anyhow::Result<PgConnection> {
+        let options = self
+            .pool
+            .connect_options()
+            .as_ref()
+            .clone()
+            .application_name("emporium-relay-lock");
+        PgConnection::connect_with(&options)
+            .await
+            .context("open the relay lock connection")
+    }
+
+    async fn try_lock_on(&self, conn: &mut PgConnection) -> anyhow::Result<bool> {
+        // hashtextextended is stable across PostgreSQL versions (hash partitioning
+        // depends on it), so every relay of a stream derives the same key.
+        sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(self.lock_name())
+            .fetch_one(conn)
+            .await
+            .context("try the relay lock")
+    }
+
+    /// The text the advisory lock key is hashed from.
+    #[must_use]
+    pub fn lock_name(&self) -> String {
+        format!("emporium.relay.{}", self.layout.stream_name())
+    }
+
+    /// Waits, as a standby, until this relay holds the lock.
+    async fn acquire_lock(&self) -> RelayLock {
+        let mut conn: Option<PgConnection> = None;
+        let mut announced = false;
+        loop {
+            let attempt = async {
+                if conn.is_none() {
+                    conn = Some(self.lock_connection().await?);
+                }
+                let c = conn.as_mut().expect("connection just opened");
+                self.try_lock_on(c).await
+            }
+            .await;
+            match attempt {
+                Ok(true) => {
+                    return RelayLock {
+                        conn: conn.take().expect("locked on this connection"),
+                    };
+                }
+                Ok(false) => {
+                    if !announced {
+                        tracing::info!("another relay is active; standing by");
+                        announced = true;
+                    }
+                }
+                Err(error) => {
+                    conn = None;
+                    tracing::warn!(error = format!("{error:#}"), "relay lock attempt failed");
+                }
+            }
+            tokio::time::sleep(self.config.standby_retry).await;
+        }
+    }
+
+    /// Runs until `shutdown` resolves: stands by until it holds the lock, then relays
+    /// continuously, re-reading the stream head after every error and every
+    /// `verify_interval`. Losing the lock's connection sends it back to standby.
+    ///
+    /// # Errors
+    /// None today: failures are logged and retried; the result leaves room for fatal
+    /// configuration errors.
+    #[tracing::instrument(skip_all, fields(stream = %self.layout.stream_name()))]
+    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        loop {
+            let mut lock = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                lock = self.acquire_lock() => lock,
+            };
+            tracing::info!("relay active");
+            self.head = None;
+            let error = tokio::select! {
+                () = &mut shutdown => {
+                    let _ = lock.release().await;
+                    return Ok(());
+                }
+                error = self.active(&mut lock) => error,
+            };
+            tracing::error!(
+                error = format!("{error:#}"),
+                "relay lost its lock; standing by"
+            );
+            self.head = None;
+            tokio::time::sleep(self.config.error_backoff).await;
+        }
+    }
+
+    /// The active relay's loop; returns only when the lock is lost.
+    async fn active(&mut self, lock: &mut RelayLock) -> anyhow::Error {
+        let mut verified_at = Instant::now();
+        loop {
+            if verified_at.elapsed() >= self.config.verify_interval {
+                self.head = None;
+                verified_at = Instant::now();
+            }
+            if self.head.is_none()
+                && let Err(error) = lock.check().await
+            {
+                return error;
+            }
+            match self.relay_pending().await {
+                Ok(0) => tokio::time::sleep(self.config.poll_interval).await,
+                Ok(published) => tracing::debug!(published, "relayed"),
+                Err(error) => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "relay round failed; resuming from the stream"
+                    );
+                    self.head = None;
+                    if let Err(error) = lock.check().await {
+                        return error;
+                    }
+                    tokio::time::sleep(self.config.error_backoff).await;
+                }
+            }
+        }
+    }
+}
+
+fn is_no_message(error: &async_nats::jetstream::stream::RawMessageError) -> bool {
+    use async_nats::jetstream::stream::RawMessageErrorKind;
+    match error.kind() {
+        RawMessageErrorKind::NoMessageFound => true,
+        RawMessageErrorKind::JetStream(e) => {
+            e.error_code() == async_nats::jetstream::ErrorCode::NO_MESSAGE_FOUND
+        }
+        _ => false,
+    }
+}
