@@ -4,6 +4,8 @@
 //! nats-server that lost its tail).
 
 mod helpers;
+mod read_models;
+mod support;
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
