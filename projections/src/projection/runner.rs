@@ -358,10 +358,15 @@ impl ProjectionRunner {
     /// # Errors
     /// [`RunError`]; after any error the next call resumes from the checkpoint.
     pub fn run_once<'a>(&'a mut self) -> futures::future::BoxFuture<'a, Result<usize, RunError>> {
-        async move { self.run_once_inner().await }.boxed()
+        async move { self.step().await.map(|(_, advanced)| advanced) }.boxed()
     }
 
-    async fn run_once_inner(&mut self) -> Result<usize, RunError> {
+    /// One batch: (messages fetched, messages that moved the checkpoint).
+    fn step(&mut self) -> futures::future::BoxFuture<'_, Result<(usize, usize), RunError>> {
+        async move { self.step_inner().await }.boxed()
+    }
+
+    async fn step_inner(&mut self) -> Result<(usize, usize), RunError> {
         if self.consumer.is_none() {
             self.prepare().await?;
         }
@@ -388,9 +393,10 @@ impl ProjectionRunner {
             }
         };
         if messages.is_empty() {
-            return Ok(0);
+            return Ok((0, 0));
         }
-        self.apply_messages(&messages).await
+        let advanced = self.apply_messages(&messages).await?;
+        Ok((messages.len(), advanced))
     }
 
     /// Steps [`run_once`](Self::run_once) until the stream holds nothing more for this
@@ -401,10 +407,10 @@ impl ProjectionRunner {
     pub async fn run_until_caught_up(&mut self) -> Result<usize, RunError> {
         let mut total = 0;
         loop {
-            let n = self.run_once().await?;
-            total += n;
+            let (fetched, advanced) = self.step().await?;
+            total += advanced;
             // A gap drops the consumer without moving; go round to reopen it.
-            if n == 0 && self.consumer.is_some() {
+            if fetched == 0 && self.consumer.is_some() {
                 return Ok(total);
             }
         }
