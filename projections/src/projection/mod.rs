@@ -79,6 +79,25 @@ pub trait Projection: Send + Sync + 'static {
     /// Any error stops the projection at this event (a poison event); nothing of the
     /// batch from this event on is committed.
     async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()>;
+
+    /// Applies several events in order, with the same result as [`apply`](Self::apply)
+    /// on each in turn. The default does exactly that; a projection overrides it to
+    /// fold a batch into fewer statements (rebuilds and backlogs are bound by
+    /// statement round trips). When it fails, the framework applies the batch again
+    /// one event at a time, so a poison event is still pinned to itself.
+    ///
+    /// # Errors
+    /// Any error; see above.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[EventEnvelope],
+    ) -> anyhow::Result<()> {
+        for event in events {
+            self.apply(conn, event).await?;
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for dyn Projection {

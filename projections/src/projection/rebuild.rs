@@ -288,34 +288,56 @@ impl Rebuild {
             position: u64::try_from(last.position).context("negative position")?,
         };
         let read = rows.len();
-        let mut applied = 0_u64;
         let mut tx = conn.begin().await?;
         Executor::execute(
             &mut *tx,
-            format!("SET LOCAL search_path TO {}", ident(&self.schema)).as_str(),
+            format!(
+                "SET LOCAL search_path TO {}; SET LOCAL synchronous_commit TO off",
+                ident(&self.schema)
+            )
+            .as_str(),
         )
         .await
         .context("enter the shadow schema")?;
+        let mut events = Vec::with_capacity(rows.len());
         for row in rows {
             if row.payload.is_none() {
                 continue;
             }
             let mut event = row.into_envelope()?;
             upcast(&mut event);
-            self.projection
-                .apply(&mut tx, &event)
-                .await
-                .with_context(|| {
-                    format!(
-                        "rebuild of {} v{} stopped at {} {} (position {})",
+            events.push(event);
+        }
+        let applied = events.len() as u64;
+        if let Err(batch_error) = self.projection.apply_batch(&mut tx, &events).await {
+            // Find the event at fault, one at a time, for a useful error.
+            drop(tx);
+            let mut tx = conn.begin().await?;
+            Executor::execute(
+                &mut *tx,
+                format!(
+                    "SET LOCAL search_path TO {}; SET LOCAL synchronous_commit TO off",
+                    ident(&self.schema)
+                )
+                .as_str(),
+            )
+            .await
+            .context("enter the shadow schema")?;
+            for event in &events {
+                if let Err(error) = self.projection.apply(&mut tx, event).await {
+                    return Err(error.context(format!(
+                        "rebuild of {} v{} stopped: {}",
                         self.projection.name(),
                         self.projection.version(),
-                        event.event_type,
-                        event.event_id,
-                        event.position
-                    )
-                })?;
-            applied += 1;
+                        super::runner::describe(event)
+                    )));
+                }
+            }
+            return Err(batch_error.context(format!(
+                "rebuild of {} v{}: the batch failed but every event applies alone",
+                self.projection.name(),
+                self.projection.version()
+            )));
         }
         tx.commit().await.context("commit a rebuild batch")?;
         self.cursor = last;

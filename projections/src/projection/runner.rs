@@ -148,7 +148,12 @@ struct Applied {
 }
 
 enum Attempt {
-    Poison { index: usize, error: anyhow::Error },
+    /// `apply_batch` failed somewhere in the batch.
+    Batch(anyhow::Error),
+    Poison {
+        index: usize,
+        error: anyhow::Error,
+    },
     Fatal(RunError),
 }
 
@@ -162,6 +167,26 @@ impl From<sqlx::Error> for Attempt {
     fn from(e: sqlx::Error) -> Self {
         Self::Fatal(RunError::Unexpected(e.into()))
     }
+}
+
+fn decode_message(message: &Message) -> anyhow::Result<EventEnvelope> {
+    let mut event: EventEnvelope =
+        serde_json::from_slice(&message.payload).context("decode the event envelope")?;
+    upcast(&mut event);
+    Ok(event)
+}
+
+/// Names an event in an error.
+pub(crate) fn describe(event: &EventEnvelope) -> String {
+    format!(
+        "apply {} {} ({} {} #{}, position {})",
+        event.event_type,
+        event.event_id,
+        event.aggregate_type,
+        event.aggregate_id,
+        event.sequence,
+        event.position
+    )
 }
 
 /// The durable consumer's name for a projection version on a stream layout.
@@ -428,9 +453,19 @@ impl ProjectionRunner {
         let started = Instant::now();
         let mut limit = messages.len();
         let mut poison: Option<(usize, anyhow::Error)> = None;
+        // The batch goes to `apply_batch` in one piece; if that fails, it is applied
+        // again event by event to find the one at fault.
+        let mut one_by_one = false;
         let applied = loop {
-            match self.try_apply(&messages[..limit]).await {
+            match self.try_apply(&messages[..limit], one_by_one).await {
                 Ok(applied) => break applied,
+                Err(Attempt::Batch(error)) => {
+                    tracing::debug!(
+                        error = format!("{error:#}"),
+                        "batch failed; applying one by one"
+                    );
+                    one_by_one = true;
+                }
                 Err(Attempt::Poison { index, error }) => {
                     // Keep what came before the bad event, then stop at it.
                     limit = index;
@@ -515,16 +550,27 @@ impl ProjectionRunner {
     fn try_apply<'a>(
         &'a self,
         messages: &'a [Message],
+        one_by_one: bool,
     ) -> futures::future::BoxFuture<'a, Result<Applied, Attempt>> {
         // Boxed with an explicit `Send`: the compiler cannot prove it for the
         // higher-ranked borrows in here when the runner is spawned.
-        async move { self.try_apply_inner(messages).await }.boxed()
+        async move { self.try_apply_inner(messages, one_by_one).await }.boxed()
     }
 
-    async fn try_apply_inner(&self, messages: &[Message]) -> Result<Applied, Attempt> {
+    async fn try_apply_inner(
+        &self,
+        messages: &[Message],
+        one_by_one: bool,
+    ) -> Result<Applied, Attempt> {
         let name = self.name();
         let version = self.projection.version();
         let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
+        // The read model and its checkpoint are derived data that commit together: a
+        // crash may lose the last few commits, never split them, and the consumer is
+        // reopened from whatever checkpoint survived. So skip the wait for fsync.
+        sqlx::query("SET LOCAL synchronous_commit TO off")
+            .execute(&mut *tx)
+            .await?;
         let Some((mut checkpoint, state)) = checkpoint::read(&mut tx, name, true).await? else {
             return Err(Attempt::Fatal(RunError::Unexpected(anyhow::anyhow!(
                 "projection {name} has no checkpoint"
@@ -556,6 +602,8 @@ impl ProjectionRunner {
             ack: None,
             gap: false,
         };
+        // Judge every message first; the events to apply are applied together.
+        let mut batch: Vec<(usize, EventEnvelope)> = Vec::new();
         for (index, message) in messages.iter().enumerate() {
             let sequence = message
                 .info()
@@ -581,10 +629,10 @@ impl ProjectionRunner {
                     .map(|v| v.as_str().to_owned())
                     .unwrap_or_default();
                 if reads(&*self.projection, &aggregate_type) {
-                    if let Err(error) = self.apply_one(&mut tx, message).await {
-                        return Err(Attempt::Poison { index, error });
+                    match decode_message(message) {
+                        Ok(event) => batch.push((index, event)),
+                        Err(error) => return Err(Attempt::Poison { index, error }),
                     }
-                    result.applied += 1;
                 }
                 checkpoint.cursor = cursor;
             }
@@ -592,31 +640,27 @@ impl ProjectionRunner {
             result.advanced += 1;
             result.ack = Some(index);
         }
+        result.applied = batch.len();
+        if one_by_one {
+            for (index, event) in &batch {
+                if let Err(error) = self.projection.apply(&mut tx, event).await {
+                    return Err(Attempt::Poison {
+                        index: *index,
+                        error: error.context(describe(event)),
+                    });
+                }
+            }
+        } else if !batch.is_empty() {
+            let events: Vec<EventEnvelope> = batch.into_iter().map(|(_, e)| e).collect();
+            if let Err(error) = self.projection.apply_batch(&mut tx, &events).await {
+                return Err(Attempt::Batch(error));
+            }
+        }
         if checkpoint != start {
             checkpoint::advance(&mut tx, name, &checkpoint).await?;
         }
         tx.commit().await?;
         Ok(result)
-    }
-
-    async fn apply_one(
-        &self,
-        conn: &mut sqlx::PgConnection,
-        message: &Message,
-    ) -> anyhow::Result<()> {
-        let mut event: EventEnvelope =
-            serde_json::from_slice(&message.payload).context("decode the event envelope")?;
-        upcast(&mut event);
-        self.projection.apply(conn, &event).await.with_context(|| {
-            format!(
-                "apply {} {} ({} {} #{})",
-                event.event_type,
-                event.event_id,
-                event.aggregate_type,
-                event.aggregate_id,
-                event.sequence
-            )
-        })
     }
 
     /// Runs until `shutdown` resolves: prepares (building from the event store when

@@ -188,6 +188,28 @@ impl Projection for CatalogProjection {
         &["product", "category_tree", "review", "inventory"]
     }
 
+    /// Stock movements dominate the log; runs of them fold into one upsert of the
+    /// last availability per SKU and one refresh of the products they concern. Other
+    /// events are applied one by one, in order.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[EventEnvelope],
+    ) -> anyhow::Result<()> {
+        let mut stock = StockFold::default();
+        for event in events {
+            if event.aggregate_type == "inventory" {
+                if let Some(available) = available_after(event)? {
+                    stock.push(&event.aggregate_id, available);
+                }
+                continue;
+            }
+            stock.flush(conn).await?;
+            self.apply(conn, event).await?;
+        }
+        stock.flush(conn).await
+    }
+
     async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
         match event.aggregate_type.as_str() {
             "product" => product(conn, event).await,
@@ -668,20 +690,88 @@ async fn review(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Resul
     Ok(())
 }
 
-async fn inventory(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+/// The units available after an inventory event, when it changes them.
+fn available_after(event: &EventEnvelope) -> anyhow::Result<Option<u32>> {
     use InventoryEvent as E;
-    let available = match decode::<InventoryEvent>(event)? {
+    Ok(match decode::<InventoryEvent>(event)? {
         E::StockReceived { available, .. }
         | E::StockAdjusted { available, .. }
         | E::StockReserved { available, .. }
         | E::ReservationReleased { available, .. }
         | E::ReservationExpired { available, .. }
-        | E::ReservationCommitted { available, .. } => available,
+        | E::ReservationCommitted { available, .. } => Some(available),
         E::InventoryTracked { .. }
         | E::LowStockThresholdChanged { .. }
-        | E::LowStockDetected { .. } => {
+        | E::LowStockDetected { .. } => None,
+    })
+}
+
+/// The last availability per SKU over a run of stock movements.
+#[derive(Default)]
+struct StockFold {
+    skus: Vec<String>,
+    available: Vec<i64>,
+    index: std::collections::HashMap<String, usize>,
+}
+
+impl StockFold {
+    fn push(&mut self, sku: &str, available: u32) {
+        match self.index.get(sku) {
+            Some(&i) => self.available[i] = i64::from(available),
+            None => {
+                self.index.insert(sku.to_owned(), self.skus.len());
+                self.skus.push(sku.to_owned());
+                self.available.push(i64::from(available));
+            }
+        }
+    }
+
+    async fn flush(&mut self, conn: &mut PgConnection) -> anyhow::Result<()> {
+        if self.skus.is_empty() {
             return Ok(());
         }
+        let products: Vec<Uuid> = sqlx::query_scalar::<_, Option<Uuid>>(
+            "INSERT INTO catalog_stock (sku, available)
+             SELECT * FROM unnest($1::text[], $2::bigint[])
+             ON CONFLICT (sku) DO UPDATE SET available = EXCLUDED.available
+             RETURNING product_id",
+        )
+        .bind(&self.skus)
+        .bind(&self.available)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect::<std::collections::BTreeSet<Uuid>>()
+        .into_iter()
+        .collect();
+        if !products.is_empty() {
+            // A variant's `available` always mirrors its SKU's stock row.
+            sqlx::query(
+                "UPDATE catalog_products p
+                 SET variants = (SELECT coalesce(jsonb_agg(CASE WHEN s.sku IS NULL THEN v
+                                                                ELSE jsonb_set(v, '{available}', to_jsonb(s.available)) END
+                                                           ORDER BY ord), '[]')
+                                 FROM jsonb_array_elements(p.variants) WITH ORDINALITY AS x(v, ord)
+                                 LEFT JOIN catalog_stock s ON s.sku = v ->> 'sku'),
+                     available = (SELECT coalesce(sum(available), 0)::bigint FROM catalog_stock s
+                                  WHERE s.product_id = p.product_id)
+                 WHERE p.product_id = ANY($1)",
+            )
+            .bind(&products)
+            .execute(&mut *conn)
+            .await?;
+        }
+        self.skus.clear();
+        self.available.clear();
+        self.index.clear();
+        Ok(())
+    }
+}
+
+async fn inventory(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    let Some(available) = available_after(event)? else {
+        return Ok(());
     };
     let sku = event.aggregate_id.as_str();
     let product_id: Option<Uuid> = sqlx::query_scalar(
