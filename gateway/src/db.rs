@@ -12,6 +12,7 @@ use sqlx::PgPool;
 /// When the database is unreachable or a migration fails.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     emporium_commands::db::migrate(pool).await?;
+    emporium_projections::migrate(pool).await?;
     let mut gateway = sqlx::migrate!("./migrations");
     gateway.set_ignore_missing(true);
     gateway.run(pool).await.context("run gateway migrations")

@@ -11,5 +11,29 @@
 
 pub mod bus;
 pub mod envelope;
+pub mod projection;
 pub mod relay;
 pub mod stream;
+pub mod views;
+
+use anyhow::Context as _;
+
+/// The projections' own tables (checkpoints), embedded at compile time. They share
+/// `_sqlx_migrations` with the event store's migrations (numbered after them), so
+/// each migrator ignores the other's entries.
+pub static MIGRATOR: sqlx::migrate::Migrator = {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.ignore_missing = true;
+    migrator
+};
+
+/// Applies the projections' pending migrations (after the event store's).
+///
+/// # Errors
+/// When the database is unreachable or a migration fails.
+pub async fn migrate(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("run projection migrations")
+}

@@ -3,7 +3,10 @@
 //! things for real (open transactions, rollbacks, kill -9, a deleted stream, a crashed
 //! nats-server that lost its tail).
 
+mod framework;
 mod helpers;
+mod read_models;
+mod support;
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,741 @@
+//! The runner: a durable JetStream pull consumer per projection, a batch applied and
+//! checkpointed in one PostgreSQL transaction, then acked.
+//!
+//! # Why a redelivery or a crash is harmless
+//! The checkpoint row (last applied commit position and stream sequence) commits with
+//! the read-model change. Every consumed message is judged against it inside the
+//! transaction, with the row locked: a message at or before it is a redelivery and is
+//! skipped (and acked); only the message right after it is applied; anything further
+//! ahead is a gap (the consumer delivered past messages it lost track of, e.g. after a
+//! crash before commit) and the consumer is recreated from the checkpoint. The runner
+//! consumes every subject of the stream so its sequences are dense and a gap is plain
+//! to see; events of aggregate types the projection does not read are skipped by their
+//! headers without being decoded. Acks use `AckPolicy::All`: one ack per batch, sent
+//! only after the commit; if the process dies in between, the batch is redelivered and
+//! skipped.
+//!
+//! # Poison events
+//! When `apply` fails, the batch is rolled back, the events before the bad one are
+//! applied and committed again, and the projection is marked failed with the error and
+//! the event (`emporium_projection_poison_total`). It stays stopped, never skipping,
+//! until [`retry`](super::checkpoint::retry) clears the failure; it then resumes at
+//! the event that failed.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, Message, consumer::PullConsumer};
+use futures::{FutureExt as _, StreamExt as _};
+use sqlx::PgPool;
+
+use super::checkpoint::{self, Checkpoint, ProjectionState};
+use super::rebuild::{self, DEFAULT_BATCH};
+use super::{
+    METRIC_APPLIED, METRIC_BATCH_SECONDS, METRIC_LAG, METRIC_POISON, Projection, check_name, reads,
+    upcast,
+};
+use crate::bus::StreamLayout;
+use crate::envelope::{CommitPosition, EventEnvelope, headers};
+use crate::stream::{StreamSettings, events_stream_config};
+
+/// Called after a batch commits and before it is acked, with the number of batches
+/// this runner has committed. Tests use it to crash a projector at that very point.
+pub type AfterCommit = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// How a runner batches and waits.
+#[derive(Clone)]
+pub struct RunnerConfig {
+    /// Messages applied per transaction at most.
+    pub batch_size: usize,
+    /// How long JetStream waits for an ack before redelivering.
+    pub ack_wait: Duration,
+    /// Events per transaction when (re)building from the event store.
+    pub rebuild_batch: usize,
+    /// How often a stopped (failed) projection checks whether it was retried.
+    pub failed_poll: Duration,
+    /// The pause after an unexpected error in [`ProjectionRunner::run`].
+    pub error_backoff: Duration,
+    /// Test hook; see [`AfterCommit`].
+    pub after_commit: Option<AfterCommit>,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            ack_wait: Duration::from_secs(30),
+            rebuild_batch: DEFAULT_BATCH,
+            failed_poll: Duration::from_secs(1),
+            error_backoff: Duration::from_millis(250),
+            after_commit: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RunnerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunnerConfig")
+            .field("batch_size", &self.batch_size)
+            .field("ack_wait", &self.ack_wait)
+            .field("rebuild_batch", &self.rebuild_batch)
+            .field("failed_poll", &self.failed_poll)
+            .field("after_commit", &self.after_commit.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a runner did not apply.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A poison event stopped the projection; `retry` resumes it after a fix.
+    #[error("projection {name} is stopped at stream sequence {stream_sequence:?}: {error}")]
+    Stopped {
+        /// The projection.
+        name: String,
+        /// The stream sequence of the event that failed.
+        stream_sequence: Option<u64>,
+        /// The error and its causes.
+        error: String,
+    },
+    /// Another version's tables are live; this runner must not write them.
+    #[error("projection {name} v{version} is not live: version {live} is")]
+    Superseded {
+        /// The projection.
+        name: String,
+        /// This runner's version.
+        version: u32,
+        /// The live version.
+        live: u32,
+    },
+    /// PostgreSQL, NATS or the stream failed; the next run resumes from the checkpoint.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Drives one projection from the stream. See the module docs.
+pub struct ProjectionRunner {
+    pool: PgPool,
+    jetstream: jetstream::Context,
+    layout: StreamLayout,
+    projection: Arc<dyn Projection>,
+    config: RunnerConfig,
+    consumer: Option<PullConsumer>,
+    commits: u64,
+}
+
+impl std::fmt::Debug for ProjectionRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionRunner")
+            .field("projection", &self.projection.name())
+            .field("version", &self.projection.version())
+            .field("stream", &self.layout.stream_name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one transaction did.
+struct Applied {
+    /// Messages that moved the checkpoint.
+    advanced: usize,
+    /// Events handed to the projection.
+    applied: usize,
+    /// The last message covered by the commit (to ack).
+    ack: Option<usize>,
+    /// A message beyond the checkpoint's successor was met.
+    gap: bool,
+}
+
+enum Attempt {
+    /// `apply_batch` failed somewhere in the batch.
+    Batch(anyhow::Error),
+    Poison {
+        index: usize,
+        error: anyhow::Error,
+    },
+    Fatal(RunError),
+}
+
+impl From<anyhow::Error> for Attempt {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Fatal(RunError::Unexpected(e))
+    }
+}
+
+impl From<sqlx::Error> for Attempt {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Fatal(RunError::Unexpected(e.into()))
+    }
+}
+
+fn decode_message(message: &Message) -> anyhow::Result<EventEnvelope> {
+    let mut event: EventEnvelope =
+        serde_json::from_slice(&message.payload).context("decode the event envelope")?;
+    upcast(&mut event);
+    Ok(event)
+}
+
+/// Names an event in an error.
+pub(crate) fn describe(event: &EventEnvelope) -> String {
+    format!(
+        "apply {} {} ({} {} #{}, position {})",
+        event.event_type,
+        event.event_id,
+        event.aggregate_type,
+        event.aggregate_id,
+        event.sequence,
+        event.position
+    )
+}
+
+/// The durable consumer's name for a projection version on a stream layout.
+#[must_use]
+pub fn consumer_name(layout: &StreamLayout, projection: &dyn Projection) -> String {
+    format!(
+        "{}_{}_v{}",
+        layout.stream_name().trim_end_matches("_EVENTS"),
+        projection.name(),
+        projection.version()
+    )
+}
+
+impl ProjectionRunner {
+    /// A runner for `projection` over the events stream named by `layout`.
+    #[must_use]
+    pub fn new(
+        pool: PgPool,
+        jetstream: jetstream::Context,
+        layout: StreamLayout,
+        projection: Arc<dyn Projection>,
+        config: RunnerConfig,
+    ) -> Self {
+        Self {
+            pool,
+            jetstream,
+            layout,
+            projection,
+            config,
+            consumer: None,
+            commits: 0,
+        }
+    }
+
+    /// The projection this runner drives.
+    #[must_use]
+    pub fn projection(&self) -> &Arc<dyn Projection> {
+        &self.projection
+    }
+
+    /// The durable consumer's name.
+    #[must_use]
+    pub fn consumer_name(&self) -> String {
+        consumer_name(&self.layout, &*self.projection)
+    }
+
+    fn name(&self) -> &'static str {
+        self.projection.name()
+    }
+
+    /// Makes the projection ready to consume: builds it from the event store when its
+    /// live version is older (or it never ran), refuses when it is stopped or a newer
+    /// version is live, and opens the consumer right after the checkpoint. Called by
+    /// the other methods; public so a process can do it before serving.
+    ///
+    /// # Errors
+    /// [`RunError`].
+    pub fn prepare<'a>(
+        &'a mut self,
+    ) -> futures::future::BoxFuture<'a, Result<Checkpoint, RunError>> {
+        async move { self.prepare_inner().await }.boxed()
+    }
+
+    async fn prepare_inner(&mut self) -> Result<Checkpoint, RunError> {
+        check_name(self.name())?;
+        let version = self.projection.version();
+        let mut conn = self.pool.acquire().await.context("connect to postgres")?;
+        let row = checkpoint::read(&mut conn, self.name(), false).await?;
+        drop(conn);
+        let checkpoint = match row {
+            Some((checkpoint, _)) if checkpoint.version > version => {
+                return Err(RunError::Superseded {
+                    name: self.name().to_owned(),
+                    version,
+                    live: checkpoint.version,
+                });
+            }
+            Some((
+                checkpoint,
+                ProjectionState::Failed {
+                    error,
+                    stream_sequence,
+                    ..
+                },
+            )) if checkpoint.version == version => {
+                return Err(RunError::Stopped {
+                    name: self.name().to_owned(),
+                    stream_sequence,
+                    error,
+                });
+            }
+            Some((checkpoint, ProjectionState::Running)) if checkpoint.version == version => {
+                checkpoint
+            }
+            // Never built, or an older version is live: build this one beside it.
+            _ => {
+                self.consumer = None;
+                let checkpoint = rebuild::rebuild(
+                    &self.pool,
+                    Arc::clone(&self.projection),
+                    self.config.rebuild_batch,
+                )
+                .await?;
+                self.delete_older_consumers().await;
+                checkpoint
+            }
+        };
+        if self.consumer.is_none() {
+            self.consumer = Some(self.open_consumer(&checkpoint).await?);
+        }
+        Ok(checkpoint)
+    }
+
+    async fn stream(&self) -> anyhow::Result<jetstream::stream::Stream> {
+        // The relay usually creates the stream; a projector started first creates it
+        // with the default settings rather than fail.
+        self.jetstream
+            .get_or_create_stream(events_stream_config(
+                &self.layout,
+                &StreamSettings::default(),
+            ))
+            .await
+            .with_context(|| format!("open stream {}", self.layout.stream_name()))
+    }
+
+    /// Opens the durable consumer, recreating it at the checkpoint's successor unless
+    /// it already stands there with nothing in flight.
+    async fn open_consumer(&self, checkpoint: &Checkpoint) -> anyhow::Result<PullConsumer> {
+        let stream = self.stream().await?;
+        let state = &stream.cached_info().state;
+        anyhow::ensure!(
+            state.first_sequence <= checkpoint.stream_sequence + 1 || state.messages == 0,
+            "the stream starts at sequence {} but {} needs {}: rebuild it from the event store",
+            state.first_sequence,
+            self.name(),
+            checkpoint.stream_sequence + 1
+        );
+        let name = self.consumer_name();
+        if let Ok(mut existing) = stream
+            .get_consumer::<jetstream::consumer::pull::Config>(&name)
+            .await
+        {
+            let info = existing.info().await.context("read consumer info")?;
+            if info.delivered.stream_sequence <= checkpoint.stream_sequence
+                && info.num_ack_pending == 0
+                && info.ack_floor.stream_sequence <= checkpoint.stream_sequence
+            {
+                return Ok(existing);
+            }
+            stream
+                .delete_consumer(&name)
+                .await
+                .with_context(|| format!("delete consumer {name}"))?;
+        }
+        let config = jetstream::consumer::pull::Config {
+            durable_name: Some(name.clone()),
+            description: Some(format!(
+                "projection {} v{}",
+                self.name(),
+                self.projection.version()
+            )),
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: checkpoint.stream_sequence + 1,
+            },
+            ack_policy: jetstream::consumer::AckPolicy::All,
+            ack_wait: self.config.ack_wait,
+            max_ack_pending: 10_000,
+            ..Default::default()
+        };
+        stream
+            .create_consumer(config)
+            .await
+            .with_context(|| format!("create consumer {name}"))
+    }
+
+    async fn delete_older_consumers(&self) {
+        let Ok(stream) = self.stream().await else {
+            return;
+        };
+        for older in 1..self.projection.version() {
+            let name = format!(
+                "{}_{}_v{older}",
+                self.layout.stream_name().trim_end_matches("_EVENTS"),
+                self.name()
+            );
+            let _ = stream.delete_consumer(&name).await;
+        }
+    }
+
+    /// Applies at most one batch of what the stream holds now (it does not wait for
+    /// more). Returns the number of stream messages that moved the checkpoint,
+    /// including events of aggregate types this projection skips.
+    ///
+    /// # Errors
+    /// [`RunError`]; after any error the next call resumes from the checkpoint.
+    pub fn run_once<'a>(&'a mut self) -> futures::future::BoxFuture<'a, Result<usize, RunError>> {
+        async move { self.step().await.map(|(_, advanced)| advanced) }.boxed()
+    }
+
+    /// One batch: (messages fetched, messages that moved the checkpoint).
+    fn step(&mut self) -> futures::future::BoxFuture<'_, Result<(usize, usize), RunError>> {
+        async move { self.step_inner().await }.boxed()
+    }
+
+    async fn step_inner(&mut self) -> Result<(usize, usize), RunError> {
+        if self.consumer.is_none() {
+            self.prepare().await?;
+        }
+        let consumer = self.consumer.as_ref().context("consumer opened")?;
+        let fetched = async {
+            let mut batch = consumer
+                .fetch()
+                .max_messages(self.config.batch_size)
+                .messages()
+                .await
+                .map_err(|e| anyhow::anyhow!(e).context("fetch from the consumer"))?;
+            let mut messages = Vec::new();
+            while let Some(message) = batch.next().await {
+                messages.push(message.map_err(|e| anyhow::anyhow!(e).context("fetch a message"))?);
+            }
+            anyhow::Ok(messages)
+        }
+        .await;
+        let messages = match fetched {
+            Ok(messages) => messages,
+            Err(e) => {
+                self.consumer = None;
+                return Err(e.into());
+            }
+        };
+        if messages.is_empty() {
+            return Ok((0, 0));
+        }
+        let advanced = self.apply_messages(&messages).await?;
+        Ok((messages.len(), advanced))
+    }
+
+    /// Steps [`run_once`](Self::run_once) until the stream holds nothing more for this
+    /// projection. Returns the messages applied.
+    ///
+    /// # Errors
+    /// As [`run_once`](Self::run_once).
+    pub async fn run_until_caught_up(&mut self) -> Result<usize, RunError> {
+        let mut total = 0;
+        loop {
+            let (fetched, advanced) = self.step().await?;
+            total += advanced;
+            // A gap drops the consumer without moving; go round to reopen it.
+            if fetched == 0 && self.consumer.is_some() {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Applies `messages` (in stream order) and acks them; see the module docs.
+    fn apply_messages<'a>(
+        &'a mut self,
+        messages: &'a [Message],
+    ) -> futures::future::BoxFuture<'a, Result<usize, RunError>> {
+        async move { self.apply_messages_inner(messages).await }.boxed()
+    }
+
+    async fn apply_messages_inner(&mut self, messages: &[Message]) -> Result<usize, RunError> {
+        let started = Instant::now();
+        let mut limit = messages.len();
+        let mut poison: Option<(usize, anyhow::Error)> = None;
+        // The batch goes to `apply_batch` in one piece; if that fails, it is applied
+        // again event by event to find the one at fault.
+        let mut one_by_one = false;
+        let applied = loop {
+            match self.try_apply(&messages[..limit], one_by_one).await {
+                Ok(applied) => break applied,
+                Err(Attempt::Batch(error)) => {
+                    tracing::debug!(
+                        error = format!("{error:#}"),
+                        "batch failed; applying one by one"
+                    );
+                    one_by_one = true;
+                }
+                Err(Attempt::Poison { index, error }) => {
+                    // Keep what came before the bad event, then stop at it.
+                    limit = index;
+                    poison = Some((index, error));
+                }
+                Err(Attempt::Fatal(error)) => {
+                    self.consumer = None;
+                    return Err(error);
+                }
+            }
+        };
+        self.commits += 1;
+        if let Some(hook) = &self.config.after_commit {
+            hook(self.commits);
+        }
+        if let Some(last) = applied.ack {
+            if let Err(e) = messages[last].ack().await {
+                // The commit stands; the batch will be redelivered and skipped.
+                tracing::warn!(error = %e, projection = self.name(), "ack failed");
+            }
+            if let Ok(info) = messages[last].info() {
+                #[allow(clippy::cast_precision_loss)] // lag far below 2^52
+                metrics::gauge!(METRIC_LAG, "projection" => self.name()).set(info.pending as f64);
+            }
+        }
+        metrics::counter!(METRIC_APPLIED, "projection" => self.name())
+            .increment(applied.applied as u64);
+        metrics::histogram!(METRIC_BATCH_SECONDS, "projection" => self.name())
+            .record(started.elapsed().as_secs_f64());
+        if applied.gap {
+            tracing::warn!(
+                projection = self.name(),
+                "the consumer skipped ahead of the checkpoint; reopening it there"
+            );
+            self.consumer = None;
+        }
+        if let Some((index, error)) = poison {
+            self.consumer = None;
+            return Err(self.stop(&messages[index], &error).await);
+        }
+        Ok(applied.advanced)
+    }
+
+    /// Records a poison event and returns the error to report.
+    async fn stop(&self, message: &Message, error: &anyhow::Error) -> RunError {
+        let stream_sequence = message.info().map(|i| i.stream_sequence).ok();
+        let event_id = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(headers::EVENT_ID))
+            .and_then(|v| v.as_str().parse().ok());
+        let text = format!("{error:#}");
+        tracing::error!(
+            projection = self.name(),
+            stream_sequence,
+            ?event_id,
+            error = %text,
+            error_code = "projection_poison_event",
+            "projection stopped on an event it cannot apply"
+        );
+        metrics::counter!(METRIC_POISON, "projection" => self.name()).increment(1);
+        if let Err(e) = checkpoint::record_failure(
+            &self.pool,
+            self.name(),
+            &text,
+            stream_sequence.unwrap_or_default(),
+            event_id,
+        )
+        .await
+        {
+            tracing::error!(error = format!("{e:#}"), "could not record the failure");
+        }
+        RunError::Stopped {
+            name: self.name().to_owned(),
+            stream_sequence,
+            error: text,
+        }
+    }
+
+    /// One transaction over `messages`: judge each against the locked checkpoint,
+    /// apply, move the checkpoint, commit.
+    fn try_apply<'a>(
+        &'a self,
+        messages: &'a [Message],
+        one_by_one: bool,
+    ) -> futures::future::BoxFuture<'a, Result<Applied, Attempt>> {
+        // Boxed with an explicit `Send`: the compiler cannot prove it for the
+        // higher-ranked borrows in here when the runner is spawned.
+        async move { self.try_apply_inner(messages, one_by_one).await }.boxed()
+    }
+
+    async fn try_apply_inner(
+        &self,
+        messages: &[Message],
+        one_by_one: bool,
+    ) -> Result<Applied, Attempt> {
+        let name = self.name();
+        let version = self.projection.version();
+        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
+        // The read model and its checkpoint are derived data that commit together: a
+        // crash may lose the last few commits, never split them, and the consumer is
+        // reopened from whatever checkpoint survived. So skip the wait for fsync.
+        sqlx::query("SET LOCAL synchronous_commit TO off")
+            .execute(&mut *tx)
+            .await?;
+        let Some((mut checkpoint, state)) = checkpoint::read(&mut tx, name, true).await? else {
+            return Err(Attempt::Fatal(RunError::Unexpected(anyhow::anyhow!(
+                "projection {name} has no checkpoint"
+            ))));
+        };
+        if checkpoint.version != version {
+            return Err(Attempt::Fatal(RunError::Superseded {
+                name: name.to_owned(),
+                version,
+                live: checkpoint.version,
+            }));
+        }
+        if let ProjectionState::Failed {
+            error,
+            stream_sequence,
+            ..
+        } = state
+        {
+            return Err(Attempt::Fatal(RunError::Stopped {
+                name: name.to_owned(),
+                stream_sequence,
+                error,
+            }));
+        }
+        let start = checkpoint;
+        let mut result = Applied {
+            advanced: 0,
+            applied: 0,
+            ack: None,
+            gap: false,
+        };
+        // Judge every message first; the events to apply are applied together.
+        let mut batch: Vec<(usize, EventEnvelope)> = Vec::new();
+        for (index, message) in messages.iter().enumerate() {
+            let sequence = message
+                .info()
+                .map_err(|e| anyhow::anyhow!("message without jetstream info: {e}"))?
+                .stream_sequence;
+            if sequence <= checkpoint.stream_sequence {
+                // A redelivery of something already applied.
+                result.ack = Some(index);
+                continue;
+            }
+            if sequence != checkpoint.stream_sequence + 1 {
+                result.gap = true;
+                break;
+            }
+            let headers_map = message.headers.clone().unwrap_or_default();
+            let cursor = match CommitPosition::from_headers(&headers_map) {
+                Ok(cursor) => cursor,
+                Err(error) => return Err(Attempt::Poison { index, error }),
+            };
+            if cursor > checkpoint.cursor {
+                let aggregate_type = headers_map
+                    .get(headers::AGGREGATE_TYPE)
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default();
+                if reads(&*self.projection, &aggregate_type) {
+                    match decode_message(message) {
+                        Ok(event) => batch.push((index, event)),
+                        Err(error) => return Err(Attempt::Poison { index, error }),
+                    }
+                }
+                checkpoint.cursor = cursor;
+            }
+            checkpoint.stream_sequence = sequence;
+            result.advanced += 1;
+            result.ack = Some(index);
+        }
+        result.applied = batch.len();
+        if one_by_one {
+            for (index, event) in &batch {
+                if let Err(error) = self.projection.apply(&mut tx, event).await {
+                    return Err(Attempt::Poison {
+                        index: *index,
+                        error: error.context(describe(event)),
+                    });
+                }
+            }
+        } else if !batch.is_empty() {
+            let events: Vec<EventEnvelope> = batch.into_iter().map(|(_, e)| e).collect();
+            if let Err(error) = self.projection.apply_batch(&mut tx, &events).await {
+                return Err(Attempt::Batch(error));
+            }
+        }
+        if checkpoint != start {
+            checkpoint::advance(&mut tx, name, &checkpoint).await?;
+        }
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    /// Runs until `shutdown` resolves: prepares (building from the event store when
+    /// needed), then applies messages as they arrive, in batches of whatever is
+    /// waiting. A stopped projection waits for `retry`; a superseded one returns.
+    ///
+    /// # Errors
+    /// [`RunError::Superseded`] when another version is live.
+    #[tracing::instrument(skip_all, fields(projection = self.projection.name(), version = self.projection.version()))]
+    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> Result<(), RunError> {
+        tokio::pin!(shutdown);
+        loop {
+            let outcome = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                outcome = self.consume() => outcome,
+            };
+            match outcome {
+                Err(e @ RunError::Superseded { .. }) => return Err(e),
+                Err(RunError::Stopped { .. }) => {
+                    tokio::select! {
+                        () = &mut shutdown => return Ok(()),
+                        () = tokio::time::sleep(self.config.failed_poll) => {}
+                    }
+                }
+                Err(RunError::Unexpected(e)) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "projection round failed; resuming from the checkpoint"
+                    );
+                    tokio::select! {
+                        () = &mut shutdown => return Ok(()),
+                        () = tokio::time::sleep(self.config.error_backoff) => {}
+                    }
+                }
+                Ok(()) => {}
+            }
+        }
+    }
+
+    /// Consumes until the consumer must be reopened (`Ok`) or an error.
+    fn consume<'a>(&'a mut self) -> futures::future::BoxFuture<'a, Result<(), RunError>> {
+        async move { self.consume_inner().await }.boxed()
+    }
+
+    async fn consume_inner(&mut self) -> Result<(), RunError> {
+        self.prepare().await?;
+        let consumer = self.consumer.clone().context("consumer opened")?;
+        let mut stream = consumer
+            .stream()
+            .max_messages_per_batch(self.config.batch_size)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|e| anyhow::anyhow!(e).context("open the message stream"))?;
+        loop {
+            let Some(first) = stream.next().await else {
+                self.consumer = None;
+                return Ok(());
+            };
+            let mut batch = vec![first.map_err(|e| anyhow::anyhow!(e).context("receive"))?];
+            // Whatever else is already here joins the batch: batches grow with load
+            // and a lone event is applied at once.
+            while batch.len() < self.config.batch_size {
+                match stream.next().now_or_never() {
+                    Some(Some(message)) => {
+                        batch.push(message.map_err(|e| anyhow::anyhow!(e).context("receive"))?);
+                    }
+                    _ => break,
+                }
+            }
+            self.apply_messages(&batch).await?;
+            if self.consumer.is_none() {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Read-your-writes: wait, bounded, until a projection has applied a given commit.
+//!
+//! A command returns the global `position` of its last event. Positions are insert
+//! order, not commit order, so "the projection has passed it" means its checkpoint
+//! (a commit position) is at or beyond `(transaction_id, position)` of that event;
+//! the transaction id is looked up once by position (unique, indexed).
+//!
+//! Every checkpoint update is announced with `NOTIFY` in its own transaction (so it is
+//! delivered exactly when the change is visible). One [`CheckpointWatch`] per process
+//! listens on a single connection and publishes the latest checkpoints on a watch
+//! channel; any number of waiters share it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+
+use super::checkpoint::CHANNEL;
+use crate::envelope::CommitPosition;
+
+/// Why a wait ended without the projection passing the commit.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// The projection had not applied the commit within the timeout.
+    #[error("projection {projection} had not reached position {position} within {timeout:?}")]
+    Timeout {
+        /// The projection.
+        projection: String,
+        /// The position waited for.
+        position: i64,
+        /// The bound.
+        timeout: Duration,
+    },
+    /// No event has that position (it is not committed, or never was).
+    #[error("no committed event has position {0}")]
+    UnknownPosition(i64),
+    /// PostgreSQL failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// A projection's checkpoint as last announced, with the revision that orders
+/// announcements of the same projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    revision: i64,
+    cursor: CommitPosition,
+}
+
+type Checkpoints = HashMap<String, Seen>;
+
+/// The process's view of every projection's checkpoint, kept current by
+/// `LISTEN emporium_projection_checkpoints`.
+#[derive(Debug, Clone)]
+pub struct CheckpointWatch {
+    pool: PgPool,
+    checkpoints: watch::Receiver<Checkpoints>,
+    _task: Arc<TaskGuard>,
+}
+
+#[derive(Debug)]
+struct TaskGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn parse(payload: &str) -> Option<(String, Seen)> {
+    let mut parts = payload.split(' ');
+    let name = parts.next()?.to_owned();
+    let revision = parts.next()?.parse().ok()?;
+    let transaction_id = parts.next()?.parse().ok()?;
+    let position = parts.next()?.parse().ok()?;
+    Some((
+        name,
+        Seen {
+            revision,
+            cursor: CommitPosition {
+                transaction_id,
+                position,
+            },
+        },
+    ))
+}
+
+fn merge(map: &mut Checkpoints, name: String, seen: Seen) -> bool {
+    match map.get(&name) {
+        Some(old) if old.revision >= seen.revision => false,
+        _ => {
+            map.insert(name, seen);
+            true
+        }
+    }
+}
+
+async fn load(pool: &PgPool) -> anyhow::Result<Vec<(String, Seen)>> {
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT name, revision, transaction_id, position FROM projection_checkpoints",
+    )
+    .fetch_all(pool)
+    .await
+    .context("read projection checkpoints")?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, revision, txid, position)| {
+            (
+                name,
+                Seen {
+                    revision,
+                    cursor: CommitPosition {
+                        transaction_id: u64::try_from(txid).unwrap_or_default(),
+                        position: u64::try_from(position).unwrap_or_default(),
+                    },
+                },
+            )
+        })
+        .collect())
+}
+
+impl CheckpointWatch {
+    /// Starts listening, then loads the current checkpoints (in that order, so no
+    /// update falls between the two).
+    ///
+    /// # Errors
+    /// When PostgreSQL is unreachable.
+    pub async fn start(pool: PgPool) -> anyhow::Result<Self> {
+        let mut listener = PgListener::connect_with(&pool)
+            .await
+            .context("open the checkpoint listener")?;
+        listener
+            .listen(CHANNEL)
+            .await
+            .context("listen for checkpoints")?;
+        let mut initial = Checkpoints::new();
+        for (name, seen) in load(&pool).await? {
+            merge(&mut initial, name, seen);
+        }
+        let (tx, rx) = watch::channel(initial);
+        let reload_pool = pool.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(notification)) => {
+                        if let Some((name, seen)) = parse(notification.payload()) {
+                            tx.send_if_modified(|map| merge(map, name, seen));
+                        }
+                    }
+                    // The connection dropped and was re-established: announcements
+                    // may have been missed, so read the table again.
+                    Ok(None) => match load(&reload_pool).await {
+                        Ok(rows) => {
+                            tx.send_if_modified(|map| {
+                                rows.into_iter()
+                                    .fold(false, |changed, (n, s)| merge(map, n, s) || changed)
+                            });
+                        }
+                        Err(e) => tracing::warn!(error = format!("{e:#}"), "reload checkpoints"),
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "checkpoint listener failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                }
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        Ok(Self {
+            pool,
+            checkpoints: rx,
+            _task: Arc::new(TaskGuard(task)),
+        })
+    }
+
+    /// The commit position of the event at global `position`.
+    ///
+    /// # Errors
+    /// [`WaitError::UnknownPosition`] when no event has it.
+    pub async fn commit_position(&self, position: i64) -> Result<CommitPosition, WaitError> {
+        let txid: Option<i64> = sqlx::query_scalar(
+            "SELECT transaction_id::text::bigint FROM events WHERE position = $1",
+        )
+        .bind(position)
+        .fetch_optional(&self.pool)
+        .await
+        .context("look up the event's transaction")?;
+        let txid = txid.ok_or(WaitError::UnknownPosition(position))?;
+        Ok(CommitPosition {
+            transaction_id: u64::try_from(txid).context("xid beyond i64")?,
+            position: u64::try_from(position).map_err(|_| WaitError::UnknownPosition(position))?,
+        })
+    }
+
+    /// The last checkpoint announced for `projection`.
+    #[must_use]
+    pub fn checkpoint(&self, projection: &str) -> Option<CommitPosition> {
+        self.checkpoints.borrow().get(projection).map(|s| s.cursor)
+    }
+
+    /// Waits until `projection` has applied the event at global `position` (as
+    /// returned by a command), or `timeout` passes.
+    ///
+    /// # Errors
+    /// [`WaitError`]: timeout, unknown position, or PostgreSQL down.
+    pub async fn wait_for_position(
+        &self,
+        projection: &str,
+        position: i64,
+        timeout: Duration,
+    ) -> Result<(), WaitError> {
+        let target = self.commit_position(position).await?;
+        self.wait_for(projection, target, timeout)
+            .await
+            .map_err(|_| WaitError::Timeout {
+                projection: projection.to_owned(),
+                position,
+                timeout,
+            })
+    }
+
+    /// Waits until `projection`'s checkpoint is at or beyond `target`, or `timeout`
+    /// passes (`Err(())`).
+    ///
+    /// # Errors
+    /// `Err(())` on timeout.
+    #[allow(clippy::result_unit_err)] // the caller words the timeout; see wait_for_position
+    pub async fn wait_for(
+        &self,
+        projection: &str,
+        target: CommitPosition,
+        timeout: Duration,
+    ) -> Result<(), ()> {
+        let mut rx = self.checkpoints.clone();
+        let reached = rx.wait_for(|map| map.get(projection).is_some_and(|s| s.cursor >= target));
+        match tokio::time::timeout(timeout, reached).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_parse_and_merge_by_revision() {
+        let (name, seen) = parse("catalog 7 1000 42").unwrap();
+        assert_eq!(name, "catalog");
+        assert_eq!(
+            seen.cursor,
+            CommitPosition {
+                transaction_id: 1000,
+                position: 42
+            }
+        );
+        let mut map = Checkpoints::new();
+        assert!(merge(&mut map, name.clone(), seen));
+        let older = Seen {
+            revision: 6,
+            cursor: CommitPosition::START,
+        };
+        assert!(!merge(&mut map, name.clone(), older));
+        assert_eq!(map[&name], seen);
+        assert!(parse("garbage").is_none());
+    }
+}

@@ -1,0 +1,805 @@
+//! `catalog_products`: one row per product with everything a product page or a
+//! listing shows (variants and images as JSONB, the category path, tags, price range,
+//! rating from approved reviews, availability from inventory, the storefront flags),
+//! indexed for the listing queries, so a page of 20 products is one indexed query.
+//!
+//! It reads four aggregates. Facts that arrive keyed by something other than the
+//! product (a category's name, a SKU's stock, a product's approved ratings) are kept
+//! in small helper tables this projection owns, so a product created after them (or a
+//! rebuild) still finds them, and a change to them is copied onto the products it
+//! concerns.
+
+use chrono::{DateTime, Utc};
+use emporium_domain::catalog::{CategoryEvent, ProductEvent, ReviewEvent, ReviewStatus};
+use emporium_domain::inventory::InventoryEvent;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{json, one_row};
+use crate::envelope::EventEnvelope;
+use crate::projection::{Projection, decode};
+
+/// Builds `catalog_products` and its helper tables.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CatalogProjection;
+
+const SCHEMA: &str = "
+CREATE TABLE catalog_products (
+    product_id      uuid        PRIMARY KEY,
+    sku             text        NOT NULL,
+    slug            text        NOT NULL,
+    old_slugs       text[]      NOT NULL DEFAULT '{}',
+    name            text        NOT NULL,
+    description     text        NOT NULL,
+    category_id     uuid        NOT NULL,
+    -- Root first: [{category_id, name, slug}, ...]; empty until the category is known.
+    category_path   jsonb       NOT NULL DEFAULT '[]',
+    -- The category and its ancestors, for \"in this category or below\".
+    category_ids    uuid[]      NOT NULL DEFAULT '{}',
+    tags            text[]      NOT NULL DEFAULT '{}',
+    attributes      jsonb       NOT NULL DEFAULT '{}',
+    currency        text        NOT NULL,
+    price_minor     bigint      NOT NULL,
+    -- Over the base price and every variant's, for price filters and \"from\" prices.
+    min_price_minor bigint      NOT NULL,
+    max_price_minor bigint      NOT NULL,
+    -- [{variant_id, sku, size, colour, attributes, price_minor, available}]
+    variants        jsonb       NOT NULL DEFAULT '[]',
+    -- [{image_id, source, alt_text, primary}]
+    images          jsonb       NOT NULL DEFAULT '[]',
+    primary_image   jsonb,
+    -- The product's SKU and its variants'.
+    skus            text[]      NOT NULL DEFAULT '{}',
+    rating_count    bigint      NOT NULL DEFAULT 0,
+    rating_sum      bigint      NOT NULL DEFAULT 0,
+    rating_average  numeric(3, 2) GENERATED ALWAYS AS
+                        (CASE WHEN rating_count > 0 THEN round(rating_sum::numeric / rating_count, 2) END) STORED,
+    available       bigint      NOT NULL DEFAULT 0,
+    in_stock        boolean     GENERATED ALWAYS AS (available > 0) STORED,
+    status          text        NOT NULL DEFAULT 'draft',
+    published       boolean     NOT NULL DEFAULT false,
+    featured        boolean     NOT NULL DEFAULT false,
+    created_at      timestamptz NOT NULL,
+    updated_at      timestamptz NOT NULL,
+    published_at    timestamptz
+);
+CREATE UNIQUE INDEX catalog_products_slug ON catalog_products (slug);
+CREATE INDEX catalog_products_old_slugs ON catalog_products USING gin (old_slugs);
+CREATE INDEX catalog_products_newest ON catalog_products (created_at DESC, product_id) WHERE published;
+CREATE INDEX catalog_products_price ON catalog_products (min_price_minor, product_id) WHERE published;
+CREATE INDEX catalog_products_rating ON catalog_products (rating_average DESC NULLS LAST, product_id) WHERE published;
+CREATE INDEX catalog_products_featured ON catalog_products (updated_at DESC) WHERE published AND featured;
+CREATE INDEX catalog_products_categories ON catalog_products USING gin (category_ids);
+CREATE INDEX catalog_products_tags ON catalog_products USING gin (tags);
+CREATE INDEX catalog_products_category ON catalog_products (category_id);
+
+CREATE TABLE catalog_categories (
+    category_id uuid PRIMARY KEY,
+    parent_id   uuid,
+    name        text NOT NULL,
+    slug        text NOT NULL
+);
+CREATE INDEX catalog_categories_parent ON catalog_categories (parent_id);
+
+CREATE TABLE catalog_stock (
+    sku        text   PRIMARY KEY,
+    product_id uuid,
+    available  bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX catalog_stock_product ON catalog_stock (product_id);
+
+CREATE TABLE catalog_ratings (
+    product_id   uuid   PRIMARY KEY,
+    rating_count bigint NOT NULL DEFAULT 0,
+    rating_sum   bigint NOT NULL DEFAULT 0
+);
+";
+
+/// The category path of every category in `$1`'s subtree, root first, written onto
+/// the products in those categories.
+const REFRESH_PATHS: &str = "
+WITH RECURSIVE down(category_id) AS (
+    SELECT $1::uuid
+    UNION
+    SELECT c.category_id FROM catalog_categories c JOIN down d ON c.parent_id = d.category_id
+),
+up(origin, category_id, parent_id, name, slug, depth) AS (
+    SELECT c.category_id, c.category_id, c.parent_id, c.name, c.slug, 0
+    FROM catalog_categories c JOIN down USING (category_id)
+    UNION ALL
+    SELECT up.origin, c.category_id, c.parent_id, c.name, c.slug, up.depth + 1
+    FROM catalog_categories c JOIN up ON c.category_id = up.parent_id
+    WHERE up.depth < 64
+),
+paths AS (
+    SELECT origin,
+           jsonb_agg(jsonb_build_object('category_id', category_id, 'name', name, 'slug', slug)
+                     ORDER BY depth DESC) AS path,
+           array_agg(category_id ORDER BY depth DESC) AS ids
+    FROM up GROUP BY origin
+)
+UPDATE catalog_products p
+SET category_path = paths.path, category_ids = paths.ids
+FROM paths
+WHERE p.category_id = paths.origin";
+
+/// The same for one product (`$1`), whose category is `$2`.
+const PRODUCT_PATH: &str = "
+WITH RECURSIVE up(category_id, parent_id, name, slug, depth) AS (
+    SELECT category_id, parent_id, name, slug, 0 FROM catalog_categories WHERE category_id = $2
+    UNION ALL
+    SELECT c.category_id, c.parent_id, c.name, c.slug, up.depth + 1
+    FROM catalog_categories c JOIN up ON c.category_id = up.parent_id
+    WHERE up.depth < 64
+)
+UPDATE catalog_products p
+SET category_path = coalesce((SELECT jsonb_agg(jsonb_build_object('category_id', category_id, 'name', name, 'slug', slug)
+                                               ORDER BY depth DESC) FROM up), '[]'),
+    category_ids = coalesce((SELECT array_agg(category_id ORDER BY depth DESC) FROM up), '{}')
+WHERE p.product_id = $1";
+
+/// One variant as listed in `catalog_products.variants`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct VariantView {
+    variant_id: Uuid,
+    sku: String,
+    size: Option<String>,
+    colour: Option<String>,
+    attributes: serde_json::Value,
+    price_minor: i64,
+    available: i64,
+}
+
+/// One image as listed in `catalog_products.images`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ImageView {
+    image_id: Uuid,
+    source: serde_json::Value,
+    alt_text: String,
+    primary: bool,
+}
+
+#[async_trait::async_trait]
+impl Projection for CatalogProjection {
+    fn name(&self) -> &'static str {
+        "catalog"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "catalog_products",
+            "catalog_categories",
+            "catalog_stock",
+            "catalog_ratings",
+        ]
+    }
+
+    fn schema(&self) -> &'static str {
+        SCHEMA
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &["product", "category_tree", "review", "inventory"]
+    }
+
+    /// Stock movements dominate the log; runs of them fold into one upsert of the
+    /// last availability per SKU and one refresh of the products they concern. Other
+    /// events are applied one by one, in order.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[EventEnvelope],
+    ) -> anyhow::Result<()> {
+        let mut stock = StockFold::default();
+        for event in events {
+            if event.aggregate_type == "inventory" {
+                if let Some(available) = available_after(event)? {
+                    stock.push(&event.aggregate_id, available);
+                }
+                continue;
+            }
+            stock.flush(conn).await?;
+            self.apply(conn, event).await?;
+        }
+        stock.flush(conn).await
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+        match event.aggregate_type.as_str() {
+            "product" => product(conn, event).await,
+            "category_tree" => category(conn, event).await,
+            "review" => review(conn, event).await,
+            "inventory" => inventory(conn, event).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn product(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    use ProductEvent as E;
+    let id: Uuid = super::aggregate_uuid(event)?;
+    match decode::<ProductEvent>(event)? {
+        E::ProductCreated {
+            product_id,
+            sku,
+            slug,
+            name,
+            description,
+            category_id,
+            tags,
+            attributes,
+            price,
+            at,
+        } => {
+            let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
+            sqlx::query(
+                "INSERT INTO catalog_stock (sku, product_id) VALUES ($1, $2)
+                 ON CONFLICT (sku) DO UPDATE SET product_id = $2",
+            )
+            .bind(sku.as_str())
+            .bind(product_id)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO catalog_products
+                     (product_id, sku, slug, name, description, category_id, tags, attributes,
+                      currency, price_minor, min_price_minor, max_price_minor, skus,
+                      rating_count, rating_sum, available, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10, ARRAY[$2],
+                         coalesce((SELECT rating_count FROM catalog_ratings WHERE product_id = $1), 0),
+                         coalesce((SELECT rating_sum FROM catalog_ratings WHERE product_id = $1), 0),
+                         coalesce((SELECT available FROM catalog_stock WHERE sku = $2), 0),
+                         $11, $11)",
+            )
+            .bind(product_id)
+            .bind(sku.as_str())
+            .bind(slug.as_str())
+            .bind(name.as_str())
+            .bind(description.as_str())
+            .bind(category_id)
+            .bind(&tags)
+            .bind(json(&attributes)?)
+            .bind(price.currency().code())
+            .bind(price.amount_minor())
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(PRODUCT_PATH)
+                .bind(product_id)
+                .bind(category_id)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+        E::ProductDetailsUpdated {
+            name,
+            description,
+            category_id,
+            tags,
+            attributes,
+            at,
+        } => {
+            let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
+            let r = sqlx::query(
+                "UPDATE catalog_products
+                 SET name = $2, description = $3, category_id = $4, tags = $5, attributes = $6,
+                     updated_at = $7
+                 WHERE product_id = $1",
+            )
+            .bind(id)
+            .bind(name.as_str())
+            .bind(description.as_str())
+            .bind(category_id)
+            .bind(&tags)
+            .bind(json(&attributes)?)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            one_row(r, "product details")?;
+            sqlx::query(PRODUCT_PATH)
+                .bind(id)
+                .bind(category_id)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+        E::SlugChanged {
+            old_slug,
+            new_slug,
+            at,
+        } => {
+            let r = sqlx::query(
+                "UPDATE catalog_products
+                 SET slug = $2, old_slugs = array_append(array_remove(old_slugs, $2), $3),
+                     updated_at = $4
+                 WHERE product_id = $1",
+            )
+            .bind(id)
+            .bind(new_slug.as_str())
+            .bind(old_slug.as_str())
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            one_row(r, "product slug")
+        }
+        E::PriceChanged { new_price, at, .. } => {
+            let mut doc = Doc::load(conn, id).await?;
+            doc.price_minor = new_price.amount_minor();
+            doc.save(conn, at).await
+        }
+        E::VariantAdded {
+            variant_id,
+            sku,
+            size,
+            colour,
+            attributes,
+            price,
+            at,
+        } => {
+            let available: i64 = sqlx::query_scalar(
+                "INSERT INTO catalog_stock (sku, product_id) VALUES ($1, $2)
+                 ON CONFLICT (sku) DO UPDATE SET product_id = $2
+                 RETURNING available",
+            )
+            .bind(sku.as_str())
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+            let mut doc = Doc::load(conn, id).await?;
+            doc.variants.push(VariantView {
+                variant_id,
+                sku: sku.as_str().to_owned(),
+                size: size.map(|s| s.as_str().to_owned()),
+                colour: colour.map(|c| c.as_str().to_owned()),
+                attributes: json(&attributes)?,
+                price_minor: price.amount_minor(),
+                available,
+            });
+            doc.save(conn, at).await
+        }
+        E::VariantUpdated {
+            variant_id,
+            size,
+            colour,
+            attributes,
+            at,
+            ..
+        } => {
+            let mut doc = Doc::load(conn, id).await?;
+            let variant = doc.variant(variant_id)?;
+            variant.size = size.map(|s| s.as_str().to_owned());
+            variant.colour = colour.map(|c| c.as_str().to_owned());
+            variant.attributes = json(&attributes)?;
+            doc.save(conn, at).await
+        }
+        E::VariantRemoved {
+            variant_id,
+            sku,
+            at,
+        } => {
+            sqlx::query(
+                "UPDATE catalog_stock SET product_id = NULL WHERE sku = $1 AND product_id = $2",
+            )
+            .bind(sku.as_str())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            let mut doc = Doc::load(conn, id).await?;
+            doc.variants.retain(|v| v.variant_id != variant_id);
+            doc.save(conn, at).await
+        }
+        E::VariantPriceChanged {
+            variant_id,
+            new_price,
+            at,
+            ..
+        } => {
+            let mut doc = Doc::load(conn, id).await?;
+            doc.variant(variant_id)?.price_minor = new_price.amount_minor();
+            doc.save(conn, at).await
+        }
+        E::ImageAdded {
+            image_id,
+            source,
+            alt_text,
+            primary,
+            at,
+        } => {
+            let mut doc = Doc::load(conn, id).await?;
+            if primary {
+                for image in &mut doc.images {
+                    image.primary = false;
+                }
+            }
+            doc.images.push(ImageView {
+                image_id,
+                source: json(&source)?,
+                alt_text: alt_text.as_str().to_owned(),
+                primary,
+            });
+            doc.save(conn, at).await
+        }
+        E::ImageRemoved {
+            image_id,
+            promoted_primary,
+            at,
+        } => {
+            let mut doc = Doc::load(conn, id).await?;
+            doc.images.retain(|i| i.image_id != image_id);
+            if let Some(promoted) = promoted_primary {
+                doc.set_primary(promoted);
+            }
+            doc.save(conn, at).await
+        }
+        E::PrimaryImageSet { image_id, at, .. } => {
+            let mut doc = Doc::load(conn, id).await?;
+            doc.set_primary(image_id);
+            doc.save(conn, at).await
+        }
+        E::ProductPublished { at } => {
+            flags(
+                conn,
+                id,
+                "published = true, status = 'published', published_at = coalesce(published_at, $2)",
+                at,
+            )
+            .await
+        }
+        E::ProductUnpublished { at } => {
+            flags(conn, id, "published = false, status = 'unpublished'", at).await
+        }
+        E::ProductFeatured { at } => flags(conn, id, "featured = true", at).await,
+        E::ProductUnfeatured { at } => flags(conn, id, "featured = false", at).await,
+        E::ProductArchived { at } => {
+            flags(
+                conn,
+                id,
+                "published = false, featured = false, status = 'archived'",
+                at,
+            )
+            .await
+        }
+    }
+}
+
+async fn flags(
+    conn: &mut PgConnection,
+    id: Uuid,
+    set: &'static str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let r = sqlx::query(&format!(
+        "UPDATE catalog_products SET {set}, updated_at = $2 WHERE product_id = $1"
+    ))
+    .bind(id)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    one_row(r, "product flags")
+}
+
+type DocRow = (String, i64, Json<Vec<VariantView>>, Json<Vec<ImageView>>);
+
+/// The parts of a product row that variant and image events rewrite.
+struct Doc {
+    product_id: Uuid,
+    sku: String,
+    price_minor: i64,
+    variants: Vec<VariantView>,
+    images: Vec<ImageView>,
+}
+
+impl Doc {
+    async fn load(conn: &mut PgConnection, product_id: Uuid) -> anyhow::Result<Self> {
+        let row: Option<DocRow> = sqlx::query_as(
+            "SELECT sku, price_minor, variants, images FROM catalog_products WHERE product_id = $1",
+        )
+        .bind(product_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let (sku, price_minor, variants, images) =
+            row.ok_or_else(|| anyhow::anyhow!("product {product_id} is not in the catalog"))?;
+        Ok(Self {
+            product_id,
+            sku,
+            price_minor,
+            variants: variants.0,
+            images: images.0,
+        })
+    }
+
+    fn variant(&mut self, variant_id: Uuid) -> anyhow::Result<&mut VariantView> {
+        self.variants
+            .iter_mut()
+            .find(|v| v.variant_id == variant_id)
+            .ok_or_else(|| anyhow::anyhow!("variant {variant_id} is not in the catalog"))
+    }
+
+    fn set_primary(&mut self, image_id: Uuid) {
+        for image in &mut self.images {
+            image.primary = image.image_id == image_id;
+        }
+    }
+
+    async fn save(self, conn: &mut PgConnection, at: DateTime<Utc>) -> anyhow::Result<()> {
+        let prices =
+            std::iter::once(self.price_minor).chain(self.variants.iter().map(|v| v.price_minor));
+        let min = prices.clone().min().unwrap_or(self.price_minor);
+        let max = prices.max().unwrap_or(self.price_minor);
+        let skus: Vec<&str> = std::iter::once(self.sku.as_str())
+            .chain(self.variants.iter().map(|v| v.sku.as_str()))
+            .collect();
+        let primary = self
+            .images
+            .iter()
+            .find(|i| i.primary)
+            .map(json)
+            .transpose()?;
+        let r = sqlx::query(
+            "UPDATE catalog_products
+             SET price_minor = $2, min_price_minor = $3, max_price_minor = $4, variants = $5,
+                 images = $6, primary_image = $7, skus = $8,
+                 available = (SELECT coalesce(sum(available), 0)::bigint FROM catalog_stock
+                              WHERE product_id = $1),
+                 updated_at = $9
+             WHERE product_id = $1",
+        )
+        .bind(self.product_id)
+        .bind(self.price_minor)
+        .bind(min)
+        .bind(max)
+        .bind(Json(&self.variants))
+        .bind(Json(&self.images))
+        .bind(primary)
+        .bind(&skus)
+        .bind(at)
+        .execute(conn)
+        .await?;
+        one_row(r, "product document")
+    }
+}
+
+async fn category(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    use CategoryEvent as E;
+    let touched = match decode::<CategoryEvent>(event)? {
+        E::CategoryCreated {
+            category_id,
+            name,
+            slug,
+            parent_id,
+            ..
+        } => {
+            sqlx::query(
+                "INSERT INTO catalog_categories (category_id, parent_id, name, slug)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(category_id)
+            .bind(parent_id)
+            .bind(name.as_str())
+            .bind(slug.as_str())
+            .execute(&mut *conn)
+            .await?;
+            category_id
+        }
+        E::CategoryRenamed {
+            category_id,
+            name,
+            slug,
+            ..
+        } => {
+            let r = sqlx::query(
+                "UPDATE catalog_categories SET name = $2, slug = $3 WHERE category_id = $1",
+            )
+            .bind(category_id)
+            .bind(name.as_str())
+            .bind(slug.as_str())
+            .execute(&mut *conn)
+            .await?;
+            one_row(r, "catalog category")?;
+            category_id
+        }
+        E::CategoryMoved {
+            category_id,
+            new_parent_id,
+            ..
+        } => {
+            let r =
+                sqlx::query("UPDATE catalog_categories SET parent_id = $2 WHERE category_id = $1")
+                    .bind(category_id)
+                    .bind(new_parent_id)
+                    .execute(&mut *conn)
+                    .await?;
+            one_row(r, "catalog category")?;
+            category_id
+        }
+        // Products keep the path they had; a childless category with products in it
+        // is the catalog's business, not the read model's.
+        E::CategoryDeleted { category_id, .. } => {
+            sqlx::query("DELETE FROM catalog_categories WHERE category_id = $1")
+                .bind(category_id)
+                .execute(&mut *conn)
+                .await?;
+            return Ok(());
+        }
+    };
+    sqlx::query(REFRESH_PATHS)
+        .bind(touched)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn review(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    use ReviewEvent as E;
+    let approved = |s: ReviewStatus| s == ReviewStatus::Approved;
+    // (product, change in count, change in the sum of stars)
+    let (product_id, count, sum) = match decode::<ReviewEvent>(event)? {
+        E::ReviewApproved {
+            product_id,
+            rating,
+            previous_status,
+            ..
+        } if !approved(previous_status) => (product_id, 1, i64::from(rating.stars())),
+        E::ReviewEdited {
+            product_id,
+            previous_rating,
+            previous_status,
+            ..
+        } if approved(previous_status) => (product_id, -1, -i64::from(previous_rating.stars())),
+        E::ReviewRejected {
+            product_id,
+            rating,
+            previous_status,
+            ..
+        }
+        | E::ReviewHidden {
+            product_id,
+            rating,
+            previous_status,
+            ..
+        } if approved(previous_status) => (product_id, -1, -i64::from(rating.stars())),
+        _ => return Ok(()),
+    };
+    sqlx::query(
+        "INSERT INTO catalog_ratings (product_id, rating_count, rating_sum) VALUES ($1, $2, $3)
+         ON CONFLICT (product_id) DO UPDATE
+         SET rating_count = catalog_ratings.rating_count + $2,
+             rating_sum = catalog_ratings.rating_sum + $3",
+    )
+    .bind(product_id)
+    .bind(count)
+    .bind(sum)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE catalog_products
+         SET rating_count = rating_count + $2, rating_sum = rating_sum + $3
+         WHERE product_id = $1",
+    )
+    .bind(product_id)
+    .bind(count)
+    .bind(sum)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The units available after an inventory event, when it changes them.
+fn available_after(event: &EventEnvelope) -> anyhow::Result<Option<u32>> {
+    use InventoryEvent as E;
+    Ok(match decode::<InventoryEvent>(event)? {
+        E::StockReceived { available, .. }
+        | E::StockAdjusted { available, .. }
+        | E::StockReserved { available, .. }
+        | E::ReservationReleased { available, .. }
+        | E::ReservationExpired { available, .. }
+        | E::ReservationCommitted { available, .. } => Some(available),
+        E::InventoryTracked { .. }
+        | E::LowStockThresholdChanged { .. }
+        | E::LowStockDetected { .. } => None,
+    })
+}
+
+/// The last availability per SKU over a run of stock movements.
+#[derive(Default)]
+struct StockFold {
+    skus: Vec<String>,
+    available: Vec<i64>,
+    index: std::collections::HashMap<String, usize>,
+}
+
+impl StockFold {
+    fn push(&mut self, sku: &str, available: u32) {
+        match self.index.get(sku) {
+            Some(&i) => self.available[i] = i64::from(available),
+            None => {
+                self.index.insert(sku.to_owned(), self.skus.len());
+                self.skus.push(sku.to_owned());
+                self.available.push(i64::from(available));
+            }
+        }
+    }
+
+    async fn flush(&mut self, conn: &mut PgConnection) -> anyhow::Result<()> {
+        if self.skus.is_empty() {
+            return Ok(());
+        }
+        let products: Vec<Uuid> = sqlx::query_scalar::<_, Option<Uuid>>(
+            "INSERT INTO catalog_stock (sku, available)
+             SELECT * FROM unnest($1::text[], $2::bigint[])
+             ON CONFLICT (sku) DO UPDATE SET available = EXCLUDED.available
+             RETURNING product_id",
+        )
+        .bind(&self.skus)
+        .bind(&self.available)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect::<std::collections::BTreeSet<Uuid>>()
+        .into_iter()
+        .collect();
+        if !products.is_empty() {
+            // A variant's `available` always mirrors its SKU's stock row.
+            sqlx::query(
+                "UPDATE catalog_products p
+                 SET variants = (SELECT coalesce(jsonb_agg(CASE WHEN s.sku IS NULL THEN v
+                                                                ELSE jsonb_set(v, '{available}', to_jsonb(s.available)) END
+                                                           ORDER BY ord), '[]')
+                                 FROM jsonb_array_elements(p.variants) WITH ORDINALITY AS x(v, ord)
+                                 LEFT JOIN catalog_stock s ON s.sku = v ->> 'sku'),
+                     available = (SELECT coalesce(sum(available), 0)::bigint FROM catalog_stock s
+                                  WHERE s.product_id = p.product_id)
+                 WHERE p.product_id = ANY($1)",
+            )
+            .bind(&products)
+            .execute(&mut *conn)
+            .await?;
+        }
+        self.skus.clear();
+        self.available.clear();
+        self.index.clear();
+        Ok(())
+    }
+}
+
+async fn inventory(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    let Some(available) = available_after(event)? else {
+        return Ok(());
+    };
+    let sku = event.aggregate_id.as_str();
+    let product_id: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO catalog_stock (sku, available) VALUES ($1, $2)
+         ON CONFLICT (sku) DO UPDATE SET available = $2
+         RETURNING product_id",
+    )
+    .bind(sku)
+    .bind(i64::from(available))
+    .fetch_one(&mut *conn)
+    .await?;
+    let Some(product_id) = product_id else {
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE catalog_products
+         SET variants = (SELECT coalesce(jsonb_agg(CASE WHEN v ->> 'sku' = $2
+                                                        THEN jsonb_set(v, '{available}', to_jsonb($3::bigint))
+                                                        ELSE v END ORDER BY ord), '[]')
+                         FROM jsonb_array_elements(variants) WITH ORDINALITY AS x(v, ord)),
+             available = (SELECT coalesce(sum(available), 0)::bigint FROM catalog_stock
+                          WHERE product_id = $1)
+         WHERE product_id = $1",
+    )
+    .bind(product_id)
+    .bind(sku)
+    .bind(i64::from(available))
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! The read models: PostgreSQL tables shaped for the queries that read them, each
+//! owned and written by exactly one [`Projection`].
+//!
+//! | projection  | tables                                                          | serves                                   |
+//! |-------------|-----------------------------------------------------------------|------------------------------------------|
+//! | `catalog`   | `catalog_products` (+ helpers `catalog_categories`, `catalog_stock`, `catalog_ratings`) | product pages and listings in one indexed query |
+//! | `categories`| `categories`                                                    | the category tree, breadcrumbs, slug lookup |
+//! | `inventory` | `inventory_levels`                                              | stock per SKU, low-stock report          |
+//! | `carts`     | `carts`                                                         | a user's or guest's open cart            |
+//! | `orders`    | `orders`                                                        | a customer's orders; staff filters by status, date, customer |
+//! | `customers` | `customers`                                                     | profile and address book (never credentials) |
+//! | `reviews`   | `product_reviews`                                               | approved reviews per product, moderation queue |
+//! | `wishlists` | `wishlist_items`                                                | a user's wishlist                        |
+//!
+//! Each projection's SQL names its tables unqualified (the framework decides whether
+//! they are the live ones or a rebuild's shadow copies) and touches no other table.
+
+mod carts;
+mod catalog;
+mod categories;
+mod customers;
+mod inventory;
+mod orders;
+mod reviews;
+mod wishlists;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use serde::Serialize;
+use uuid::Uuid;
+
+pub use carts::CartsProjection;
+pub use catalog::CatalogProjection;
+pub use categories::CategoriesProjection;
+pub use customers::CustomersProjection;
+pub use inventory::InventoryProjection;
+pub use orders::OrdersProjection;
+pub use reviews::ReviewsProjection;
+pub use wishlists::WishlistsProjection;
+
+use crate::envelope::EventEnvelope;
+use crate::projection::Projection;
+
+/// Every read-model projection.
+#[must_use]
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(CatalogProjection),
+        Arc::new(CategoriesProjection),
+        Arc::new(InventoryProjection),
+        Arc::new(CartsProjection),
+        Arc::new(OrdersProjection),
+        Arc::new(CustomersProjection),
+        Arc::new(ReviewsProjection),
+        Arc::new(WishlistsProjection),
+    ]
+}
+
+/// The event's aggregate id as a UUID.
+fn aggregate_uuid(event: &EventEnvelope) -> anyhow::Result<Uuid> {
+    event.aggregate_id.parse().with_context(|| {
+        format!(
+            "{} aggregate id `{}` is not a uuid",
+            event.aggregate_type, event.aggregate_id
+        )
+    })
+}
+
+/// The JSON text of a unit-like enum (`"pending"`), for a text column.
+fn enum_text<T: Serialize>(value: &T) -> anyhow::Result<String> {
+    match serde_json::to_value(value)? {
+        serde_json::Value::String(s) => Ok(s),
+        other => anyhow::bail!("expected a string, got {other}"),
+    }
+}
+
+/// A JSON value for a jsonb column.
+fn json<T: Serialize>(value: &T) -> anyhow::Result<serde_json::Value> {
+    serde_json::to_value(value).context("encode a read-model document")
+}
+
+/// Fails unless exactly one row changed: an event about a row the projection never
+/// saw created means the read model and the log disagree, which must stop it.
+fn one_row(result: sqlx::postgres::PgQueryResult, what: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        result.rows_affected() == 1,
+        "{what}: expected one row, changed {}",
+        result.rows_affected()
+    );
+    Ok(())
+}

@@ -1,0 +1,482 @@
+//! The projection framework against real PostgreSQL and NATS: redelivery, poison
+//! events and retry, a version bump rebuilt into shadow tables and swapped in while
+//! the old tables serve, read-your-writes, and projector processes killed between
+//! their commit and their ack.
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use emporium_projections::envelope::EventEnvelope;
+use emporium_projections::projection::{
+    self, CheckpointWatch, Projection, ProjectionRunner, ProjectionState, Rebuild, RunError,
+    WaitError,
+};
+use emporium_projections::views::{CatalogProjection, InventoryProjection};
+use sqlx::PgConnection;
+
+use crate::helpers::{PATIENCE, TestBackbone};
+use crate::support::{Shop, assert_equals_rebuild, project, runner, spawn};
+
+/// A projection of the test events (`order` aggregates written by
+/// `TestBackbone::insert_event`) that notices double application: each event is a
+/// row under a primary key, and a counter counts applications.
+struct Ledger {
+    version: u32,
+    /// While set, events of aggregates named `poison...` fail.
+    broken: Arc<AtomicBool>,
+}
+
+impl Ledger {
+    fn new(version: u32) -> Arc<Self> {
+        Arc::new(Self {
+            version,
+            broken: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Projection for Ledger {
+    fn name(&self) -> &'static str {
+        "ledger"
+    }
+
+    fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["ledger", "ledger_count"]
+    }
+
+    fn schema(&self) -> &'static str {
+        "CREATE TABLE ledger (aggregate_id text, sequence bigint, built_by integer NOT NULL,
+                              PRIMARY KEY (aggregate_id, sequence));
+         CREATE INDEX ledger_built_by ON ledger (built_by);
+         CREATE TABLE ledger_count (id integer PRIMARY KEY, applied bigint NOT NULL);"
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &["order"]
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !(self.broken.load(Ordering::SeqCst) && event.aggregate_id.starts_with("poison")),
+            "cannot apply the event of {}",
+            event.aggregate_id
+        );
+        sqlx::query("INSERT INTO ledger VALUES ($1, $2, $3)")
+            .bind(&event.aggregate_id)
+            .bind(i64::try_from(event.sequence)?)
+            .bind(i32::try_from(self.version)?)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "INSERT INTO ledger_count VALUES (1, 1)
+             ON CONFLICT (id) DO UPDATE SET applied = ledger_count.applied + 1",
+        )
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn ledger_rows(app: &TestBackbone) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM ledger), coalesce((SELECT applied FROM ledger_count), 0)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("read the ledger")
+}
+
+async fn insert(app: &TestBackbone, aggregate: &str) {
+    let mut conn = app.pool.acquire().await.unwrap();
+    TestBackbone::insert_event(&mut conn, aggregate, 1).await;
+}
+
+#[tokio::test]
+async fn a_redelivered_stream_applies_once() {
+    let app = spawn().await;
+    let mut relay = app.relay();
+    let mut ledger = runner(&app, Ledger::new(1));
+    // Nothing yet: the first run builds the (empty) projection and opens the consumer.
+    assert_eq!(ledger.run_until_caught_up().await.unwrap(), 0);
+    app.append(40).await;
+    app.relay_until_caught_up(&mut relay).await;
+    assert_eq!(ledger.run_until_caught_up().await.unwrap(), 40);
+    assert_eq!(ledger_rows(&app).await, (40, 40));
+
+    // JetStream forgets every ack and delivers the whole stream again.
+    let stream = app
+        .jetstream
+        .get_stream(app.layout.stream_name())
+        .await
+        .unwrap();
+    let name = ledger.consumer_name();
+    stream.delete_consumer(&name).await.unwrap();
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(name.clone()),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ledger.run_until_caught_up().await.unwrap(), 0);
+    assert_eq!(
+        ledger_rows(&app).await,
+        (40, 40),
+        "a redelivery applied twice"
+    );
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer(&name).await.unwrap();
+    let info = consumer.info().await.unwrap();
+    assert_eq!(info.num_ack_pending, 0, "the skipped messages were acked");
+    assert_eq!(info.num_pending, 0);
+
+    // And the projection goes on from there.
+    app.append(5).await;
+    app.relay_until_caught_up(&mut relay).await;
+    assert_eq!(ledger.run_until_caught_up().await.unwrap(), 5);
+    assert_eq!(ledger_rows(&app).await, (45, 45));
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_poison_event_stops_the_projection_until_retried() {
+    let app = spawn().await;
+    let mut relay = app.relay();
+    let ledger = Ledger::new(1);
+    ledger.broken.store(true, Ordering::SeqCst);
+    let mut runner = runner(&app, Arc::clone(&ledger) as Arc<dyn Projection>);
+    runner.run_until_caught_up().await.unwrap();
+    for aggregate in ["a", "b", "poison-1", "c"] {
+        insert(&app, aggregate).await;
+    }
+    app.relay_until_caught_up(&mut relay).await;
+
+    let error = runner.run_until_caught_up().await.unwrap_err();
+    assert!(
+        matches!(&error, RunError::Stopped { stream_sequence: Some(3), error, .. }
+            if error.contains("cannot apply the event of poison-1")),
+        "{error}"
+    );
+    // The events before the bad one were kept; nothing after it was applied.
+    assert_eq!(ledger_rows(&app).await, (2, 2));
+    let status = projection::status(&app.pool, Some(4)).await.unwrap();
+    let ledger_status = status.iter().find(|s| s.name == "ledger").unwrap();
+    assert_eq!(ledger_status.checkpoint.stream_sequence, 2);
+    assert_eq!(ledger_status.lag, Some(2));
+    assert!(
+        matches!(&ledger_status.state, ProjectionState::Failed { error, stream_sequence: Some(3), event_id: Some(_), .. }
+            if error.contains("poison-1")),
+        "{:?}",
+        ledger_status.state
+    );
+
+    // It stays stopped: no skipping past the event, not even by a new runner.
+    assert!(matches!(
+        runner.run_once().await,
+        Err(RunError::Stopped { .. })
+    ));
+    let mut other = crate::support::runner(&app, Arc::clone(&ledger) as Arc<dyn Projection>);
+    assert!(matches!(
+        other.run_until_caught_up().await,
+        Err(RunError::Stopped { .. })
+    ));
+    assert_eq!(ledger_rows(&app).await, (2, 2));
+
+    // Fixed and retried, it resumes at the event that failed.
+    ledger.broken.store(false, Ordering::SeqCst);
+    assert!(projection::retry(&app.pool, "ledger").await.unwrap());
+    assert_eq!(runner.run_until_caught_up().await.unwrap(), 2);
+    assert_eq!(ledger_rows(&app).await, (4, 4));
+    let status = projection::status(&app.pool, None).await.unwrap();
+    assert_eq!(status[0].state, ProjectionState::Running);
+    assert!(!projection::retry(&app.pool, "ledger").await.unwrap());
+    assert!(projection::retry(&app.pool, "nonexistent").await.is_err());
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_version_bump_rebuilds_into_shadow_tables_and_swaps_while_reads_go_on() {
+    let app = spawn().await;
+    let mut relay = app.relay();
+    let mut v1 = runner(&app, Ledger::new(1));
+    app.append(30).await;
+    project(&app, &mut relay, &mut [&mut v1]).await;
+    app.append(20).await;
+    app.relay_until_caught_up(&mut relay).await;
+
+    let built_by = |app: &TestBackbone| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_as::<_, (i32, i64)>(
+                "SELECT built_by, count(*) FROM ledger GROUP BY built_by ORDER BY built_by",
+            )
+            .fetch_all(&pool)
+            .await
+            .expect("the live table answers")
+        }
+    };
+    let mut rebuild = Rebuild::start(app.pool.clone(), Ledger::new(2), 10)
+        .await
+        .unwrap();
+    assert_eq!(rebuild.schema(), "rebuild_ledger_v2");
+    assert_eq!(rebuild.step().await.unwrap(), 10);
+    // Mid-rebuild: the old version serves, the shadow table fills.
+    assert_eq!(built_by(&app).await, [(1, 30)]);
+    let shadow: i64 = sqlx::query_scalar("SELECT count(*) FROM rebuild_ledger_v2.ledger")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(shadow, 10);
+    let status = projection::status(&app.pool, None).await.unwrap();
+    assert_eq!(status[0].version, 1);
+    assert_eq!(status[0].rebuilding.map(|(v, _)| v), Some(2));
+
+    // A reader holding the old table across the swap sees it whole, then the new one.
+    let reader = {
+        let pool = app.pool.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..50 {
+                let rows: Vec<(i32, i64)> = sqlx::query_as(
+                    "SELECT built_by, count(*) FROM ledger GROUP BY built_by ORDER BY built_by",
+                )
+                .fetch_all(&pool)
+                .await
+                .expect("reads keep working during the swap");
+                seen.push(rows);
+                tokio::task::yield_now().await;
+            }
+            seen
+        })
+    };
+    assert_eq!(rebuild.run_to_end().await.unwrap(), 40);
+    let checkpoint = rebuild.swap().await.unwrap();
+    assert_eq!(checkpoint.version, 2);
+    assert_eq!(checkpoint.stream_sequence, 50);
+    for rows in reader.await.unwrap() {
+        assert!(
+            rows == [(1, 30)] || rows == [(2, 50)],
+            "a reader saw a half-swapped table: {rows:?}"
+        );
+    }
+    assert_eq!(built_by(&app).await, [(2, 50)]);
+    let schemas: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'rebuild_%'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(schemas, 0, "the shadow schema is gone");
+
+    // The new version continues from the stream after the rebuilt cursor...
+    let mut v2 = runner(&app, Ledger::new(2));
+    app.append(5).await;
+    app.relay_until_caught_up(&mut relay).await;
+    assert_eq!(v2.run_until_caught_up().await.unwrap(), 5);
+    assert_eq!(built_by(&app).await, [(2, 55)]);
+    assert_eq!(ledger_rows(&app).await, (55, 55));
+    // ...and the old one may no longer write.
+    assert!(matches!(
+        v1.run_until_caught_up().await,
+        Err(RunError::Superseded { live: 2, .. })
+    ));
+    assert_eq!(ledger_rows(&app).await, (55, 55));
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn read_your_writes_waits_until_the_projection_passed_the_commit() {
+    let app = spawn().await;
+    let shop = Shop::new(&app);
+    let mut relay = app.relay();
+    let mut inventory = runner(&app, Arc::new(InventoryProjection));
+    let watch = CheckpointWatch::start(app.pool.clone()).await.unwrap();
+    inventory.run_until_caught_up().await.unwrap();
+
+    let position = shop.stock("MUG-1", 7, 0).await;
+    // Committed but not projected: the wait gives up at its bound.
+    let started = Instant::now();
+    let timeout = Duration::from_millis(300);
+    assert!(matches!(
+        watch
+            .wait_for_position("inventory", position, timeout)
+            .await,
+        Err(WaitError::Timeout { .. })
+    ));
+    assert!(started.elapsed() >= timeout);
+    assert!(matches!(
+        watch
+            .wait_for_position("inventory", position + 1_000, timeout)
+            .await,
+        Err(WaitError::UnknownPosition(_))
+    ));
+
+    // A waiter parked before the projection runs is released by its commit.
+    let waiter = {
+        let watch = watch.clone();
+        tokio::spawn(async move {
+            watch
+                .wait_for_position("inventory", position, PATIENCE)
+                .await
+        })
+    };
+    project(&app, &mut relay, &mut [&mut inventory]).await;
+    waiter.await.unwrap().expect("released once projected");
+    let on_hand: i64 =
+        sqlx::query_scalar("SELECT on_hand FROM inventory_levels WHERE sku = 'MUG-1'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(on_hand, 7, "the write is readable once the wait returns");
+    // Already passed: at once.
+    watch
+        .wait_for_position("inventory", position, Duration::from_millis(1))
+        .await
+        .unwrap();
+    app.teardown().await;
+}
+
+fn spawn_projector(app: &TestBackbone, crash_after_commits: Option<u64>) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_emporium-projector"));
+    command
+        .env("DATABASE_URL", &app.database_url)
+        .env("NATS_URL", crate::helpers::nats_url())
+        .env("STREAM_PREFIX", &app.prefix)
+        .env("PROJECTIONS", "catalog,inventory")
+        .env("BATCH_SIZE", "7")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(n) = crash_after_commits {
+        command.env("CRASH_AFTER_COMMITS", n.to_string());
+    }
+    command.spawn().expect("spawn the projector process")
+}
+
+/// Waits (bounded) for a child to exit on its own.
+async fn exited(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the projector") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the projector did not crash");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Some catalogue traffic: a product with a variant and stock movements.
+async fn traffic(shop: &Shop, category: uuid::Uuid, round: usize) {
+    let sku = format!("SKU-{round}");
+    let product = shop
+        .product(&sku, category, 1_000 + i64::try_from(round).unwrap())
+        .await;
+    shop.variant(product, &format!("{sku}-L"), 1_200).await;
+    shop.publish_with_image(product).await;
+    shop.stock(&sku, 20, 3).await;
+    shop.stock(&format!("{sku}-L"), 5, 3).await;
+    for _ in 0..3 {
+        shop.reserve(&sku, 2).await;
+        shop.receive(&format!("{sku}-L"), 1).await;
+    }
+}
+
+#[tokio::test]
+async fn projectors_killed_between_commit_and_ack_leave_read_models_equal_to_a_rebuild() {
+    let app = spawn().await;
+    let shop = Shop::new(&app);
+    let mut relay = app.relay();
+    let category = shop.category("Kitchen", "kitchen", None).await;
+    traffic(&shop, category, 0).await;
+    // Built once here, so every round's traffic reaches the projector by the stream.
+    project(
+        &app,
+        &mut relay,
+        &mut [
+            &mut runner(&app, Arc::new(CatalogProjection)),
+            &mut runner(&app, Arc::new(InventoryProjection)),
+        ],
+    )
+    .await;
+
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut caught_between = 0;
+    for round in 1..=8 {
+        traffic(&shop, category, round).await;
+        app.relay_until_caught_up(&mut relay).await;
+        let mut child = if round % 2 == 1 {
+            // Deterministic: abort right after a commit, before its ack.
+            let mut child = spawn_projector(&app, Some(rng.u64(1..3)));
+            let status = exited(&mut child).await;
+            assert_eq!(
+                status.signal(),
+                Some(6),
+                "the projector aborted: {status:?}"
+            );
+            child
+        } else {
+            // At a random point of its life.
+            let mut child = spawn_projector(&app, None);
+            tokio::time::sleep(Duration::from_millis(rng.u64(5..300))).await;
+            child.kill().expect("SIGKILL the projector");
+            child.wait().expect("reap the projector");
+            child
+        };
+        let _ = child.wait();
+        // Was a commit left unacked? (Committed checkpoint beyond the ack floor.)
+        let statuses = projection::status(&app.pool, None).await.unwrap();
+        let stream = app
+            .jetstream
+            .get_stream(app.layout.stream_name())
+            .await
+            .unwrap();
+        for name in ["catalog", "inventory"] {
+            let Some(status) = statuses.iter().find(|s| s.name == name) else {
+                continue;
+            };
+            let consumer = format!(
+                "{}_{name}_v1",
+                app.layout.stream_name().trim_end_matches("_EVENTS")
+            );
+            if let Ok(mut consumer) = stream.get_consumer::<pull::Config>(&consumer).await {
+                let info = consumer.info().await.unwrap();
+                if status.checkpoint.stream_sequence > info.ack_floor.stream_sequence {
+                    caught_between += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        caught_between > 0,
+        "no projector died between a commit and its ack"
+    );
+
+    let mut catalog = runner(&app, Arc::new(CatalogProjection));
+    let mut inventory = runner(&app, Arc::new(InventoryProjection));
+    project(&app, &mut relay, &mut [&mut catalog, &mut inventory]).await;
+    assert_equals_rebuild(&app, Arc::new(CatalogProjection)).await;
+    assert_equals_rebuild(&app, Arc::new(InventoryProjection)).await;
+    let products: i64 = sqlx::query_scalar("SELECT count(*) FROM catalog_products WHERE published")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(products, 9);
+    app.teardown().await;
+}
+
+/// `ProjectionRunner` is what the gateway and the CLI drive; it stays `Send` so it
+/// can be spawned.
+#[allow(dead_code)]
+fn runner_is_send(runner: ProjectionRunner) -> impl Send {
+    runner.run(async {})
+}
