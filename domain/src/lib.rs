@@ -24,6 +24,7 @@ pub mod payment;
 pub mod pricing;
 pub mod quantity;
 pub mod schema;
+pub mod sealed;
 pub mod sku;
 pub mod user;
 
@@ -35,4 +36,5 @@ pub use aggregate::{Aggregate, DomainEvent};
 pub use metadata::EventMetadata;
 pub use money::{Currency, Money, MoneyError};
 pub use quantity::{Quantity, QuantityError};
+pub use sealed::Sealed;
 pub use sku::{Sku, SkuError};

@@ -206,3 +206,43 @@ mod tests {
         assert_eq!(back, e);
     }
 }
+
+/// A row of the `events` table as the relay and rebuilds read it.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct StoredEvent {
+    pub(crate) aggregate_type: String,
+    pub(crate) aggregate_id: String,
+    pub(crate) sequence: i64,
+    pub(crate) event_type: String,
+    pub(crate) event_version: String,
+    pub(crate) payload: Option<serde_json::Value>,
+    pub(crate) metadata: Option<serde_json::Value>,
+    pub(crate) position: i64,
+    pub(crate) transaction_id: i64,
+    pub(crate) event_id: Uuid,
+    pub(crate) recorded_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    /// The envelope that leaves the event store: sealed fields (password and token
+    /// hashes) are published as null, so neither the stream nor a read model ever
+    /// holds them.
+    pub(crate) fn into_envelope(self) -> anyhow::Result<EventEnvelope> {
+        use anyhow::Context;
+        let mut payload = self.payload.unwrap_or_default();
+        emporium_domain::schema::redact(&self.aggregate_type, &mut payload);
+        Ok(EventEnvelope {
+            event_id: self.event_id,
+            sequence: u64::try_from(self.sequence).context("negative sequence")?,
+            position: u64::try_from(self.position).context("negative position")?,
+            transaction_id: u64::try_from(self.transaction_id).context("xid8 beyond i64")?,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            payload,
+            metadata: self.metadata.unwrap_or_default(),
+            recorded_at: self.recorded_at,
+        })
+    }
+}

@@ -24,12 +24,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, context::PublishAckFuture};
-use chrono::{DateTime, Utc};
 use sqlx::{Connection, PgConnection, PgPool};
-use uuid::Uuid;
 
 use crate::bus::StreamLayout;
-use crate::envelope::{CommitPosition, EventEnvelope};
+use crate::envelope::{CommitPosition, EventEnvelope, StoredEvent};
 use crate::stream::{StreamSettings, events_stream_config};
 
 /// Counter: events appended to the stream (duplicates excluded).
@@ -121,39 +119,6 @@ impl RelayLock {
             .close()
             .await
             .context("close relay lock connection")
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct EventRow {
-    aggregate_type: String,
-    aggregate_id: String,
-    sequence: i64,
-    event_type: String,
-    event_version: String,
-    payload: serde_json::Value,
-    metadata: serde_json::Value,
-    position: i64,
-    transaction_id: i64,
-    event_id: Uuid,
-    recorded_at: DateTime<Utc>,
-}
-
-impl EventRow {
-    fn into_envelope(self) -> anyhow::Result<EventEnvelope> {
-        Ok(EventEnvelope {
-            event_id: self.event_id,
-            aggregate_type: self.aggregate_type,
-            aggregate_id: self.aggregate_id,
-            sequence: u64::try_from(self.sequence).context("negative sequence")?,
-            position: u64::try_from(self.position).context("negative position")?,
-            transaction_id: u64::try_from(self.transaction_id).context("xid8 beyond i64")?,
-            event_type: self.event_type,
-            event_version: self.event_version,
-            payload: self.payload,
-            metadata: self.metadata,
-            recorded_at: self.recorded_at,
-        })
     }
 }
 
@@ -332,7 +297,7 @@ impl Relay {
 
     async fn read_visible(&self, after: CommitPosition) -> anyhow::Result<Vec<EventEnvelope>> {
         let (txid, position) = cursor_binds(after)?;
-        let rows: Vec<EventRow> = sqlx::query_as(
+        let rows: Vec<StoredEvent> = sqlx::query_as(
             "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version,
                     payload, metadata, position, transaction_id::text::bigint AS transaction_id,
                     event_id, recorded_at
@@ -348,7 +313,7 @@ impl Relay {
         .fetch_all(&self.pool)
         .await
         .context("read committed events")?;
-        rows.into_iter().map(EventRow::into_envelope).collect()
+        rows.into_iter().map(StoredEvent::into_envelope).collect()
     }
 
     /// Publishes `batch` pipelined, each message expecting its predecessor's stream

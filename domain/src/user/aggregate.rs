@@ -12,7 +12,7 @@ use super::event::UserEvent;
 use super::values::{
     Email, PasswordHash, PersonName, PhoneNumber, Preferences, ResetTokenHash, Role,
 };
-use crate::{Address, Aggregate};
+use crate::{Address, Aggregate, Sealed};
 
 /// One user account. `Default` is the state before registration.
 #[derive(Default, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -27,7 +27,7 @@ struct Account {
     id: Uuid,
     email: Email,
     email_verified: bool,
-    password_hash: PasswordHash,
+    password_hash: Sealed<PasswordHash>,
     first_name: PersonName,
     last_name: Option<PersonName>,
     phone: Option<PhoneNumber>,
@@ -44,7 +44,7 @@ struct Account {
 /// The latest password-reset request.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 struct PasswordReset {
-    token_hash: ResetTokenHash,
+    token_hash: Sealed<ResetTokenHash>,
     expires_at: DateTime<Utc>,
     used: bool,
 }
@@ -80,7 +80,7 @@ impl User {
     /// The current password hash, for the command layer's verifier.
     #[must_use]
     pub fn password_hash(&self) -> Option<&PasswordHash> {
-        self.account.as_ref().map(|a| &a.password_hash)
+        self.account.as_ref().and_then(|a| a.password_hash.value())
     }
 
     /// Given name.
@@ -180,7 +180,7 @@ impl Aggregate for User {
             ) => Ok(vec![UserEvent::UserRegistered {
                 user_id,
                 email,
-                password_hash,
+                password_hash: password_hash.into(),
                 first_name,
                 last_name,
                 role,
@@ -263,7 +263,7 @@ impl Account {
                 new_password_hash,
                 at,
             } => Ok(vec![E::PasswordChanged {
-                password_hash: new_password_hash,
+                password_hash: new_password_hash.into(),
                 changed_at: at,
             }]),
             C::RequestPasswordReset {
@@ -275,7 +275,7 @@ impl Account {
                     return Err(UserError::ResetExpiryNotInFuture);
                 }
                 Ok(vec![E::PasswordResetRequested {
-                    token_hash,
+                    token_hash: token_hash.into(),
                     expires_at,
                     requested_at: at,
                 }])
@@ -291,7 +291,11 @@ impl Account {
                     .ok_or(UserError::NoPendingPasswordReset)?;
                 // The token is checked first, so a wrong guess learns nothing about
                 // whether the real token is used or expired.
-                if !reset.token_hash.matches(&token_hash) {
+                if !reset
+                    .token_hash
+                    .value()
+                    .is_some_and(|h| h.matches(&token_hash))
+                {
                     return Err(UserError::ResetTokenMismatch);
                 }
                 if reset.used {
@@ -301,7 +305,7 @@ impl Account {
                     return Err(UserError::ResetTokenExpired);
                 }
                 Ok(vec![E::PasswordResetConfirmed {
-                    password_hash: new_password_hash,
+                    password_hash: new_password_hash.into(),
                     reset_at: at,
                 }])
             }

@@ -2,7 +2,7 @@
 //!
 //! `UserRegistered` and `PasswordChanged` / `PasswordResetConfirmed` carry the
 //! argon2id hash, because the event log is the only store of the credential. A
-//! publisher to outside subscribers must drop `password_hash` and `token_hash`.
+//! relay publishes `password_hash` and `token_hash` as null (they are `Sealed`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::values::{
     Email, PasswordHash, PersonName, PhoneNumber, Preferences, ResetTokenHash, Role,
 };
-use crate::{Address, DomainEvent};
+use crate::{Address, DomainEvent, Sealed};
 
 /// A fact about a user account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -23,8 +23,8 @@ pub enum UserEvent {
         user_id: Uuid,
         /// Normalised e-mail address, unverified.
         email: Email,
-        /// argon2id PHC string. Not for outside subscribers.
-        password_hash: PasswordHash,
+        /// argon2id PHC string; sealed: published copies carry null.
+        password_hash: Sealed<PasswordHash>,
         /// Given name.
         first_name: PersonName,
         /// Family name, absent for people with a single name.
@@ -45,15 +45,15 @@ pub enum UserEvent {
     },
     /// The password was changed; any pending reset token is void.
     PasswordChanged {
-        /// argon2id PHC string of the new password. Not for outside subscribers.
-        password_hash: PasswordHash,
+        /// argon2id PHC string of the new password; sealed.
+        password_hash: Sealed<PasswordHash>,
         /// When.
         changed_at: DateTime<Utc>,
     },
     /// A password reset was requested; it supersedes any earlier request.
     PasswordResetRequested {
-        /// Hash of the mailed token. Not for outside subscribers.
-        token_hash: ResetTokenHash,
+        /// Hash of the mailed token; sealed.
+        token_hash: Sealed<ResetTokenHash>,
         /// When the token stops being accepted.
         expires_at: DateTime<Utc>,
         /// When.
@@ -61,8 +61,8 @@ pub enum UserEvent {
     },
     /// A password reset was completed with a valid token, which is now used.
     PasswordResetConfirmed {
-        /// argon2id PHC string of the new password. Not for outside subscribers.
-        password_hash: PasswordHash,
+        /// argon2id PHC string of the new password; sealed.
+        password_hash: Sealed<PasswordHash>,
         /// When.
         reset_at: DateTime<Utc>,
     },

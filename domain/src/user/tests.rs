@@ -56,7 +56,7 @@ fn registered() -> UserEvent {
     UserEvent::UserRegistered {
         user_id: user_id(),
         email: email(),
-        password_hash: hash("c2FsdDE"),
+        password_hash: hash("c2FsdDE").into(),
         first_name: name("Ada"),
         last_name: Some(name("Lovelace")),
         role: Role::Customer,
@@ -75,7 +75,7 @@ fn address_added(n: u128, city: &str) -> UserEvent {
 
 fn reset_requested(digit: char, expires_at: DateTime<Utc>) -> UserEvent {
     UserEvent::PasswordResetRequested {
-        token_hash: token(digit),
+        token_hash: token(digit).into(),
         expires_at,
         requested_at: t(10),
     }
@@ -339,7 +339,7 @@ fn change_password_is_accepted() {
             at: t(4),
         })
         .then_expect_events([UserEvent::PasswordChanged {
-            password_hash: hash("c2FsdDI"),
+            password_hash: hash("c2FsdDI").into(),
             changed_at: t(4),
         }]);
     let (_, user) = given::<User>([registered()])
@@ -384,7 +384,7 @@ fn confirm_password_reset_is_accepted_with_the_right_token_in_time() {
     given::<User>([registered(), reset_requested('a', t(99))])
         .when(confirm())
         .then_expect_events([UserEvent::PasswordResetConfirmed {
-            password_hash: hash("c2FsdDI"),
+            password_hash: hash("c2FsdDI").into(),
             reset_at: t(98),
         }]);
     let (_, user) = given::<User>([registered(), reset_requested('a', t(99))])
@@ -421,7 +421,7 @@ fn confirm_password_reset_rules() {
                 registered(),
                 reset_requested('a', t(99)),
                 UserEvent::PasswordResetConfirmed {
-                    password_hash: hash("c2FsdDI"),
+                    password_hash: hash("c2FsdDI").into(),
                     reset_at: t(20),
                 },
             ],
@@ -434,7 +434,7 @@ fn confirm_password_reset_rules() {
                 registered(),
                 reset_requested('a', t(99)),
                 UserEvent::PasswordChanged {
-                    password_hash: hash("c2FsdDI"),
+                    password_hash: hash("c2FsdDI").into(),
                     changed_at: t(15),
                 },
             ],
@@ -764,12 +764,12 @@ fn event_type_is_the_serialised_variant_name() {
             verified_at: t(1),
         },
         UserEvent::PasswordChanged {
-            password_hash: hash("c2FsdDI"),
+            password_hash: hash("c2FsdDI").into(),
             changed_at: t(1),
         },
         reset_requested('a', t(99)),
         UserEvent::PasswordResetConfirmed {
-            password_hash: hash("c2FsdDI"),
+            password_hash: hash("c2FsdDI").into(),
             reset_at: t(1),
         },
         UserEvent::ProfileUpdated {

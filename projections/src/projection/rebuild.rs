@@ -16,14 +16,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
 use futures::FutureExt as _;
 use sqlx::{Connection as _, Executor, PgConnection, PgPool};
-use uuid::Uuid;
 
 use super::checkpoint::{self, Checkpoint};
 use super::{METRIC_REBUILT, Projection, check_name, upcast};
-use crate::envelope::{CommitPosition, EventEnvelope};
+use crate::envelope::{CommitPosition, StoredEvent};
 
 /// Events read from the store and applied per transaction.
 pub const DEFAULT_BATCH: usize = 2_000;
@@ -54,39 +52,6 @@ impl std::fmt::Debug for Rebuild {
             .field("cursor", &self.cursor)
             .field("applied", &self.applied)
             .finish_non_exhaustive()
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct EventRow {
-    aggregate_type: String,
-    aggregate_id: String,
-    sequence: i64,
-    event_type: String,
-    event_version: String,
-    payload: Option<serde_json::Value>,
-    metadata: Option<serde_json::Value>,
-    position: i64,
-    transaction_id: i64,
-    event_id: Uuid,
-    recorded_at: DateTime<Utc>,
-}
-
-impl EventRow {
-    fn into_envelope(self) -> anyhow::Result<EventEnvelope> {
-        Ok(EventEnvelope {
-            event_id: self.event_id,
-            aggregate_type: self.aggregate_type,
-            aggregate_id: self.aggregate_id,
-            sequence: u64::try_from(self.sequence).context("negative sequence")?,
-            position: u64::try_from(self.position).context("negative position")?,
-            transaction_id: u64::try_from(self.transaction_id).context("xid8 beyond i64")?,
-            event_type: self.event_type,
-            event_version: self.event_version,
-            payload: self.payload.unwrap_or_default(),
-            metadata: self.metadata.unwrap_or_default(),
-            recorded_at: self.recorded_at,
-        })
     }
 }
 
@@ -261,7 +226,7 @@ impl Rebuild {
         let mut conn = self.pool.acquire().await.context("connect for a rebuild")?;
         // Every event is read, so the cursor and the stream sequence follow the whole
         // stream, but only the projection's own events carry their payload.
-        let rows: Vec<EventRow> = sqlx::query_as(
+        let rows: Vec<StoredEvent> = sqlx::query_as(
             "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version,
                     CASE WHEN aggregate_type = ANY($3) THEN payload END AS payload,
                     CASE WHEN aggregate_type = ANY($3) THEN metadata END AS metadata,

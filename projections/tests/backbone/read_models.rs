@@ -476,6 +476,33 @@ async fn customers_carts_orders_and_wishlists_follow_the_commands() {
         !customer.get::<String, _>("whole").contains("argon2"),
         "a password hash reached the read model"
     );
+    // Nor the stream: sealed fields leave the store as null.
+    let published = app.stream_messages().await;
+    let credentials: Vec<_> = published
+        .iter()
+        .filter(|m| ["UserRegistered", "PasswordChanged"].contains(&m.envelope.event_type.as_str()))
+        .collect();
+    assert_eq!(credentials.len(), 2);
+    for message in credentials {
+        let body = serde_json::to_string(&message.envelope.payload).unwrap();
+        assert!(
+            !body.contains("argon2"),
+            "a password hash was published: {body}"
+        );
+        assert_eq!(
+            message.envelope.payload[&message.envelope.event_type]["password_hash"],
+            json!(null)
+        );
+    }
+    // The event store itself keeps it: the aggregate needs it to check a login.
+    let stored: serde_json::Value = sqlx::query_scalar(
+        "SELECT payload FROM events WHERE aggregate_id = $1 AND event_type = 'UserRegistered'",
+    )
+    .bind(&user)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored["UserRegistered"]["password_hash"], json!(HASH));
 
     let (status, total, lines, country): (String, i64, serde_json::Value, String) = sqlx::query_as(
         "SELECT status, grand_total_minor, lines, shipping_country FROM orders
