@@ -430,6 +430,95 @@ mod backbone {
         db.drop_database().await.unwrap();
     }
 
+    /// Polls (bounded: the projector is another process) until `sql` returns true.
+    async fn wait_until(db: &TestDatabase, sql: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let done: Option<bool> = sqlx::query_scalar(sql)
+                .fetch_optional(db.pool())
+                .await
+                .ok()
+                .flatten();
+            if done == Some(true) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "never true: {sql}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn project_applies_events_survives_a_poison_event_and_stops_on_sigterm() {
+        let db = migrated().await;
+        products(&db, 2).await;
+        let prefix = unique_prefix();
+        let client = async_nats::connect(nats_url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let layout = StreamLayout::new(&prefix).unwrap();
+        let mut relay = Relay::new(
+            db.pool().clone(),
+            js.clone(),
+            layout.clone(),
+            RelayConfig::default(),
+        );
+        relay.relay_once().await.unwrap();
+        let mut child = against(&db, &prefix)
+            .args(["project", "catalog"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start emporium project");
+        wait_until(
+            &db,
+            "SELECT count(*) = 2 FROM catalog_products WHERE to_regclass('catalog_products') IS NOT NULL",
+        )
+        .await;
+
+        // An event the catalog cannot decode stops that projection, not the process.
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                 event_version, payload, metadata)
+             VALUES ('product', $1, 1, 'ProductCreated', '1', '{\"bad\": true}', '{}')",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .execute(db.pool())
+        .await
+        .unwrap();
+        relay.relay_once().await.unwrap();
+        wait_until(
+            &db,
+            "SELECT state = 'failed' FROM projection_checkpoints WHERE name = 'catalog'",
+        )
+        .await;
+        assert!(child.try_wait().unwrap().is_none(), "the projector exited");
+        let output = against(&db, &prefix)
+            .args(["projections", "status"])
+            .output()
+            .unwrap();
+        let (stdout, _) = text(&output);
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("catalog ") && l.contains("stopped")),
+            "{stdout}"
+        );
+        let output = against(&db, &prefix)
+            .args(["projections", "retry", "catalog"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output).1);
+
+        let pid = child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(stderr.contains("projection_poison_event"), "{stderr}");
+
+        js.delete_stream(layout.stream_name()).await.unwrap();
+        db.drop_database().await.unwrap();
+    }
+
     #[test]
     fn a_dead_database_is_exit_4_naming_postgresql() {
         let output = emporium()
