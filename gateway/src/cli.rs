@@ -11,6 +11,8 @@ use crate::app::{Application, shutdown_signal};
 use crate::config::{Environment, LogFormat, Overrides, Settings};
 use crate::telemetry;
 
+mod backbone;
+
 /// Emporium: an event-sourced commerce platform with AI built in.
 ///
 /// Configuration is layered: defaults, then `<config-dir>/<env>.toml`, then
@@ -58,8 +60,11 @@ struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the platform in one process: the gateway and the relay (projectors and
-    /// workers join as they land).
+    /// Run the platform in one process: the gateway, the relay and every projection
+    /// runner (AI workers join as they land).
+    ///
+    /// A projection stopped by an event it cannot apply is logged and stays stopped
+    /// (the rest keep running) until `emporium projections retry NAME`.
     Serve {
         /// Do not create and migrate the database on start.
         #[arg(long)]
@@ -68,10 +73,26 @@ enum Command {
     /// Run only the relay: publishes every committed event to JetStream in commit
     /// order. Several may run; one holds the lock, the others stand by.
     Relay,
-    /// Run projectors: one by name, or `all`.
+    /// Run projection runners until SIGINT/SIGTERM: one by name, or `all`.
+    ///
+    /// Each runner consumes the events stream through its durable consumer and keeps
+    /// its read model up to date; one that meets an event it cannot apply is logged and
+    /// stays stopped until `emporium projections retry NAME`. `emporium projections
+    /// list` names them. Needs a migrated database and a reachable NATS (exit 4
+    /// otherwise).
     Project {
-        /// Projection name, or `all`.
+        /// Projection name (see `emporium projections list`), or `all`.
         name: String,
+    },
+    /// Inspect and repair the projections (read models).
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+    /// Watch the events stream or replay the event store into a projection.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
     },
     /// Run one AI worker by name.
     Worker {
@@ -90,6 +111,73 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum ProjectionsCommand {
+    /// List the projections of this build: name, version and the tables each owns.
+    List,
+    /// Show every projection's state, checkpoint (global position and stream
+    /// sequence), lag behind the stream and error, as a table.
+    ///
+    /// The lag needs NATS; when it is unreachable the lag shows `?` and the command
+    /// still succeeds.
+    Status,
+    /// Rebuild a projection from the event store into shadow tables, then swap them
+    /// in atomically.
+    ///
+    /// The live tables keep serving meanwhile, and runners (in `serve` or `project`)
+    /// carry on from the rebuilt checkpoint, so this works while the platform runs.
+    /// Interrupting it abandons the rebuild and leaves the live tables untouched.
+    Rebuild {
+        /// Projection name (see `emporium projections list`).
+        name: String,
+    },
+    /// Resume a projection stopped by an event it could not apply (after fixing the
+    /// cause): its runner starts again at that event. Fails when it is not stopped.
+    Retry {
+        /// Projection name (see `emporium projections list`).
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Print events as they arrive on the stream, one JSON envelope a line on
+    /// stdout, until interrupted.
+    ///
+    /// Uses an ephemeral consumer (nothing is left on the server) filtered on
+    /// `<prefix>.events.<aggregate type>.<event type>`.
+    Tail {
+        /// Only this aggregate type, e.g. `order`.
+        #[arg(long = "aggregate", value_name = "TYPE")]
+        aggregate: Option<String>,
+        /// Only this event type, e.g. `OrderPlaced`.
+        #[arg(long = "type", value_name = "EVENT")]
+        event_type: Option<String>,
+        /// Start at the stream's first event instead of new ones.
+        #[arg(long)]
+        from_start: bool,
+        /// Stop after printing this many events.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+    },
+    /// Re-run a projection over the event store into its shadow tables and swap them
+    /// in, with a progress bar (like `projections rebuild`).
+    ///
+    /// With `--from POS` the replay is partial: events at a global position below POS
+    /// are read but not applied, so the read model holds only what later events build.
+    /// That suits projections whose rows do not depend on earlier events; for one that
+    /// does (most read models: an update needs the row its creation made) the replay
+    /// stops at the first event it cannot apply and the live tables stay untouched.
+    Replay {
+        /// Projection name (see `emporium projections list`).
+        #[arg(long, value_name = "NAME")]
+        projection: String,
+        /// Apply only events at this global position or later (a partial replay).
+        #[arg(long, value_name = "POS")]
+        from: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Print the effective configuration as TOML, secrets redacted.
     Print,
@@ -98,6 +186,7 @@ enum ConfigCommand {
 /// Exit codes, so scripts can tell failures apart.
 mod exit {
     pub(super) const FAILURE: u8 = 1;
+    pub(super) const USAGE: u8 = 2;
     pub(super) const CONFIG: u8 = 3;
     pub(super) const UNAVAILABLE: u8 = 4;
 }
@@ -132,6 +221,10 @@ impl Cli {
                 report(&e);
                 ExitCode::from(exit::FAILURE)
             }
+            Err(CliError::Usage(e)) => {
+                report(&e);
+                ExitCode::from(exit::USAGE)
+            }
         }
     }
 }
@@ -140,6 +233,8 @@ enum CliError {
     /// A part this build does not have yet, or a dependency that is down.
     Unavailable(anyhow::Error),
     Failed(anyhow::Error),
+    /// A wrong argument the parser could not catch (e.g. an unknown projection).
+    Usage(anyhow::Error),
 }
 
 impl From<anyhow::Error> for CliError {
@@ -165,14 +260,22 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
             let relay = Relay::new(
                 app.pool().clone(),
                 async_nats::jetstream::new(app.nats().clone()),
-                layout,
+                layout.clone(),
                 relay_config,
             );
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let runners = backbone::spawn_runners(
+                app.pool(),
+                app.nats(),
+                &layout,
+                emporium_projections::projection::all(),
+                &stop_rx,
+            );
             let relay = tokio::spawn(relay.run(stopped(stop_rx)));
             tracing::info!(addr = %app.local_addr().map_err(anyhow::Error::from)?, "serving; GraphiQL at /graphql");
             let served = app.run_until(shutdown_signal()).await;
             stop_tx.send_replace(true);
+            backbone::join_runners(runners).await;
             relay.await.map_err(anyhow::Error::from)??;
             served?;
             Ok(())
@@ -212,7 +315,32 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
             }
             Ok(())
         }
-        Command::Project { name } => Err(not_yet(&format!("project {name}"), "the event backbone")),
+        Command::Project { name } => backbone::project(&settings, &name).await,
+        Command::Projections { command } => match command {
+            ProjectionsCommand::List => backbone::list(),
+            ProjectionsCommand::Status => backbone::status(&settings).await,
+            ProjectionsCommand::Rebuild { name } => backbone::rebuild(&settings, &name, None).await,
+            ProjectionsCommand::Retry { name } => backbone::retry(&settings, &name).await,
+        },
+        Command::Events { command } => match command {
+            EventsCommand::Tail {
+                aggregate,
+                event_type,
+                from_start,
+                limit,
+            } => {
+                let tail = backbone::Tail {
+                    aggregate,
+                    event_type,
+                    from_start,
+                    limit,
+                };
+                backbone::tail(&settings, tail).await
+            }
+            EventsCommand::Replay { projection, from } => {
+                backbone::rebuild(&settings, &projection, from).await
+            }
+        },
         Command::Worker { name } => {
             if emporium_ai_workers::WORKERS.contains(&name.as_str()) {
                 Err(not_yet(&format!("worker {name}"), "the AI workers"))

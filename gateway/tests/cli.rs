@@ -106,6 +106,14 @@ fn every_subcommand_has_help() {
         vec!["migrate"],
         vec!["seed"],
         vec!["config", "print"],
+        vec!["projections"],
+        vec!["projections", "list"],
+        vec!["projections", "status"],
+        vec!["projections", "rebuild"],
+        vec!["projections", "retry"],
+        vec!["events"],
+        vec!["events", "tail"],
+        vec!["events", "replay"],
     ] {
         let mut args = sub.clone();
         args.push("--help");
@@ -200,5 +208,337 @@ mod relay {
 
         js.delete_stream(&stream).await.unwrap();
         db.drop_database().await.unwrap();
+    }
+}
+
+mod backbone {
+    //! The backbone's operator commands against a real PostgreSQL and NATS: a fresh
+    //! database and stream prefix per test, the real binary.
+
+    use std::collections::BTreeSet;
+    use std::process::{Command, Output};
+
+    use chrono::Utc;
+    use emporium_commands::catalog::Products;
+    use emporium_commands::{Dispatcher, Loading};
+    use emporium_domain::catalog::{
+        Attributes, CategoryCommand, CategoryName, CategoryTree, Description, ProductCommand,
+        ProductName, Slug, Tag,
+    };
+    use emporium_domain::metadata::Actor;
+    use emporium_domain::{Currency, EventMetadata, Money, Sku};
+    use emporium_projections::bus::StreamLayout;
+    use emporium_projections::relay::{Relay, RelayConfig};
+    use emporium_tests::{TestDatabase, nats_url, unique_prefix};
+    use uuid::Uuid;
+
+    use super::emporium;
+
+    fn meta() -> EventMetadata {
+        EventMetadata::new(Uuid::new_v4(), Actor::System("test".into()), Utc::now())
+    }
+
+    /// A fresh database with every migration the platform applies.
+    async fn migrated() -> TestDatabase {
+        let db = TestDatabase::create(4).await.unwrap();
+        emporium_gateway::db::migrate(db.pool()).await.unwrap();
+        db
+    }
+
+    /// `emporium` pointed at `db` and the stream `prefix`.
+    fn against(db: &TestDatabase, prefix: &str) -> Command {
+        let mut cmd = emporium();
+        cmd.env("EMPORIUM_ENV", "test")
+            .env("EMPORIUM_DATABASE__URL", db.url())
+            .env("EMPORIUM_NATS__URL", nats_url())
+            .env("EMPORIUM_NATS__STREAM_PREFIX", prefix);
+        cmd
+    }
+
+    fn text(output: &Output) -> (String, String) {
+        (
+            String::from_utf8(output.stdout.clone()).unwrap(),
+            String::from_utf8(output.stderr.clone()).unwrap(),
+        )
+    }
+
+    /// Commits a category and `n` products in it through the real command path.
+    async fn products(db: &TestDatabase, n: usize) {
+        let category = Uuid::new_v4();
+        Dispatcher::<CategoryTree>::new(db.pool().clone(), Loading::Replay)
+            .execute(
+                "catalog",
+                CategoryCommand::CreateCategory {
+                    category_id: category,
+                    name: CategoryName::parse("Kitchen").unwrap(),
+                    slug: Slug::parse("kitchen").unwrap(),
+                    parent_id: None,
+                    at: Utc::now(),
+                },
+                &meta(),
+            )
+            .await
+            .expect("create category");
+        let products = Products::new(db.pool().clone());
+        for i in 0..n {
+            let sku = format!("CLI-{i}");
+            let id = Uuid::new_v4();
+            products
+                .execute(
+                    id,
+                    ProductCommand::CreateProduct {
+                        product_id: id,
+                        sku: Sku::parse(&sku).unwrap(),
+                        slug: Slug::parse(&sku.to_ascii_lowercase()).unwrap(),
+                        name: ProductName::parse(&format!("Product {sku}")).unwrap(),
+                        description: Description::parse("Sturdy.").unwrap(),
+                        category_id: category,
+                        tags: BTreeSet::from([Tag::parse("gift").unwrap()]),
+                        attributes: Attributes::parse([("material", "enamel")]).unwrap(),
+                        price: Money::new(1_000, Currency::EUR),
+                        at: Utc::now(),
+                    },
+                    &meta(),
+                )
+                .await
+                .expect("create product");
+        }
+    }
+
+    #[test]
+    fn projections_list_names_the_read_models() {
+        let output = emporium().args(["projections", "list"]).output().unwrap();
+        let (stdout, stderr) = text(&output);
+        assert!(output.status.success(), "{stderr}");
+        for name in ["catalog", "catalog_products", "orders", "inventory_levels"] {
+            assert!(stdout.contains(name), "{name} missing:\n{stdout}");
+        }
+    }
+
+    #[tokio::test]
+    async fn projections_status_shows_every_projection_of_a_migrated_database() {
+        let db = migrated().await;
+        let output = against(&db, &unique_prefix())
+            .args(["projections", "status"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        assert!(stdout.contains("LAG"), "{stdout}");
+        for p in emporium_projections::projection::all() {
+            assert!(stdout.contains(p.name()), "{} missing:\n{stdout}", p.name());
+        }
+        db.drop_database().await.unwrap();
+    }
+
+    #[test]
+    fn unknown_projections_are_usage_errors() {
+        for args in [
+            vec!["projections", "retry", "nope"],
+            vec!["projections", "rebuild", "nope"],
+            vec!["project", "nope"],
+        ] {
+            let output = emporium().args(&args).output().unwrap();
+            let (_, stderr) = text(&output);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains("unknown projection `nope`") && stderr.contains("catalog"),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn projections_rebuild_builds_the_catalog_and_retry_refuses_a_running_one() {
+        let db = migrated().await;
+        products(&db, 3).await;
+        let prefix = unique_prefix();
+        let output = against(&db, &prefix)
+            .args(["projections", "rebuild", "catalog"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&output);
+        assert!(output.status.success(), "{stderr}");
+        assert!(stdout.contains("rebuilt catalog v1"), "{stdout}");
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM catalog_products")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows, 3);
+
+        // Again, over the live version: replaced in place.
+        let output = against(&db, &prefix)
+            .args(["events", "replay", "--projection", "catalog"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output).1);
+
+        let output = against(&db, &prefix)
+            .args(["projections", "retry", "catalog"])
+            .output()
+            .unwrap();
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("not stopped"), "{stderr}");
+        db.drop_database().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn events_tail_prints_json_envelopes() {
+        let db = migrated().await;
+        products(&db, 1).await;
+        let prefix = unique_prefix();
+        let client = async_nats::connect(nats_url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let layout = StreamLayout::new(&prefix).unwrap();
+        let mut relay = Relay::new(
+            db.pool().clone(),
+            js.clone(),
+            layout.clone(),
+            RelayConfig::default(),
+        );
+        // A category and a product, at least two events.
+        assert!(relay.relay_once().await.unwrap() >= 2);
+
+        let output = against(&db, &prefix)
+            .args(["events", "tail", "--from-start", "--limit", "2"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&output);
+        assert!(output.status.success(), "{stderr}");
+        let lines: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON envelope a line"))
+            .collect();
+        assert_eq!(lines.len(), 2, "{stdout}");
+        assert!(
+            lines.iter().all(|e| e["event_type"].is_string()),
+            "{stdout}"
+        );
+
+        let output = against(&db, &prefix)
+            .args(["events", "tail", "--from-start", "--limit", "1"])
+            .args(["--aggregate", "product"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&output);
+        assert!(output.status.success(), "{stderr}");
+        let envelope: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(envelope["aggregate_type"], "product", "{stdout}");
+
+        js.delete_stream(layout.stream_name()).await.unwrap();
+        db.drop_database().await.unwrap();
+    }
+
+    /// Polls (bounded: the projector is another process) until `sql` returns true.
+    async fn wait_until(db: &TestDatabase, sql: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let done: Option<bool> = sqlx::query_scalar(sql)
+                .fetch_optional(db.pool())
+                .await
+                .ok()
+                .flatten();
+            if done == Some(true) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "never true: {sql}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn project_applies_events_survives_a_poison_event_and_stops_on_sigterm() {
+        let db = migrated().await;
+        products(&db, 2).await;
+        let prefix = unique_prefix();
+        let client = async_nats::connect(nats_url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let layout = StreamLayout::new(&prefix).unwrap();
+        let mut relay = Relay::new(
+            db.pool().clone(),
+            js.clone(),
+            layout.clone(),
+            RelayConfig::default(),
+        );
+        relay.relay_once().await.unwrap();
+        let mut child = against(&db, &prefix)
+            .args(["project", "catalog"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start emporium project");
+        wait_until(
+            &db,
+            "SELECT count(*) = 2 FROM catalog_products WHERE to_regclass('catalog_products') IS NOT NULL",
+        )
+        .await;
+
+        // An event the catalog cannot decode stops that projection, not the process.
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                 event_version, payload, metadata)
+             VALUES ('product', $1, 1, 'ProductCreated', '1', '{\"bad\": true}', '{}')",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .execute(db.pool())
+        .await
+        .unwrap();
+        relay.relay_once().await.unwrap();
+        wait_until(
+            &db,
+            "SELECT state = 'failed' FROM projection_checkpoints WHERE name = 'catalog'",
+        )
+        .await;
+        assert!(child.try_wait().unwrap().is_none(), "the projector exited");
+        let output = against(&db, &prefix)
+            .args(["projections", "status"])
+            .output()
+            .unwrap();
+        let (stdout, _) = text(&output);
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("catalog ") && l.contains("stopped")),
+            "{stdout}"
+        );
+        let output = against(&db, &prefix)
+            .args(["projections", "retry", "catalog"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output).1);
+
+        let pid = child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(stderr.contains("projection_poison_event"), "{stderr}");
+
+        js.delete_stream(layout.stream_name()).await.unwrap();
+        db.drop_database().await.unwrap();
+    }
+
+    #[test]
+    fn a_dead_database_is_exit_4_naming_postgresql() {
+        let output = emporium()
+            .args(["--database-url", "postgres://postgres@127.0.0.1:1/nothing"])
+            .args(["projections", "status"])
+            .output()
+            .unwrap();
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(4), "{stderr}");
+        assert!(stderr.contains("PostgreSQL"), "{stderr}");
+    }
+
+    #[test]
+    fn a_dead_nats_is_exit_4_naming_nats() {
+        let output = emporium()
+            .args(["--nats-url", "nats://127.0.0.1:1", "events", "tail"])
+            .output()
+            .unwrap();
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(4), "{stderr}");
+        assert!(stderr.contains("cannot reach NATS"), "{stderr}");
     }
 }

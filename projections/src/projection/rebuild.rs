@@ -41,6 +41,9 @@ pub struct Rebuild {
     started: Instant,
     /// Not recorded in the projection's status and never swapped in.
     detached: bool,
+    /// Events at a global position below this are read (they keep the cursor and the
+    /// stream sequence exact) but not applied: a partial replay.
+    apply_from: u64,
 }
 
 impl std::fmt::Debug for Rebuild {
@@ -184,6 +187,7 @@ impl Rebuild {
             batch_size: batch_size.max(1),
             started: Instant::now(),
             detached,
+            apply_from: 0,
         })
     }
 
@@ -191,6 +195,15 @@ impl Rebuild {
     #[must_use]
     pub fn schema(&self) -> &str {
         &self.schema
+    }
+
+    /// Makes this a partial replay: events whose global position is below `position`
+    /// are still read, so the cursor and the stream sequence stay exact, but are not
+    /// applied. Only sound for a projection whose rows do not depend on earlier
+    /// events; one that does fails on the first event it cannot apply, and the live
+    /// tables stay untouched.
+    pub fn apply_from(&mut self, position: u64) {
+        self.apply_from = position;
     }
 
     /// The last event applied, in commit order.
@@ -228,8 +241,10 @@ impl Rebuild {
         // stream, but only the projection's own events carry their payload.
         let rows: Vec<StoredEvent> = sqlx::query_as(
             "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version,
-                    CASE WHEN aggregate_type = ANY($3) THEN payload END AS payload,
-                    CASE WHEN aggregate_type = ANY($3) THEN metadata END AS metadata,
+                    CASE WHEN aggregate_type = ANY($3) AND position >= $5 THEN payload END
+                        AS payload,
+                    CASE WHEN aggregate_type = ANY($3) AND position >= $5 THEN metadata END
+                        AS metadata,
                     position, transaction_id::text::bigint AS transaction_id,
                     event_id, recorded_at
              FROM events
@@ -242,6 +257,7 @@ impl Rebuild {
         .bind(i64::try_from(self.cursor.position).context("position beyond bigint")?)
         .bind(self.projection.aggregate_types())
         .bind(i64::try_from(self.batch_size).unwrap_or(i64::MAX))
+        .bind(i64::try_from(self.apply_from).unwrap_or(i64::MAX))
         .fetch_all(&mut *conn)
         .await
         .context("read events for the rebuild")?;
@@ -319,10 +335,23 @@ impl Rebuild {
     /// # Errors
     /// As [`step`](Self::step).
     pub async fn run_to_end(&mut self) -> anyhow::Result<u64> {
+        self.run_to_end_with(|_| {}).await
+    }
+
+    /// [`run_to_end`](Self::run_to_end), calling `progress` after every step (for a
+    /// progress bar).
+    ///
+    /// # Errors
+    /// As [`step`](Self::step).
+    pub async fn run_to_end_with(
+        &mut self,
+        mut progress: impl FnMut(&Self) + Send,
+    ) -> anyhow::Result<u64> {
         let mut total = 0;
         loop {
             let n = self.step().await?;
             total += n as u64;
+            progress(self);
             if n == 0 {
                 return Ok(total);
             }
@@ -348,10 +377,22 @@ impl Rebuild {
     /// # Errors
     /// When PostgreSQL fails, or the live version is already this one or newer.
     pub fn swap(self) -> futures::future::BoxFuture<'static, anyhow::Result<Checkpoint>> {
-        async move { self.swap_inner().await }.boxed()
+        async move { self.swap_inner(false).await }.boxed()
     }
 
-    async fn swap_inner(self) -> anyhow::Result<Checkpoint> {
+    /// Like [`swap`](Self::swap), but also when this very version is live: an
+    /// operator's rebuild (`emporium projections rebuild`) of the current version. A
+    /// runner of that version keeps going: its next transaction waits for the swap's
+    /// lock on the checkpoint, then continues from the rebuilt checkpoint (reopening
+    /// its consumer there if it had gone further).
+    ///
+    /// # Errors
+    /// When PostgreSQL fails, or a newer version is live.
+    pub fn swap_replacing(self) -> futures::future::BoxFuture<'static, anyhow::Result<Checkpoint>> {
+        async move { self.swap_inner(true).await }.boxed()
+    }
+
+    async fn swap_inner(self, replace_same: bool) -> anyhow::Result<Checkpoint> {
         let name = self.projection.name();
         let version = self.projection.version();
         anyhow::ensure!(!self.detached, "a detached rebuild is never swapped in");
@@ -365,7 +406,8 @@ impl Rebuild {
         .context("lock the checkpoint for the swap")?;
         let (live_version, live_tables) = live.unwrap_or_default();
         anyhow::ensure!(
-            u32::try_from(live_version).unwrap_or_default() < version,
+            u32::try_from(live_version).unwrap_or_default() < version
+                || (replace_same && u32::try_from(live_version).unwrap_or_default() == version),
             "{name} is already at version {live_version}; not swapping in version {version}"
         );
         let mut statements = String::new();
