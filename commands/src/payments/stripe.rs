@@ -713,5 +713,7 @@ mod tests {
         let shown = format!("{config:?}");
         assert!(!shown.contains("sk_test_secret"), "{shown}");
         assert_eq!(config.api_base(), "http://127.0.0.1:9/");
+        let provider = format!("{:?}", StripeProvider::new(config).unwrap());
+        assert!(!provider.contains("sk_test_secret"), "{provider}");
     }
 }
