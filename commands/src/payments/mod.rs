@@ -7,15 +7,17 @@
 //! carries an [`IdempotencyKey`], derived from the command that causes it
 //! ([`IdempotencyKey::for_command`]), so a retried command never charges twice.
 //!
-//! Adapters: [`OfflineProvider`] (here; Stripe's test-card behaviour, in memory) serves
-//! the embedded mode and the tests. The Stripe adapter (async-stripe) lives behind its
-//! own feature and is not part of this module. [`webhook`] verifies
-//! `Stripe-Signature` headers.
+//! Adapters: [`OfflineProvider`] (Stripe's test-card behaviour, in memory) serves the
+//! embedded mode and the tests; `StripeProvider` (async-stripe) is compiled only with
+//! this crate's `stripe` feature, so the command layer builds without it. [`webhook`]
+//! verifies `Stripe-Signature` headers.
 //!
 //! Amounts always come from the order, never from the client.
 
 mod card;
 mod offline;
+#[cfg(feature = "stripe")]
+mod stripe;
 pub mod webhook;
 
 use std::fmt;
@@ -25,6 +27,8 @@ use emporium_domain::Money;
 use emporium_domain::payment::{DeclineCode, NextAction};
 use uuid::Uuid;
 
+#[cfg(feature = "stripe")]
+pub use self::stripe::{STRIPE_API_BASE, StripeConfig, StripeConfigError, StripeProvider};
 pub use card::{CardNumber, CardNumberError, CardSummary};
 pub use offline::OfflineProvider;
 

@@ -4,4 +4,6 @@ mod coupons;
 mod helpers;
 mod inventory;
 mod products;
+#[cfg(feature = "stripe")]
+mod stripe;
 mod users;
