@@ -9,19 +9,11 @@ use async_nats::jetstream;
 use emporium_projections::bus::StreamLayout;
 use emporium_projections::envelope::{CommitPosition, EventEnvelope, headers};
 use emporium_projections::relay::{Relay, RelayConfig};
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
+use emporium_tests::{TestDatabase, unique_prefix};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-/// The server used to create and drop per-test databases.
-pub(crate) fn maintenance_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-pub(crate) fn nats_url() -> String {
-    std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
-}
+pub(crate) use emporium_tests::nats_url;
 
 /// How long a test waits on something outside its control (another process, a
 /// transaction of another test on the same server) before failing.
@@ -30,7 +22,7 @@ pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 pub(crate) struct TestBackbone {
     pub(crate) pool: PgPool,
     pub(crate) database_url: String,
-    pub(crate) db_name: String,
+    db: TestDatabase,
     pub(crate) prefix: String,
     pub(crate) layout: StreamLayout,
     pub(crate) jetstream: jetstream::Context,
@@ -50,36 +42,20 @@ pub(crate) async fn spawn_backbone() -> TestBackbone {
 }
 
 pub(crate) async fn spawn_backbone_on(nats: &str) -> TestBackbone {
-    let id = Uuid::new_v4().simple().to_string();
-    let db_name = format!("emporium_test_{id}");
-    let base = maintenance_url();
-    let (server_url, _) = base
-        .rsplit_once('/')
-        .expect("maintenance url names a database");
-    let database_url = format!("{server_url}/{db_name}");
-    let mut conn = PgConnection::connect(&base)
-        .await
-        .expect("maintenance connection");
-    sqlx::query(&format!(r#"CREATE DATABASE "{db_name}""#))
-        .execute(&mut conn)
-        .await
-        .expect("create test database");
-    let pool = PgPoolOptions::new()
-        .max_connections(16)
-        .connect(&database_url)
-        .await
-        .expect("connect test database");
+    let db = TestDatabase::create(16).await.expect("test database");
+    let pool = db.pool().clone();
+    let database_url = db.url().to_owned();
     emporium_commands::db::migrate(&pool)
         .await
         .expect("migrate");
     let client = emporium_projections::bus::connect(nats, Duration::from_secs(5))
         .await
         .expect("nats");
-    let prefix = format!("t{id}");
+    let prefix = unique_prefix();
     TestBackbone {
         pool,
         database_url,
-        db_name,
+        db,
         layout: StreamLayout::new(&prefix).expect("layout"),
         prefix,
         jetstream: jetstream::new(client),
@@ -258,16 +234,6 @@ impl TestBackbone {
             .jetstream
             .delete_stream(self.layout.stream_name())
             .await;
-        self.pool.close().await;
-        let mut conn = PgConnection::connect(&maintenance_url())
-            .await
-            .expect("maintenance connection");
-        sqlx::query(&format!(
-            r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#,
-            self.db_name
-        ))
-        .execute(&mut conn)
-        .await
-        .expect("drop test database");
+        self.db.drop_database().await.expect("drop test database");
     }
 }
