@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use emporium_commands::{Dispatcher, Loading};
 use emporium_domain::activity::{ActivityCommand, ActivityKind, UserActivity};
 use emporium_domain::cart::{Cart, CartCommand, CartOwner};
@@ -573,7 +573,7 @@ async fn customers_carts_orders_and_wishlists_follow_the_commands() {
 }
 
 /// Places an order of one mug for `customer_id` through the dispatcher.
-async fn place_order(orders: &Dispatcher<Order>, customer_id: Uuid) -> Uuid {
+async fn place_order(orders: &Dispatcher<Order>, customer_id: Uuid, at: DateTime<Utc>) -> Uuid {
     let order_id = Uuid::new_v4();
     orders
         .execute(
@@ -595,13 +595,35 @@ async fn place_order(orders: &Dispatcher<Order>, customer_id: Uuid) -> Uuid {
                 shipping_address: address("London"),
                 billing_address: address("London"),
                 currency: Currency::EUR,
-                at: Utc::now(),
+                at,
             },
             &meta(),
         )
         .await
         .unwrap();
     order_id
+}
+
+/// Distinct, increasing event times in the past, so "newest first" is well defined
+/// (times taken with `Utc::now()` in one breath can tie at microsecond precision).
+struct Ticks {
+    start: DateTime<Utc>,
+    next: std::cell::Cell<i64>,
+}
+
+impl Ticks {
+    fn new() -> Self {
+        Self {
+            start: Utc::now() - chrono::Duration::hours(1),
+            next: std::cell::Cell::new(0),
+        }
+    }
+
+    fn tick(&self) -> DateTime<Utc> {
+        let n = self.next.get() + 1;
+        self.next.set(n);
+        self.start + chrono::Duration::seconds(n)
+    }
 }
 
 /// `(kind, read, cleared)` of a user's notifications, oldest first.
@@ -638,24 +660,25 @@ async fn notifications_and_user_activity_follow_the_commands() {
     let inboxes = Dispatcher::<Inbox>::new(app.pool.clone(), Loading::Replay);
     let activities = Dispatcher::<UserActivity>::new(app.pool.clone(), Loading::Replay);
 
+    let t = Ticks::new();
     let ada = Uuid::new_v4();
     let bob = Uuid::new_v4();
     // Ada's first order goes all the way to shipped.
-    let first = place_order(&orders, ada).await;
+    let first = place_order(&orders, ada, t.tick()).await;
     for command in [
-        OrderCommand::MarkStockReserved { at: Utc::now() },
+        OrderCommand::MarkStockReserved { at: t.tick() },
         OrderCommand::PassFraudCheck {
             risk_score: 3,
-            at: Utc::now(),
+            at: t.tick(),
         },
         OrderCommand::MarkPaid {
             payment_id: Uuid::new_v4(),
             amount: Money::new(3_000, Currency::EUR),
-            at: Utc::now(),
+            at: t.tick(),
         },
         OrderCommand::ShipOrder {
             tracking_number: Some("TRACK-7".into()),
-            at: Utc::now(),
+            at: t.tick(),
         },
     ] {
         orders
@@ -664,7 +687,7 @@ async fn notifications_and_user_activity_follow_the_commands() {
             .unwrap();
     }
     // Her second order's payment is declined.
-    let second = place_order(&orders, ada).await;
+    let second = place_order(&orders, ada, t.tick()).await;
     let payment_id = Uuid::new_v4();
     for command in [
         PaymentCommand::CreatePayment {
@@ -674,11 +697,11 @@ async fn notifications_and_user_activity_follow_the_commands() {
             provider_intent_id: "pi_1".into(),
             amount: Money::new(3_000, Currency::EUR),
             idempotency_key: "key-1".into(),
-            at: Utc::now(),
+            at: t.tick(),
         },
         PaymentCommand::FailPayment {
             reason: DeclineCode::InsufficientFunds,
-            at: Utc::now(),
+            at: t.tick(),
         },
     ] {
         payments
@@ -686,7 +709,7 @@ async fn notifications_and_user_activity_follow_the_commands() {
             .await
             .unwrap();
     }
-    let bobs = place_order(&orders, bob).await;
+    let bobs = place_order(&orders, bob, t.tick()).await;
     // Low stock is for staff.
     shop.stock("LAMP-1", 10, 3).await;
     shop.reserve("LAMP-1", 8).await;
@@ -734,7 +757,7 @@ async fn notifications_and_user_activity_follow_the_commands() {
                     kind,
                     product_id,
                     query,
-                    at: Utc::now(),
+                    at: t.tick(),
                 },
                 &meta(),
             )
@@ -806,7 +829,7 @@ async fn notifications_and_user_activity_follow_the_commands() {
     let inbox = ada.to_string();
     let mark = |notification_id| InboxCommand::MarkNotificationRead {
         notification_id,
-        at: Utc::now(),
+        at: t.tick(),
     };
     assert_eq!(
         inboxes
@@ -843,7 +866,7 @@ async fn notifications_and_user_activity_follow_the_commands() {
     inboxes
         .execute(
             &inbox,
-            InboxCommand::ClearReadNotifications { at: Utc::now() },
+            InboxCommand::ClearReadNotifications { at: t.tick() },
             &meta(),
         )
         .await
@@ -879,7 +902,7 @@ async fn notifications_and_user_activity_follow_the_commands() {
             &inbox,
             InboxCommand::MarkAllNotificationsRead {
                 up_to: newest,
-                at: Utc::now(),
+                at: t.tick(),
             },
             &meta(),
         )
