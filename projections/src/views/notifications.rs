@@ -13,6 +13,9 @@
 //! Order events after `OrderPlaced`, and payment events, do not repeat the customer, so
 //! the projection keeps its own `notification_orders` (order -> customer); it never
 //! reads the `orders` projection's table.
+//! An order event for an order never placed stops the projection (the log and the
+//! read model disagree); a failed payment for an order it never saw is skipped, having
+//! no one to tell.
 
 use chrono::{DateTime, Utc};
 use emporium_domain::inbox::InboxEvent;
