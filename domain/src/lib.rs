@@ -10,12 +10,14 @@
 //! publication and transport live in the outer crates (`commands`, `projections`,
 //! `gateway`), which depend on this one and never the other way round.
 
+pub mod activity;
 pub mod address;
 pub mod aggregate;
 pub mod cart;
 pub mod catalog;
 pub mod coupon;
 pub mod fraud;
+pub mod inbox;
 pub mod inventory;
 pub mod metadata;
 pub mod money;

@@ -34,6 +34,8 @@ pub fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
     all.extend(crate::order::event_schemas());
     all.extend(crate::payment::event_schemas());
     all.extend(crate::coupon::event_schemas());
+    all.extend(crate::inbox::event_schemas());
+    all.extend(crate::activity::event_schemas());
     all
 }
 
@@ -48,6 +50,8 @@ pub fn upcasters() -> Vec<Upcaster> {
     all.extend(crate::order::upcasters());
     all.extend(crate::payment::upcasters());
     all.extend(crate::coupon::upcasters());
+    all.extend(crate::inbox::upcasters());
+    all.extend(crate::activity::upcasters());
     all
 }
 

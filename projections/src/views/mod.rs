@@ -11,15 +11,19 @@
 //! | `customers` | `customers`                                                     | profile and address book (never credentials) |
 //! | `reviews`   | `product_reviews`                                               | approved reviews per product, moderation queue |
 //! | `wishlists` | `wishlist_items`                                                | a user's wishlist                        |
+//! | `notifications` | `notifications` (+ helper `notification_orders`)            | my latest 20, my unread count; the staff feed |
+//! | `activity`  | `user_activity`                                                 | a visitor's trail, a product's activity  |
 //!
 //! Each projection's SQL names its tables unqualified (the framework decides whether
 //! they are the live ones or a rebuild's shadow copies) and touches no other table.
 
+mod activity;
 mod carts;
 mod catalog;
 mod categories;
 mod customers;
 mod inventory;
+mod notifications;
 mod orders;
 mod reviews;
 mod wishlists;
@@ -30,11 +34,13 @@ use anyhow::Context as _;
 use serde::Serialize;
 use uuid::Uuid;
 
+pub use activity::ActivityProjection;
 pub use carts::CartsProjection;
 pub use catalog::CatalogProjection;
 pub use categories::CategoriesProjection;
 pub use customers::CustomersProjection;
 pub use inventory::InventoryProjection;
+pub use notifications::NotificationsProjection;
 pub use orders::OrdersProjection;
 pub use reviews::ReviewsProjection;
 pub use wishlists::WishlistsProjection;
@@ -54,6 +60,8 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(CustomersProjection),
         Arc::new(ReviewsProjection),
         Arc::new(WishlistsProjection),
+        Arc::new(NotificationsProjection),
+        Arc::new(ActivityProjection),
     ]
 }
 

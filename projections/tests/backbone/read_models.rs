@@ -4,22 +4,26 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use emporium_commands::{Dispatcher, Loading};
+use emporium_domain::activity::{ActivityCommand, ActivityKind, UserActivity};
 use emporium_domain::cart::{Cart, CartCommand, CartOwner};
 use emporium_domain::catalog::{
     CategoryCommand, CategoryName, ModerationReason, ProductCommand, Rating, Review, ReviewBody,
     ReviewCommand, ReviewTitle, Slug, Wishlist, WishlistCommand,
 };
+use emporium_domain::inbox::{Inbox, InboxCommand};
 use emporium_domain::order::{Order, OrderCommand, OrderLine};
+use emporium_domain::payment::{DeclineCode, Payment, PaymentCommand};
 use emporium_domain::user::{
     Email, PasswordHash, PersonName, PhoneNumber, Preferences, Role, User, UserCommand,
 };
 use emporium_domain::{Address, AddressInput, Currency, Money, Quantity, Sku};
 use emporium_projections::projection::Projection;
 use emporium_projections::views::{
-    CartsProjection, CatalogProjection, CategoriesProjection, CustomersProjection,
-    InventoryProjection, OrdersProjection, ReviewsProjection, WishlistsProjection,
+    ActivityProjection, CartsProjection, CatalogProjection, CategoriesProjection,
+    CustomersProjection, InventoryProjection, NotificationsProjection, OrdersProjection,
+    ReviewsProjection, WishlistsProjection,
 };
 use serde_json::json;
 use sqlx::Row as _;
@@ -562,6 +566,394 @@ async fn customers_carts_orders_and_wishlists_follow_the_commands() {
         Arc::new(CartsProjection),
         Arc::new(OrdersProjection),
         Arc::new(WishlistsProjection),
+    ] {
+        assert_equals_rebuild(&app, projection).await;
+    }
+    app.teardown().await;
+}
+
+/// Places an order of one mug for `customer_id` through the dispatcher.
+async fn place_order(orders: &Dispatcher<Order>, customer_id: Uuid, at: DateTime<Utc>) -> Uuid {
+    let order_id = Uuid::new_v4();
+    orders
+        .execute(
+            &order_id.to_string(),
+            OrderCommand::PlaceOrder {
+                order_id,
+                customer_id,
+                lines: vec![OrderLine {
+                    sku: Sku::parse("MUG-1").unwrap(),
+                    product_id: Uuid::new_v4(),
+                    name: "Enamel mug".into(),
+                    unit_price: Money::new(1_250, Currency::EUR),
+                    quantity: Quantity::new(2).unwrap(),
+                    line_total: Money::new(2_500, Currency::EUR),
+                }],
+                tax_total: Money::new(500, Currency::EUR),
+                shipping_total: Money::new(0, Currency::EUR),
+                discount_total: Money::new(0, Currency::EUR),
+                shipping_address: address("London"),
+                billing_address: address("London"),
+                currency: Currency::EUR,
+                at,
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    order_id
+}
+
+/// Distinct, increasing event times in the past, so "newest first" is well defined
+/// (times taken with `Utc::now()` in one breath can tie at microsecond precision).
+struct Ticks {
+    start: DateTime<Utc>,
+    next: std::cell::Cell<i64>,
+}
+
+impl Ticks {
+    fn new() -> Self {
+        Self {
+            start: Utc::now() - chrono::Duration::hours(1),
+            next: std::cell::Cell::new(0),
+        }
+    }
+
+    fn tick(&self) -> DateTime<Utc> {
+        let n = self.next.get() + 1;
+        self.next.set(n);
+        self.start + chrono::Duration::seconds(n)
+    }
+}
+
+/// `(kind, read, cleared)` of a user's notifications, oldest first.
+async fn notices(app: &crate::helpers::TestBackbone, user_id: Uuid) -> Vec<(String, bool, bool)> {
+    sqlx::query_as(
+        "SELECT kind, read_at IS NOT NULL, cleared FROM notifications
+         WHERE user_id = $1 ORDER BY created_at, notification_id",
+    )
+    .bind(user_id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+}
+
+async fn unread(app: &crate::helpers::TestBackbone, user_id: Uuid) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL AND NOT cleared",
+    )
+    .bind(user_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn notifications_and_user_activity_follow_the_commands() {
+    let app = spawn().await;
+    let mut relay = app.relay();
+    let mut notifications = runner(&app, Arc::new(NotificationsProjection));
+    let mut activity = runner(&app, Arc::new(ActivityProjection));
+    let shop = Shop::new(&app);
+    let orders = Dispatcher::<Order>::new(app.pool.clone(), Loading::Replay);
+    let payments = Dispatcher::<Payment>::new(app.pool.clone(), Loading::Replay);
+    let inboxes = Dispatcher::<Inbox>::new(app.pool.clone(), Loading::Replay);
+    let activities = Dispatcher::<UserActivity>::new(app.pool.clone(), Loading::Replay);
+
+    let t = Ticks::new();
+    let ada = Uuid::new_v4();
+    let bob = Uuid::new_v4();
+    // Ada's first order goes all the way to shipped.
+    let first = place_order(&orders, ada, t.tick()).await;
+    for command in [
+        OrderCommand::MarkStockReserved { at: t.tick() },
+        OrderCommand::PassFraudCheck {
+            risk_score: 3,
+            at: t.tick(),
+        },
+        OrderCommand::MarkPaid {
+            payment_id: Uuid::new_v4(),
+            amount: Money::new(3_000, Currency::EUR),
+            at: t.tick(),
+        },
+        OrderCommand::ShipOrder {
+            tracking_number: Some("TRACK-7".into()),
+            at: t.tick(),
+        },
+    ] {
+        orders
+            .execute(&first.to_string(), command, &meta())
+            .await
+            .unwrap();
+    }
+    // Her second order's payment is declined.
+    let second = place_order(&orders, ada, t.tick()).await;
+    let payment_id = Uuid::new_v4();
+    for command in [
+        PaymentCommand::CreatePayment {
+            payment_id,
+            order_id: second,
+            provider: "offline".into(),
+            provider_intent_id: "pi_1".into(),
+            amount: Money::new(3_000, Currency::EUR),
+            idempotency_key: "key-1".into(),
+            at: t.tick(),
+        },
+        PaymentCommand::FailPayment {
+            reason: DeclineCode::InsufficientFunds,
+            at: t.tick(),
+        },
+    ] {
+        payments
+            .execute(&payment_id.to_string(), command, &meta())
+            .await
+            .unwrap();
+    }
+    let bobs = place_order(&orders, bob, t.tick()).await;
+    // Low stock is for staff.
+    shop.stock("LAMP-1", 10, 3).await;
+    shop.reserve("LAMP-1", 8).await;
+
+    // Activity: Ada views and searches, a guest adds to cart; a retried beacon is
+    // recorded once.
+    let lamp = Uuid::new_v4();
+    let guest = "guest:7f3a9c";
+    let viewed = Uuid::new_v4();
+    for (subject, activity_id, kind, product_id, query) in [
+        (
+            ada.to_string(),
+            viewed,
+            ActivityKind::View,
+            Some(lamp),
+            None,
+        ),
+        (
+            ada.to_string(),
+            viewed,
+            ActivityKind::View,
+            Some(lamp),
+            None,
+        ),
+        (
+            ada.to_string(),
+            Uuid::new_v4(),
+            ActivityKind::Search,
+            None,
+            Some(" desk lamp ".to_owned()),
+        ),
+        (
+            guest.to_owned(),
+            Uuid::new_v4(),
+            ActivityKind::AddToCart,
+            Some(lamp),
+            None,
+        ),
+    ] {
+        activities
+            .execute(
+                &subject,
+                ActivityCommand::RecordActivity {
+                    activity_id,
+                    kind,
+                    product_id,
+                    query,
+                    at: t.tick(),
+                },
+                &meta(),
+            )
+            .await
+            .unwrap();
+    }
+    project(&app, &mut relay, &mut [&mut notifications, &mut activity]).await;
+
+    let kinds = |rows: &[(String, bool, bool)]| -> Vec<String> {
+        rows.iter().map(|(k, _, _)| k.clone()).collect()
+    };
+    assert_eq!(
+        kinds(&notices(&app, ada).await),
+        [
+            "order_placed",
+            "order_paid",
+            "order_shipped",
+            "order_placed",
+            "payment_failed"
+        ]
+    );
+    assert_eq!(kinds(&notices(&app, bob).await), ["order_placed"]);
+    assert_eq!(unread(&app, ada).await, 5);
+    let (title, body, order_id): (String, String, Option<Uuid>) = sqlx::query_as(
+        "SELECT title, body, order_id FROM notifications WHERE user_id = $1 AND kind = 'order_shipped'",
+    )
+    .bind(ada)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(title.contains("shipped"), "{title}");
+    assert!(body.contains("TRACK-7"), "{body}");
+    assert_eq!(order_id, Some(first));
+    let staff: Vec<(Option<Uuid>, String, String)> = sqlx::query_as(
+        "SELECT user_id, kind, title FROM notifications WHERE audience = 'staff'
+         ORDER BY created_at DESC",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        staff,
+        [(None, "low_stock".to_owned(), "Low stock: LAMP-1".to_owned())]
+    );
+    // A notification's id is its source event's, so it is known before projection.
+    let paid_id: Uuid = sqlx::query_scalar(
+        "SELECT notification_id FROM notifications WHERE user_id = $1 AND kind = 'order_paid'",
+    )
+    .bind(ada)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let source: Uuid = sqlx::query_scalar(
+        "SELECT event_id FROM events WHERE aggregate_id = $1 AND event_type = 'OrderPaid'",
+    )
+    .bind(first.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(paid_id, source);
+    let bobs_id: Uuid =
+        sqlx::query_scalar("SELECT notification_id FROM notifications WHERE order_id = $1")
+            .bind(bobs)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+
+    // Ada reads one; marking it again records nothing; her inbox cannot touch Bob's.
+    let inbox = ada.to_string();
+    let mark = |notification_id| InboxCommand::MarkNotificationRead {
+        notification_id,
+        at: t.tick(),
+    };
+    assert_eq!(
+        inboxes
+            .execute(&inbox, mark(paid_id), &meta())
+            .await
+            .unwrap()
+            .events,
+        1
+    );
+    assert_eq!(
+        inboxes
+            .execute(&inbox, mark(paid_id), &meta())
+            .await
+            .unwrap()
+            .events,
+        0
+    );
+    inboxes
+        .execute(&inbox, mark(bobs_id), &meta())
+        .await
+        .unwrap();
+    project(&app, &mut relay, &mut [&mut notifications]).await;
+    assert_eq!(unread(&app, ada).await, 4);
+    assert_eq!(unread(&app, bob).await, 1);
+    let read_at: Option<chrono::DateTime<Utc>> =
+        sqlx::query_scalar("SELECT read_at FROM notifications WHERE notification_id = $1")
+            .bind(paid_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(read_at.is_some());
+
+    // Clearing hides the read one from "my latest 20".
+    inboxes
+        .execute(
+            &inbox,
+            InboxCommand::ClearReadNotifications { at: t.tick() },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    project(&app, &mut relay, &mut [&mut notifications]).await;
+    let latest: Vec<String> = sqlx::query_scalar(
+        "SELECT kind FROM notifications WHERE user_id = $1 AND NOT cleared
+         ORDER BY created_at DESC LIMIT 20",
+    )
+    .bind(ada)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        latest,
+        [
+            "payment_failed",
+            "order_placed",
+            "order_shipped",
+            "order_placed"
+        ]
+    );
+
+    // "Mark all read" up to the newest she was shown.
+    let newest: chrono::DateTime<Utc> =
+        sqlx::query_scalar("SELECT max(created_at) FROM notifications WHERE user_id = $1")
+            .bind(ada)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    inboxes
+        .execute(
+            &inbox,
+            InboxCommand::MarkAllNotificationsRead {
+                up_to: newest,
+                at: t.tick(),
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    project(&app, &mut relay, &mut [&mut notifications]).await;
+    assert_eq!(unread(&app, ada).await, 0);
+    assert_eq!(
+        notices(&app, ada).await,
+        [
+            ("order_placed".to_owned(), true, false),
+            ("order_paid".to_owned(), true, true),
+            ("order_shipped".to_owned(), true, false),
+            ("order_placed".to_owned(), true, false),
+            ("payment_failed".to_owned(), true, false),
+        ]
+    );
+    assert_eq!(unread(&app, bob).await, 1);
+
+    let trail: Vec<(String, Option<Uuid>, Option<String>)> = sqlx::query_as(
+        "SELECT kind, product_id, query FROM user_activity WHERE subject = $1
+         ORDER BY at DESC",
+    )
+    .bind(ada.to_string())
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        trail,
+        [
+            ("search".to_owned(), None, Some("desk lamp".to_owned())),
+            ("view".to_owned(), Some(lamp), None),
+        ]
+    );
+    let lamp_activity: Vec<(String, String)> =
+        sqlx::query_as("SELECT subject, kind FROM user_activity WHERE product_id = $1 ORDER BY at")
+            .bind(lamp)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        lamp_activity,
+        [
+            (ada.to_string(), "view".to_owned()),
+            (guest.to_owned(), "add_to_cart".to_owned()),
+        ]
+    );
+
+    for projection in [
+        Arc::new(NotificationsProjection) as Arc<dyn Projection>,
+        Arc::new(ActivityProjection),
     ] {
         assert_equals_rebuild(&app, projection).await;
     }

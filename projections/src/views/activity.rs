@@ -1,0 +1,122 @@
+//! `user_activity`: what visitors did (viewed, clicked, added to cart, searched,
+//! bought), one row per activity, for analytics: a visitor's recent trail
+//! (`user_activity_subject`) and a product's activity over time
+//! (`user_activity_product`). The subject is the activity stream's aggregate id: a user
+//! id or a guest's session key, hence text.
+
+use chrono::{DateTime, Utc};
+use emporium_domain::activity::ActivityEvent;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::envelope::EventEnvelope;
+use crate::projection::{Projection, decode};
+
+/// Builds `user_activity`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ActivityProjection;
+
+const SCHEMA: &str = "
+CREATE TABLE user_activity (
+    activity_id uuid        PRIMARY KEY,
+    subject     text        NOT NULL,
+    kind        text        NOT NULL,
+    product_id  uuid,
+    query       text,
+    at          timestamptz NOT NULL
+);
+CREATE INDEX user_activity_subject ON user_activity (subject, at DESC);
+CREATE INDEX user_activity_product ON user_activity (product_id, at) WHERE product_id IS NOT NULL;
+";
+
+/// Rows folded from a batch, inserted with one statement.
+#[derive(Default)]
+struct Rows {
+    activity_id: Vec<Uuid>,
+    subject: Vec<String>,
+    kind: Vec<&'static str>,
+    product_id: Vec<Option<Uuid>>,
+    query: Vec<Option<String>>,
+    at: Vec<DateTime<Utc>>,
+}
+
+impl Rows {
+    fn push(&mut self, event: &EventEnvelope) -> anyhow::Result<()> {
+        let ActivityEvent::ActivityRecorded {
+            activity_id,
+            kind,
+            product_id,
+            query,
+            at,
+        } = decode::<ActivityEvent>(event)?;
+        self.activity_id.push(activity_id);
+        self.subject.push(event.aggregate_id.clone());
+        self.kind.push(kind.as_str());
+        self.product_id.push(product_id);
+        self.query.push(query);
+        self.at.push(at);
+        Ok(())
+    }
+
+    async fn insert(self, conn: &mut PgConnection) -> anyhow::Result<()> {
+        if self.activity_id.is_empty() {
+            return Ok(());
+        }
+        // The aggregate records an activity id once (within its remembered window); an
+        // older retry's duplicate keeps the first row.
+        sqlx::query(
+            "INSERT INTO user_activity (activity_id, subject, kind, product_id, query, at)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[],
+                                  $6::timestamptz[])
+             ON CONFLICT (activity_id) DO NOTHING",
+        )
+        .bind(self.activity_id)
+        .bind(self.subject)
+        .bind(self.kind)
+        .bind(self.product_id)
+        .bind(self.query)
+        .bind(self.at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Projection for ActivityProjection {
+    fn name(&self) -> &'static str {
+        "activity"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["user_activity"]
+    }
+
+    fn schema(&self) -> &'static str {
+        SCHEMA
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &["activity"]
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+        self.apply_batch(conn, std::slice::from_ref(event)).await
+    }
+
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[EventEnvelope],
+    ) -> anyhow::Result<()> {
+        let mut rows = Rows::default();
+        for event in events.iter().filter(|e| e.aggregate_type == "activity") {
+            rows.push(event)?;
+        }
+        rows.insert(conn).await
+    }
+}

@@ -1,0 +1,359 @@
+//! `notifications`: in-app notifications, derived from business events, with the
+//! read and cleared state each user records in their inbox.
+//!
+//! A notification is written for every order event a customer should hear about
+//! (placed, paid, shipped, delivered, cancelled, refunded), a failed payment, and, for
+//! staff, low stock. Its id is the source event's id, so a rebuild gives the same ids
+//! and a client's "mark read" still points at the right row. The inbox's events
+//! (`NotificationRead`, `AllNotificationsRead`, `ReadNotificationsCleared`) set
+//! `read_at` and `cleared` on the owner's rows only: a foreign or unknown id changes
+//! nothing. Staff notifications (`audience = 'staff'`, no `user_id`) are shared and have
+//! no per-person read state.
+//!
+//! Order events after `OrderPlaced`, and payment events, do not repeat the customer, so
+//! the projection keeps its own `notification_orders` (order -> customer); it never
+//! reads the `orders` projection's table.
+//! An order event for an order never placed stops the projection (the log and the
+//! read model disagree); a failed payment for an order it never saw is skipped, having
+//! no one to tell.
+
+use chrono::{DateTime, Utc};
+use emporium_domain::inbox::InboxEvent;
+use emporium_domain::inventory::InventoryEvent;
+use emporium_domain::order::{CancellationReason, OrderEvent};
+use emporium_domain::payment::{DeclineCode, PaymentEvent};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::aggregate_uuid;
+use crate::envelope::EventEnvelope;
+use crate::projection::{Projection, decode};
+
+/// Builds `notifications` (and its helper `notification_orders`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NotificationsProjection;
+
+const SCHEMA: &str = "
+CREATE TABLE notifications (
+    notification_id uuid        PRIMARY KEY,
+    -- The recipient; null for staff notifications.
+    user_id         uuid,
+    -- 'customer' (one user) or 'staff' (everyone on staff).
+    audience        text        NOT NULL,
+    kind            text        NOT NULL,
+    title           text        NOT NULL,
+    body            text        NOT NULL,
+    order_id        uuid,
+    created_at      timestamptz NOT NULL,
+    read_at         timestamptz,
+    cleared         boolean     NOT NULL DEFAULT false,
+    CHECK ((audience = 'staff') = (user_id IS NULL))
+);
+-- My latest 20 (cleared ones hidden).
+CREATE INDEX notifications_latest ON notifications (user_id, created_at DESC) WHERE NOT cleared;
+-- My unread count.
+CREATE INDEX notifications_unread ON notifications (user_id) WHERE read_at IS NULL AND NOT cleared;
+-- The staff feed.
+CREATE INDEX notifications_staff ON notifications (created_at DESC) WHERE audience = 'staff';
+CREATE TABLE notification_orders (
+    order_id    uuid PRIMARY KEY,
+    customer_id uuid NOT NULL
+);
+";
+
+#[async_trait::async_trait]
+impl Projection for NotificationsProjection {
+    fn name(&self) -> &'static str {
+        "notifications"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["notifications", "notification_orders"]
+    }
+
+    fn schema(&self) -> &'static str {
+        SCHEMA
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &["order", "payment", "inventory", "inbox"]
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+        match event.aggregate_type.as_str() {
+            "order" => order(conn, event).await,
+            "payment" => payment(conn, event).await,
+            "inventory" => inventory(conn, event).await,
+            "inbox" => inbox(conn, event).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A notification about to be written.
+struct Notice {
+    user_id: Option<Uuid>,
+    kind: &'static str,
+    title: String,
+    body: String,
+    order_id: Option<Uuid>,
+    created_at: DateTime<Utc>,
+}
+
+impl Notice {
+    async fn insert(self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+        let audience = if self.user_id.is_some() {
+            "customer"
+        } else {
+            "staff"
+        };
+        sqlx::query(
+            "INSERT INTO notifications
+                 (notification_id, user_id, audience, kind, title, body, order_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(event.event_id)
+        .bind(self.user_id)
+        .bind(audience)
+        .bind(self.kind)
+        .bind(self.title)
+        .bind(self.body)
+        .bind(self.order_id)
+        .bind(self.created_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// A short, human reference to an order: the first block of its id.
+fn reference(order_id: Uuid) -> String {
+    order_id.simple().to_string()[..8].to_ascii_uppercase()
+}
+
+async fn customer_of(conn: &mut PgConnection, order_id: Uuid) -> anyhow::Result<Option<Uuid>> {
+    Ok(
+        sqlx::query_scalar("SELECT customer_id FROM notification_orders WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+async fn order(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    use OrderEvent as E;
+    let order_id = aggregate_uuid(event)?;
+    let order_ref = reference(order_id);
+    let (kind, title, body, at) = match decode::<OrderEvent>(event)? {
+        E::OrderPlaced {
+            customer_id,
+            lines,
+            grand_total,
+            at,
+            ..
+        } => {
+            sqlx::query(
+                "INSERT INTO notification_orders (order_id, customer_id) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(order_id)
+            .bind(customer_id)
+            .execute(&mut *conn)
+            .await?;
+            let items: u64 = lines.iter().map(|l| u64::from(l.quantity.get())).sum();
+            (
+                "order_placed",
+                format!("Order {order_ref} placed"),
+                format!("We received your order of {items} item(s) for {grand_total}."),
+                at,
+            )
+        }
+        E::OrderPaid { amount, at, .. } => (
+            "order_paid",
+            format!("Order {order_ref} paid"),
+            format!("Your payment of {amount} was received; we are preparing your order."),
+            at,
+        ),
+        E::OrderShipped {
+            tracking_number,
+            at,
+        } => (
+            "order_shipped",
+            format!("Order {order_ref} shipped"),
+            match tracking_number {
+                Some(tracking) => format!("Your order is on its way (tracking {tracking})."),
+                None => "Your order is on its way.".to_owned(),
+            },
+            at,
+        ),
+        E::OrderDelivered { at } => (
+            "order_delivered",
+            format!("Order {order_ref} delivered"),
+            "Your order was delivered. Enjoy!".to_owned(),
+            at,
+        ),
+        E::OrderCancelled { reason, at, .. } => (
+            "order_cancelled",
+            format!("Order {order_ref} cancelled"),
+            format!("Your order was cancelled: {}.", cancellation(reason)),
+            at,
+        ),
+        E::OrderRefunded {
+            amount,
+            fully_refunded,
+            at,
+            ..
+        } => (
+            "order_refunded",
+            format!("Order {order_ref} refunded"),
+            if fully_refunded {
+                format!("{amount} was refunded; your order is fully refunded.")
+            } else {
+                format!("{amount} was refunded.")
+            },
+            at,
+        ),
+        // Internal steps (reservation, fraud gate) are not news to the customer; a
+        // failed payment is told from the payment's own event, which says why.
+        E::OrderStockReserved { .. }
+        | E::OrderFraudCheckPassed { .. }
+        | E::OrderHeldForReview { .. }
+        | E::OrderReleasedFromReview { .. }
+        | E::OrderPaymentFailed { .. } => return Ok(()),
+    };
+    let Some(user_id) = customer_of(conn, order_id).await? else {
+        anyhow::bail!(
+            "{} for order {order_id}, which was never placed",
+            event.event_type
+        );
+    };
+    Notice {
+        user_id: Some(user_id),
+        kind,
+        title,
+        body,
+        order_id: Some(order_id),
+        created_at: at,
+    }
+    .insert(conn, event)
+    .await
+}
+
+fn cancellation(reason: CancellationReason) -> &'static str {
+    match reason {
+        CancellationReason::CustomerRequest => "you asked us to",
+        CancellationReason::OutOfStock => "some items are out of stock",
+        CancellationReason::ReservationExpired => "the items were not paid for in time",
+        CancellationReason::PaymentFailed => "the payment failed",
+        CancellationReason::FraudRejected | CancellationReason::StaffDecision => {
+            "we could not accept it"
+        }
+    }
+}
+
+async fn payment(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    let PaymentEvent::PaymentFailed {
+        order_id,
+        reason,
+        at,
+    } = decode::<PaymentEvent>(event)?
+    else {
+        return Ok(());
+    };
+    // A payment is only ever made for a placed order; one for an order this projection
+    // never saw has no one to tell.
+    let Some(user_id) = customer_of(conn, order_id).await? else {
+        tracing::debug!(%order_id, "payment failed for an order never placed; no notification");
+        return Ok(());
+    };
+    let why = match reason {
+        DeclineCode::CardDeclined => "the card was declined",
+        DeclineCode::InsufficientFunds => "insufficient funds",
+        DeclineCode::ExpiredCard => "the card has expired",
+        DeclineCode::IncorrectCvc => "the security code was wrong",
+        DeclineCode::ProcessingError | DeclineCode::Other => "the payment could not be processed",
+    };
+    Notice {
+        user_id: Some(user_id),
+        kind: "payment_failed",
+        title: format!("Payment for order {} failed", reference(order_id)),
+        body: format!("Your payment did not go through: {why}. Please try another card."),
+        order_id: Some(order_id),
+        created_at: at,
+    }
+    .insert(conn, event)
+    .await
+}
+
+async fn inventory(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    // Only low stock is news, and only to staff; skip the rest without decoding.
+    if event.event_type != "LowStockDetected" {
+        return Ok(());
+    }
+    let InventoryEvent::LowStockDetected {
+        available,
+        threshold,
+        at,
+    } = decode::<InventoryEvent>(event)?
+    else {
+        anyhow::bail!("{} is not LowStockDetected", event.event_type);
+    };
+    let sku = &event.aggregate_id;
+    Notice {
+        user_id: None,
+        kind: "low_stock",
+        title: format!("Low stock: {sku}"),
+        body: format!("{available} unit(s) available, at or below the threshold of {threshold}."),
+        order_id: None,
+        created_at: at,
+    }
+    .insert(conn, event)
+    .await
+}
+
+async fn inbox(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    use InboxEvent as E;
+    let user_id = aggregate_uuid(event)?;
+    match decode::<InboxEvent>(event)? {
+        E::NotificationRead {
+            notification_id,
+            at,
+        } => {
+            // A repeat keeps the first read time; a foreign or unknown id matches nothing.
+            sqlx::query(
+                "UPDATE notifications SET read_at = COALESCE(read_at, $3)
+                 WHERE notification_id = $1 AND user_id = $2",
+            )
+            .bind(notification_id)
+            .bind(user_id)
+            .bind(at)
+            .execute(conn)
+            .await?;
+        }
+        E::AllNotificationsRead { up_to, at } => {
+            sqlx::query(
+                "UPDATE notifications SET read_at = $3
+                 WHERE user_id = $1 AND read_at IS NULL AND created_at <= $2",
+            )
+            .bind(user_id)
+            .bind(up_to)
+            .bind(at)
+            .execute(conn)
+            .await?;
+        }
+        E::ReadNotificationsCleared { .. } => {
+            sqlx::query(
+                "UPDATE notifications SET cleared = true
+                 WHERE user_id = $1 AND read_at IS NOT NULL AND NOT cleared",
+            )
+            .bind(user_id)
+            .execute(conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
