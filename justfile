@@ -37,6 +37,7 @@ bench *ARGS: services
 schemas:
     UPDATE_SCHEMAS=1 cargo test -p emporium-domain --test schemas
     UPDATE_SCHEMAS=1 cargo test -p emporium-gateway --lib -- committed_sdl
+    UPDATE_SCHEMAS=1 cargo test -p emporium-projections --lib -- infra_consumer
 
 # Drop databases left behind by interrupted test runs.
 clean-test-dbs:

@@ -200,6 +200,30 @@ pub fn consumer_name(layout: &StreamLayout, projection: &dyn Projection) -> Stri
     )
 }
 
+/// The durable pull consumer of a projection, delivering from `start_sequence`.
+/// `infra/nats/projection-consumers.json` mirrors it (a test keeps them in step).
+#[must_use]
+pub fn consumer_config(
+    name: &str,
+    projection: &dyn Projection,
+    start_sequence: u64,
+    ack_wait: Duration,
+) -> jetstream::consumer::pull::Config {
+    jetstream::consumer::pull::Config {
+        durable_name: Some(name.to_owned()),
+        description: Some(format!(
+            "projection {} v{}",
+            projection.name(),
+            projection.version()
+        )),
+        deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence },
+        ack_policy: jetstream::consumer::AckPolicy::All,
+        ack_wait,
+        max_ack_pending: 10_000,
+        ..Default::default()
+    }
+}
+
 impl ProjectionRunner {
     /// A runner for `projection` over the events stream named by `layout`.
     #[must_use]
@@ -341,21 +365,12 @@ impl ProjectionRunner {
                 .await
                 .with_context(|| format!("delete consumer {name}"))?;
         }
-        let config = jetstream::consumer::pull::Config {
-            durable_name: Some(name.clone()),
-            description: Some(format!(
-                "projection {} v{}",
-                self.name(),
-                self.projection.version()
-            )),
-            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: checkpoint.stream_sequence + 1,
-            },
-            ack_policy: jetstream::consumer::AckPolicy::All,
-            ack_wait: self.config.ack_wait,
-            max_ack_pending: 10_000,
-            ..Default::default()
-        };
+        let config = consumer_config(
+            &name,
+            self.projection.as_ref(),
+            checkpoint.stream_sequence + 1,
+            self.config.ack_wait,
+        );
         stream
             .create_consumer(config)
             .await
@@ -735,6 +750,81 @@ impl ProjectionRunner {
             self.apply_messages(&batch).await?;
             if self.consumer.is_none() {
                 return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod infra_tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    #[test]
+    fn infra_consumer_definitions_mirror_the_code() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../infra/nats/projection-consumers.json"
+        );
+        let layout = StreamLayout::new("emporium").unwrap();
+        if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+            let consumers: Vec<Value> = crate::projection::all()
+                .iter()
+                .map(|p| {
+                    let name = consumer_name(&layout, p.as_ref());
+                    serde_json::to_value(consumer_config(
+                        &name,
+                        p.as_ref(),
+                        1,
+                        RunnerConfig::default().ack_wait,
+                    ))
+                    .unwrap()
+                })
+                .collect();
+            let doc = serde_json::json!({
+                "stream": layout.stream_name(),
+                "note": "One durable pull consumer per projection version, as ProjectionRunner creates them for the default prefix. The runner sets opt_start_seq to the projection's checkpoint + 1; 1 is shown.",
+                "consumers": consumers,
+            });
+            std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap() + "\n").unwrap();
+        }
+        let infra: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("infra file")).unwrap();
+        let consumers = infra["consumers"].as_array().expect("consumers list");
+        let projections = crate::projection::all();
+        assert_eq!(
+            consumers.len(),
+            projections.len(),
+            "one consumer per projection"
+        );
+        for projection in projections {
+            let name = consumer_name(&layout, projection.as_ref());
+            let code = serde_json::to_value(consumer_config(
+                &name,
+                projection.as_ref(),
+                1,
+                RunnerConfig::default().ack_wait,
+            ))
+            .unwrap();
+            let mirrored = consumers
+                .iter()
+                .find(|c| c["durable_name"] == Value::String(name.clone()))
+                .unwrap_or_else(|| panic!("{name} missing from {path}"));
+            for key in [
+                "durable_name",
+                "description",
+                "deliver_policy",
+                "opt_start_seq",
+                "ack_policy",
+                "ack_wait",
+                "max_ack_pending",
+            ] {
+                assert_eq!(
+                    mirrored.get(key),
+                    code.get(key),
+                    "{name}: field `{key}` differs"
+                );
             }
         }
     }
