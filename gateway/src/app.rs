@@ -19,11 +19,13 @@ use tokio::net::TcpListener;
 
 use crate::auth::Accounts;
 use crate::auth::password::Passwords;
+use crate::backbone::InProcessBackbone;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::graphql::{ApiSchema, SchemaOptions, build_schema};
 use crate::mailer::Mailer;
 use crate::ratelimit::{InMemoryRateLimiter, RateLimiter, RedisRateLimiter};
+use crate::shop::Shop;
 use crate::{health, http, telemetry};
 
 /// What every handler can reach.
@@ -73,6 +75,7 @@ pub struct Application {
     pool: PgPool,
     nats: async_nats::Client,
     password_verifications: Arc<AtomicU64>,
+    backbone: Option<InProcessBackbone>,
 }
 
 impl Application {
@@ -125,6 +128,11 @@ impl Application {
             .await
             .context("start password hasher")??;
         let password_verifications = passwords.verifications();
+        let shop = Arc::new(Shop::new(
+            pool.clone(),
+            Arc::clone(&ports.clock),
+            &settings,
+        )?);
         let accounts = Arc::new(Accounts::new(
             pool.clone(),
             passwords,
@@ -140,6 +148,7 @@ impl Application {
                 limits: settings.limits.clone(),
             },
             Some(Arc::clone(&accounts)),
+            Some(shop),
         );
         let state = AppState {
             pool: pool.clone(),
@@ -150,6 +159,13 @@ impl Application {
             accounts,
         };
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_seconds);
+        // The relay and the projection runners beside the server: what makes the
+        // read models (and so read-your-writes) work in one process.
+        let backbone = if state.settings.backbone.in_process {
+            Some(InProcessBackbone::spawn(&state.settings, &nats)?)
+        } else {
+            None
+        };
         Ok(Self {
             listener,
             router: router(state),
@@ -157,6 +173,7 @@ impl Application {
             pool,
             nats,
             password_verifications,
+            backbone,
         })
     }
 
@@ -188,11 +205,24 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight
-    /// requests finish for up to the configured grace period.
+    /// requests finish for up to the configured grace period; the in-process relay and
+    /// projection runners (if any) stop after the server.
     ///
     /// # Errors
-    /// When the server fails.
+    /// When the server or the relay fails.
     pub async fn run_until(
+        mut self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let backbone = self.backbone.take();
+        let served = self.serve_until(shutdown).await;
+        if let Some(backbone) = backbone {
+            backbone.stop().await?;
+        }
+        served
+    }
+
+    async fn serve_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {

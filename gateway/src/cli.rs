@@ -255,29 +255,11 @@ fn report(e: &anyhow::Error) {
 async fn run_command(command: Command, settings: Settings) -> Result<(), CliError> {
     match command {
         Command::Serve { no_migrate } => {
-            let (layout, relay_config) = settings.nats.relay()?;
+            // The relay and the projection runners run inside the application when
+            // `backbone.in_process` is on (the default), and stop after the server.
             let app = Application::build(settings, !no_migrate).await?;
-            let relay = Relay::new(
-                app.pool().clone(),
-                async_nats::jetstream::new(app.nats().clone()),
-                layout.clone(),
-                relay_config,
-            );
-            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            let runners = backbone::spawn_runners(
-                app.pool(),
-                app.nats(),
-                &layout,
-                emporium_projections::projection::all(),
-                &stop_rx,
-            );
-            let relay = tokio::spawn(relay.run(stopped(stop_rx)));
             tracing::info!(addr = %app.local_addr().map_err(anyhow::Error::from)?, "serving; GraphiQL at /graphql");
-            let served = app.run_until(shutdown_signal()).await;
-            stop_tx.send_replace(true);
-            backbone::join_runners(runners).await;
-            relay.await.map_err(anyhow::Error::from)??;
-            served?;
+            app.run_until(shutdown_signal()).await?;
             Ok(())
         }
         Command::Relay => {
@@ -353,11 +335,6 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
         }
         Command::Seed => Err(not_yet("seed", "the domain and embedded-mode issues")),
     }
-}
-
-/// Resolves once `stop` turns true.
-async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn not_yet(what: &str, arrives_with: &str) -> CliError {

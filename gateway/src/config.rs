@@ -159,6 +159,10 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// Outgoing mail (verification and password-reset links).
     pub mail: MailSettings,
+    /// The relay and projection runners beside the gateway, and read-your-writes.
+    pub backbone: BackboneSettings,
+    /// Storefront choices.
+    pub shop: ShopSettings,
 }
 
 impl Default for Settings {
@@ -173,6 +177,54 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),
             mail: MailSettings::default(),
+            backbone: BackboneSettings::default(),
+            shop: ShopSettings::default(),
+        }
+    }
+}
+
+/// The event backbone as the gateway sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackboneSettings {
+    /// Run the relay and every projection runner inside the gateway process (the
+    /// embedded shape, `emporium serve` and the tests). Off when they run as their own
+    /// processes (`emporium relay`, `emporium project all`).
+    pub in_process: bool,
+    /// How long a mutation waits for its read model to apply the command's events
+    /// before answering with what the read model has, in milliseconds.
+    pub read_your_writes_timeout_ms: u64,
+}
+
+impl Default for BackboneSettings {
+    fn default() -> Self {
+        Self {
+            in_process: true,
+            read_your_writes_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl BackboneSettings {
+    /// The read-your-writes bound.
+    #[must_use]
+    pub fn read_your_writes_timeout(&self) -> Duration {
+        Duration::from_millis(self.read_your_writes_timeout_ms)
+    }
+}
+
+/// Storefront choices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShopSettings {
+    /// ISO 4217 currency new carts are opened in (the catalogue's currency).
+    pub currency: String,
+}
+
+impl Default for ShopSettings {
+    fn default() -> Self {
+        Self {
+            currency: "EUR".to_owned(),
         }
     }
 }
@@ -599,6 +651,9 @@ mod tests {
         assert_eq!(s.limits.rate.login_per_account_per_minute, 5);
         assert_eq!(s.limits.rate.anonymous_per_hour, 100);
         assert_eq!(s.limits.rate.authenticated_per_hour, 1000);
+        assert!(s.backbone.in_process);
+        assert_eq!(s.backbone.read_your_writes_timeout_ms, 2_000);
+        assert_eq!(s.shop.currency, "EUR");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod auth;
+mod backbone;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -23,4 +24,5 @@ mod http;
 pub mod limits;
 pub mod mailer;
 pub mod ratelimit;
+pub mod shop;
 pub mod telemetry;

@@ -5,5 +5,6 @@ mod attacks;
 mod auth;
 mod helpers;
 mod rate_limits;
+mod shop;
 mod smoke;
 mod smtp;

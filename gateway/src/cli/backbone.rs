@@ -17,16 +17,15 @@ use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sqlx::{Connection as _, PgPool};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use emporium_projections::bus::{self, StreamLayout};
 use emporium_projections::projection::{
-    self, Projection, ProjectionRunner, ProjectionState, Rebuild, RunError, RunnerConfig,
-    rebuild::DEFAULT_BATCH,
+    self, Projection, ProjectionState, Rebuild, rebuild::DEFAULT_BATCH,
 };
 
-use super::{CliError, stopped};
+use super::CliError;
 use crate::app::shutdown_signal;
+use crate::backbone::{join_runners, spawn_runners};
 use crate::config::Settings;
 
 /// How long a dependency may take to answer the first probe.
@@ -101,64 +100,6 @@ pub(super) async fn nats(settings: &Settings) -> Result<async_nats::Client, CliE
             "cannot reach NATS at {}",
             settings.nats.url.redacted()
         )))
-    }
-}
-
-/// Spawns one runner per projection; each stops once `stop` turns true. A runner that
-/// ends early (a newer version is live) is logged and the others go on; a poison
-/// event never ends a runner: it logs the event and waits, stopped, for
-/// `emporium projections retry`.
-pub(super) fn spawn_runners(
-    pool: &PgPool,
-    nats: &async_nats::Client,
-    layout: &StreamLayout,
-    projections: Vec<Arc<dyn Projection>>,
-    stop: &watch::Receiver<bool>,
-) -> Vec<(&'static str, JoinHandle<()>)> {
-    let jetstream = jetstream::new(nats.clone());
-    projections
-        .into_iter()
-        .map(|p| {
-            let name = p.name();
-            let runner = ProjectionRunner::new(
-                pool.clone(),
-                jetstream.clone(),
-                layout.clone(),
-                p,
-                RunnerConfig::default(),
-            );
-            let stop = stop.clone();
-            let task = tokio::spawn(async move {
-                if let Err(e) = runner.run(stopped(stop)).await {
-                    let error_code = match &e {
-                        RunError::Superseded { .. } => "projection_superseded",
-                        RunError::Stopped { .. } => "projection_poison_event",
-                        RunError::Unexpected(_) => "projection_failed",
-                    };
-                    tracing::error!(
-                        projection = name,
-                        error_code,
-                        error = format!("{:#}", anyhow::Error::from(e)),
-                        "projection runner ended"
-                    );
-                }
-            });
-            (name, task)
-        })
-        .collect()
-}
-
-/// Waits for runners told to stop; a panic is logged, not propagated.
-pub(super) async fn join_runners(runners: Vec<(&'static str, JoinHandle<()>)>) {
-    for (name, task) in runners {
-        if let Err(e) = task.await {
-            tracing::error!(
-                projection = name,
-                error_code = "projection_panicked",
-                error = %e,
-                "projection runner panicked"
-            );
-        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod account;
 pub mod guard;
+mod shop;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,17 +17,18 @@ use crate::auth::{Accounts, Viewer};
 use crate::config::LimitSettings;
 use crate::error::ApiError;
 use crate::limits::Guardrails;
+use crate::shop::Shop;
 
 /// The schema type served at `/graphql`.
 pub type ApiSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 /// Root of every query.
 #[derive(Debug, Default, MergedObject)]
-pub struct QueryRoot(MetaQuery, account::AccountQuery);
+pub struct QueryRoot(MetaQuery, account::AccountQuery, shop::ShopQuery);
 
 /// Root of every mutation.
 #[derive(Debug, Default, MergedObject)]
-pub struct MutationRoot(account::AccountMutation);
+pub struct MutationRoot(account::AccountMutation, shop::ShopMutation);
 
 /// Queries about the platform itself.
 #[derive(Debug, Default)]
@@ -65,6 +67,8 @@ pub(crate) trait ContextExt {
     }
     /// The account service.
     fn accounts(&self) -> Result<&Arc<Accounts>, ApiError>;
+    /// The storefront services.
+    fn shop(&self) -> Result<&Arc<Shop>, ApiError>;
 }
 
 impl ContextExt for Context<'_> {
@@ -76,6 +80,11 @@ impl ContextExt for Context<'_> {
     fn accounts(&self) -> Result<&Arc<Accounts>, ApiError> {
         self.data::<Arc<Accounts>>()
             .map_err(|_| ApiError::internal(anyhow::anyhow!("account service missing")))
+    }
+
+    fn shop(&self) -> Result<&Arc<Shop>, ApiError> {
+        self.data::<Arc<Shop>>()
+            .map_err(|_| ApiError::internal(anyhow::anyhow!("shop service missing")))
     }
 }
 
@@ -90,9 +99,13 @@ pub struct SchemaOptions {
     pub limits: LimitSettings,
 }
 
-/// Builds the schema over `accounts` (absent for SDL export).
+/// Builds the schema over the services (absent for SDL export).
 #[must_use]
-pub fn build_schema(options: &SchemaOptions, accounts: Option<Arc<Accounts>>) -> ApiSchema {
+pub fn build_schema(
+    options: &SchemaOptions,
+    accounts: Option<Arc<Accounts>>,
+    shop: Option<Arc<Shop>>,
+) -> ApiSchema {
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
@@ -108,6 +121,9 @@ pub fn build_schema(options: &SchemaOptions, accounts: Option<Arc<Accounts>>) ->
     if let Some(accounts) = accounts {
         builder = builder.data(accounts);
     }
+    if let Some(shop) = shop {
+        builder = builder.data(shop);
+    }
     builder.finish()
 }
 
@@ -119,6 +135,7 @@ pub fn sdl() -> String {
             introspection: true,
             ..SchemaOptions::default()
         },
+        None,
         None,
     )
     .sdl()

@@ -1,0 +1,126 @@
+//! The event backbone run inside the gateway process: the relay and one runner per
+//! projection. `emporium serve` and the tests get it through
+//! [`Application`](crate::app::Application) when `backbone.in_process` is on;
+//! `emporium project` reuses the runner spawning.
+
+use std::sync::Arc;
+
+use async_nats::jetstream;
+use emporium_projections::bus::StreamLayout;
+use emporium_projections::projection::{
+    self, Projection, ProjectionRunner, RunError, RunnerConfig,
+};
+use emporium_projections::relay::Relay;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
+
+/// The relay and the projection runners, running until [`InProcessBackbone::stop`].
+#[derive(Debug)]
+pub(crate) struct InProcessBackbone {
+    stop: watch::Sender<bool>,
+    relay: JoinHandle<anyhow::Result<()>>,
+    runners: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl InProcessBackbone {
+    /// Spawns the relay and every projection's runner. They get a pool of their own
+    /// (one connection per runner, the relay's lock session and one spare), so a busy
+    /// storefront cannot starve them, nor they it.
+    ///
+    /// # Errors
+    /// When the stream prefix is invalid or the database URL malformed.
+    pub(crate) fn spawn(settings: &Settings, nats: &async_nats::Client) -> anyhow::Result<Self> {
+        let (layout, relay_config) = settings.nats.relay()?;
+        let projections = projection::all();
+        let connections = u32::try_from(projections.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(2);
+        let pool =
+            emporium_commands::db::connect_lazy(settings.database.url.expose(), connections)?;
+        let (stop, stop_rx) = watch::channel(false);
+        let runners = spawn_runners(&pool, nats, &layout, projections, &stop_rx);
+        let relay = Relay::new(pool, jetstream::new(nats.clone()), layout, relay_config);
+        let relay = tokio::spawn(relay.run(stopped(stop_rx)));
+        Ok(Self {
+            stop,
+            relay,
+            runners,
+        })
+    }
+
+    /// Tells every part to stop and waits for them.
+    ///
+    /// # Errors
+    /// When the relay failed.
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        self.stop.send_replace(true);
+        join_runners(self.runners).await;
+        self.relay.await.map_err(anyhow::Error::from)?
+    }
+}
+
+/// Resolves once `stop` turns true.
+pub(crate) async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Spawns one runner per projection; each stops once `stop` turns true. A runner that
+/// ends early (a newer version is live) is logged and the others go on; a poison
+/// event never ends a runner: it logs the event and waits, stopped, for
+/// `emporium projections retry`.
+pub(crate) fn spawn_runners(
+    pool: &PgPool,
+    nats: &async_nats::Client,
+    layout: &StreamLayout,
+    projections: Vec<Arc<dyn Projection>>,
+    stop: &watch::Receiver<bool>,
+) -> Vec<(&'static str, JoinHandle<()>)> {
+    let jetstream = jetstream::new(nats.clone());
+    projections
+        .into_iter()
+        .map(|p| {
+            let name = p.name();
+            let runner = ProjectionRunner::new(
+                pool.clone(),
+                jetstream.clone(),
+                layout.clone(),
+                p,
+                RunnerConfig::default(),
+            );
+            let stop = stop.clone();
+            let task = tokio::spawn(async move {
+                if let Err(e) = runner.run(stopped(stop)).await {
+                    let error_code = match &e {
+                        RunError::Superseded { .. } => "projection_superseded",
+                        RunError::Stopped { .. } => "projection_poison_event",
+                        RunError::Unexpected(_) => "projection_failed",
+                    };
+                    tracing::error!(
+                        projection = name,
+                        error_code,
+                        error = format!("{:#}", anyhow::Error::from(e)),
+                        "projection runner ended"
+                    );
+                }
+            });
+            (name, task)
+        })
+        .collect()
+}
+
+/// Waits for runners told to stop; a panic is logged, not propagated.
+pub(crate) async fn join_runners(runners: Vec<(&'static str, JoinHandle<()>)>) {
+    for (name, task) in runners {
+        if let Err(e) = task.await {
+            tracing::error!(
+                projection = name,
+                error_code = "projection_panicked",
+                error = %e,
+                "projection runner panicked"
+            );
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! Catalogue reads over `catalog_products` and `categories`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::{Shop, is_bad_cursor_value};
+use crate::error::ApiError;
+
+/// The columns of a product as every storefront read selects them (alias `p`).
+pub(super) const PRODUCT_COLUMNS: &str = "p.product_id, p.sku, p.slug, p.name, p.description, \
+     p.category_id, p.category_path, p.tags, p.attributes, p.currency, p.price_minor, \
+     p.min_price_minor, p.max_price_minor, p.variants, p.images, p.rating_count, \
+     p.rating_average::float8 AS rating_average, p.available, p.in_stock, p.published, \
+     p.featured, p.created_at, p.published_at";
+
+/// One step of a product's category path.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct PathEntry {
+    pub(crate) category_id: Uuid,
+    pub(crate) name: String,
+    pub(crate) slug: String,
+}
+
+/// A variant as `catalog_products.variants` holds it.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct VariantRow {
+    pub(crate) variant_id: Uuid,
+    pub(crate) sku: String,
+    pub(crate) size: Option<String>,
+    pub(crate) colour: Option<String>,
+    pub(crate) attributes: serde_json::Value,
+    pub(crate) price_minor: i64,
+    pub(crate) available: i64,
+}
+
+/// An image as `catalog_products.images` holds it.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ImageRow {
+    pub(crate) image_id: Uuid,
+    pub(crate) source: serde_json::Value,
+    pub(crate) alt_text: String,
+    pub(crate) primary: bool,
+}
+
+/// A `catalog_products` row, as the storefront shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ProductRow {
+    pub(crate) product_id: Uuid,
+    pub(crate) sku: String,
+    pub(crate) slug: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) category_id: Uuid,
+    pub(crate) category_path: Json<Vec<PathEntry>>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) attributes: Json<serde_json::Value>,
+    pub(crate) currency: String,
+    pub(crate) price_minor: i64,
+    pub(crate) min_price_minor: i64,
+    pub(crate) max_price_minor: i64,
+    pub(crate) variants: Json<Vec<VariantRow>>,
+    pub(crate) images: Json<Vec<ImageRow>>,
+    pub(crate) rating_count: i64,
+    pub(crate) rating_average: Option<f64>,
+    pub(crate) available: i64,
+    pub(crate) in_stock: bool,
+    pub(crate) published: bool,
+    pub(crate) featured: bool,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) published_at: Option<DateTime<Utc>>,
+}
+
+impl ProductRow {
+    /// The unit price of `sku`: the variant's when it is a variant's SKU, else the
+    /// product's.
+    pub(crate) fn unit_price_minor(&self, sku: &str) -> i64 {
+        self.variants
+            .0
+            .iter()
+            .find(|v| v.sku == sku)
+            .map_or(self.price_minor, |v| v.price_minor)
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct ListedRow {
+    #[sqlx(flatten)]
+    product: ProductRow,
+    sort_key: String,
+}
+
+/// The orders a listing can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum ProductSort {
+    /// Cheapest "from" price first.
+    PriceAsc,
+    /// Dearest "from" price first.
+    PriceDesc,
+    /// Most recently created first.
+    Newest,
+    /// Best rated first; unrated last.
+    Rating,
+    /// By name.
+    Name,
+}
+
+impl ProductSort {
+    /// The key expression, its SQL type (for the cursor's value) and whether it
+    /// ascends. The product id breaks ties in the same direction, so the key plus id
+    /// is a total order and a keyset cursor never skips or repeats a product.
+    fn key(self) -> (&'static str, &'static str, bool) {
+        match self {
+            Self::PriceAsc => ("p.min_price_minor", "bigint", true),
+            Self::PriceDesc => ("p.min_price_minor", "bigint", false),
+            Self::Newest => ("p.created_at", "timestamptz", false),
+            Self::Rating => ("coalesce(p.rating_average, -1)", "numeric", false),
+            Self::Name => ("p.name", "text", true),
+        }
+    }
+}
+
+/// Which products a listing shows.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProductFilter {
+    /// In this category or any below it.
+    pub(crate) category_id: Option<Uuid>,
+    /// "From" price at least this (minor units).
+    pub(crate) min_price_minor: Option<i64>,
+    /// "From" price at most this (minor units).
+    pub(crate) max_price_minor: Option<i64>,
+    /// Only products with (or without) stock.
+    pub(crate) in_stock: Option<bool>,
+    /// Carrying every one of these tags.
+    pub(crate) tags: Vec<String>,
+    /// Name or description contains this (case-insensitive).
+    pub(crate) search: Option<String>,
+}
+
+/// Where a page starts: after this sort key and product id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Cursor {
+    s: ProductSort,
+    k: String,
+    i: Uuid,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(raw: &str, sort: ProductSort) -> Result<Self, ApiError> {
+        let bad = || ApiError::bad_input("after", "invalid_cursor", "not a cursor of this listing");
+        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
+        let cursor: Self = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        if cursor.s == sort {
+            Ok(cursor)
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug)]
+pub(crate) struct ListedProducts {
+    /// The products with their cursors.
+    pub(crate) items: Vec<(String, ProductRow)>,
+    /// Whether another page follows.
+    pub(crate) has_next_page: bool,
+}
+
+/// A `categories` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct CategoryRow {
+    pub(crate) category_id: Uuid,
+    pub(crate) parent_id: Option<Uuid>,
+    pub(crate) name: String,
+    pub(crate) slug: String,
+    pub(crate) path_slugs: String,
+    pub(crate) depth: i32,
+}
+
+/// The largest page a listing serves.
+pub(crate) const MAX_PAGE: i64 = 100;
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('%');
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+impl Shop {
+    /// One page of products: one query, whatever the filter and sort.
+    ///
+    /// # Errors
+    /// `BAD_USER_INPUT` for a page size outside 1..=100 or a foreign cursor.
+    pub(crate) async fn list_products(
+        &self,
+        filter: &ProductFilter,
+        sort: ProductSort,
+        first: i64,
+        after: Option<&str>,
+        include_unpublished: bool,
+    ) -> Result<ListedProducts, ApiError> {
+        if !(1..=MAX_PAGE).contains(&first) {
+            return Err(ApiError::bad_input(
+                "first",
+                "page_size",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let after = after.map(|a| Cursor::decode(a, sort)).transpose()?;
+        let (key, key_type, ascending) = sort.key();
+        let mut q = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {PRODUCT_COLUMNS}, ({key})::text AS sort_key FROM catalog_products p WHERE true"
+        ));
+        if !include_unpublished {
+            q.push(" AND p.published");
+        }
+        if let Some(category) = filter.category_id {
+            // `category_ids` holds the product's category and its ancestors.
+            q.push(" AND p.category_ids @> ARRAY[")
+                .push_bind(category)
+                .push("]::uuid[]");
+        }
+        if let Some(min) = filter.min_price_minor {
+            q.push(" AND p.min_price_minor >= ").push_bind(min);
+        }
+        if let Some(max) = filter.max_price_minor {
+            q.push(" AND p.min_price_minor <= ").push_bind(max);
+        }
+        if let Some(in_stock) = filter.in_stock {
+            q.push(" AND p.in_stock = ").push_bind(in_stock);
+        }
+        if !filter.tags.is_empty() {
+            q.push(" AND p.tags @> ")
+                .push_bind(filter.tags.clone())
+                .push("::text[]");
+        }
+        if let Some(search) = filter
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let pattern = escape_like(search);
+            q.push(" AND (p.name ILIKE ")
+                .push_bind(pattern.clone())
+                .push(" OR p.description ILIKE ")
+                .push_bind(pattern)
+                .push(")");
+        }
+        if let Some(cursor) = &after {
+            let op = if ascending { ">" } else { "<" };
+            q.push(format!(" AND (({key}), p.product_id) {op} ("))
+                .push_bind(cursor.k.clone())
+                .push(format!("::{key_type}, "))
+                .push_bind(cursor.i)
+                .push(")");
+        }
+        let dir = if ascending { "ASC" } else { "DESC" };
+        q.push(format!(" ORDER BY {key} {dir}, p.product_id {dir} LIMIT "))
+            .push_bind(first + 1);
+        let mut rows: Vec<ListedRow> =
+            q.build_query_as()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| {
+                    if after.is_some() && is_bad_cursor_value(&e) {
+                        ApiError::bad_input(
+                            "after",
+                            "invalid_cursor",
+                            "not a cursor of this listing",
+                        )
+                    } else {
+                        ApiError::internal(anyhow::Error::from(e).context("list products"))
+                    }
+                })?;
+        let has_next_page = rows.len() > usize::try_from(first).unwrap_or(usize::MAX);
+        rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
+        let items = rows
+            .into_iter()
+            .map(|row| {
+                let cursor = Cursor {
+                    s: sort,
+                    k: row.sort_key,
+                    i: row.product.product_id,
+                };
+                (cursor.encode(), row.product)
+            })
+            .collect();
+        Ok(ListedProducts {
+            items,
+            has_next_page,
+        })
+    }
+
+    /// A product by id or by slug (current or former).
+    ///
+    /// # Errors
+    /// When the read model cannot be read.
+    pub(crate) async fn product(
+        &self,
+        id: Option<Uuid>,
+        slug: Option<&str>,
+        include_unpublished: bool,
+    ) -> Result<Option<ProductRow>, ApiError> {
+        let row: Option<ProductRow> = match (id, slug) {
+            (Some(id), _) => {
+                sqlx::query_as(&format!(
+                    "SELECT {PRODUCT_COLUMNS} FROM catalog_products p WHERE p.product_id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+            }
+            (None, Some(slug)) => {
+                sqlx::query_as(&format!(
+                    "SELECT {PRODUCT_COLUMNS} FROM catalog_products p
+                     WHERE p.slug = $1 OR p.old_slugs @> ARRAY[$1]
+                     ORDER BY p.slug = $1 DESC LIMIT 1"
+                ))
+                .bind(slug)
+                .fetch_optional(&self.pool)
+                .await
+            }
+            (None, None) => return Ok(None),
+        }
+        .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read product")))?;
+        Ok(row.filter(|p| p.published || include_unpublished))
+    }
+
+    /// Published, featured products, most recently changed first.
+    ///
+    /// # Errors
+    /// `BAD_USER_INPUT` for a size outside 1..=100.
+    pub(crate) async fn featured_products(&self, first: i64) -> Result<Vec<ProductRow>, ApiError> {
+        if !(1..=MAX_PAGE).contains(&first) {
+            return Err(ApiError::bad_input(
+                "first",
+                "page_size",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        sqlx::query_as(&format!(
+            "SELECT {PRODUCT_COLUMNS} FROM catalog_products p
+             WHERE p.published AND p.featured ORDER BY p.updated_at DESC LIMIT $1"
+        ))
+        .bind(first)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("featured products")))
+    }
+
+    /// Published products by id, in no particular order (one query).
+    pub(super) async fn products_by_id(&self, ids: &[Uuid]) -> Result<Vec<ProductRow>, ApiError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        sqlx::query_as(&format!(
+            "SELECT {PRODUCT_COLUMNS} FROM catalog_products p WHERE p.product_id = ANY($1)"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read products")))
+    }
+
+    /// Every category, parents before children, siblings by name.
+    ///
+    /// # Errors
+    /// When the read model cannot be read.
+    pub(crate) async fn categories(&self) -> Result<Vec<CategoryRow>, ApiError> {
+        sqlx::query_as(
+            "SELECT category_id, parent_id, name, slug, path_slugs, depth
+             FROM categories ORDER BY depth, name, category_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read categories")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_belong_to_their_sort() {
+        let c = Cursor {
+            s: ProductSort::Newest,
+            k: "2024-01-01 00:00:00+00".to_owned(),
+            i: Uuid::nil(),
+        };
+        let raw = c.encode();
+        assert_eq!(Cursor::decode(&raw, ProductSort::Newest).unwrap().k, c.k);
+        assert!(Cursor::decode(&raw, ProductSort::Name).is_err());
+        assert!(Cursor::decode("garbage!", ProductSort::Name).is_err());
+    }
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(escape_like("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+}

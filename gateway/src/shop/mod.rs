@@ -1,0 +1,125 @@
+//! The storefront's services over the read models: the catalogue (listings, product
+//! pages, the category tree), the viewer's cart and wishlist.
+//!
+//! Reads are one indexed query per listing page (the read models are shaped for
+//! them). Cart and wishlist changes dispatch a command, then wait, bounded, until the
+//! projection that serves the answer has applied it (read-your-writes), and answer
+//! from the read model. Prices always come from the catalogue read model; no input
+//! carries one.
+
+mod cart;
+mod catalog;
+mod wishlist;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use emporium_commands::Dispatcher;
+use emporium_commands::dispatch::Loading;
+use emporium_domain::cart::Cart;
+use emporium_domain::catalog::Wishlist;
+use emporium_domain::metadata::Actor;
+use emporium_domain::{Currency, EventMetadata};
+use emporium_projections::projection::{CheckpointWatch, WaitError};
+use sqlx::PgPool;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+pub(crate) use cart::CartState;
+pub(crate) use catalog::{CategoryRow, ProductFilter, ProductRow, ProductSort};
+pub(crate) use wishlist::WishlistEntry;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::error::ApiError;
+
+/// The storefront's services.
+pub struct Shop {
+    pool: PgPool,
+    carts: Dispatcher<Cart>,
+    wishlists: Dispatcher<Wishlist>,
+    /// Started on first use, so a gateway whose database is down still starts (and
+    /// reports not ready) instead of failing to build.
+    watch: OnceCell<CheckpointWatch>,
+    clock: Arc<dyn Clock>,
+    currency: Currency,
+    read_your_writes: Duration,
+}
+
+impl std::fmt::Debug for Shop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shop")
+            .field("currency", &self.currency)
+            .field("read_your_writes", &self.read_your_writes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shop {
+    /// The services over `pool` (event store and read models).
+    ///
+    /// # Errors
+    /// When `shop.currency` is not an ISO 4217 code this build knows.
+    pub fn new(pool: PgPool, clock: Arc<dyn Clock>, settings: &Settings) -> anyhow::Result<Self> {
+        let currency = Currency::parse(&settings.shop.currency)
+            .map_err(|e| anyhow::anyhow!("shop.currency: {e}"))?;
+        Ok(Self {
+            carts: Dispatcher::new(pool.clone(), Loading::Replay),
+            wishlists: Dispatcher::new(pool.clone(), Loading::Replay),
+            pool,
+            watch: OnceCell::new(),
+            clock,
+            currency,
+            read_your_writes: settings.backbone.read_your_writes_timeout(),
+        })
+    }
+
+    fn metadata(&self, user_id: Uuid) -> EventMetadata {
+        EventMetadata::new(Uuid::new_v4(), Actor::User(user_id), self.clock.now())
+    }
+
+    /// Waits until `projection` has applied the event at `position` (nothing to wait
+    /// for when the command recorded nothing). A timeout is logged and the answer
+    /// comes from the read model as it is: the command did commit, so failing the
+    /// mutation would invite a retry that repeats it.
+    async fn read_your_writes(
+        &self,
+        projection: &'static str,
+        position: Option<i64>,
+    ) -> Result<(), ApiError> {
+        let Some(position) = position else {
+            return Ok(());
+        };
+        let watch = self
+            .watch
+            .get_or_try_init(|| CheckpointWatch::start(self.pool.clone()))
+            .await
+            .map_err(ApiError::internal)?;
+        match watch
+            .wait_for_position(projection, position, self.read_your_writes)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(WaitError::Timeout { .. }) => {
+                metrics::counter!("emporium_read_your_writes_timeouts_total", "projection" => projection)
+                    .increment(1);
+                tracing::warn!(
+                    projection,
+                    position,
+                    error_code = "read_your_writes_timeout",
+                    "read model lags; answering with its current state"
+                );
+                Ok(())
+            }
+            Err(e) => Err(ApiError::internal(e)),
+        }
+    }
+}
+
+/// A database error caused by a malformed cursor value (a bad number or timestamp)
+/// rather than by the database.
+fn is_bad_cursor_value(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| matches!(code.as_ref(), "22P02" | "22007" | "22008" | "22003"))
+}
