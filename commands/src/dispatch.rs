@@ -81,7 +81,9 @@ impl Default for RetryPolicy {
 /// the next command to the same aggregate skips the load. The cache is only ever a
 /// guess: the commit's optimistic-concurrency check is what decides, and a conflict
 /// on a cached state (another process wrote meanwhile) evicts it and decides again on
-/// freshly loaded state, exactly as a first attempt would have.
+/// freshly loaded state, exactly as a first attempt would have. A refusal or a no-op
+/// decided on a cached state commits nothing, so no check can catch it: it too is
+/// decided again on loaded state before it is answered.
 pub struct Dispatcher<A: Aggregate> {
     store: PersistedEventStore<PostgresEventRepository, Es<A>>,
     pool: PgPool,
@@ -178,8 +180,15 @@ where
             .execute_on(aggregate_id, cached, command.clone(), metadata)
             .await;
         match first {
-            Err(CommandError::Conflict { .. }) if from_cache => {
-                // The cached state was stale: decide again on the stored state.
+            // A commit from the cache that lost to another writer: the cached state
+            // was stale, so decide again on the stored state. A refusal or a no-op
+            // decided on cached state may be stale too (another process may have
+            // changed what the rule looks at) without any commit to notice it, so it
+            // is only believed once the stored state agrees.
+            Err(CommandError::Conflict { .. } | CommandError::Rejected(_))
+            | Ok(Committed { events: 0, .. })
+                if from_cache =>
+            {
                 self.evict(aggregate_id);
                 self.execute_on(aggregate_id, None, command, metadata).await
             }

@@ -331,6 +331,39 @@ async fn a_stale_cached_aggregate_is_decided_again_on_stored_state() {
 }
 
 #[tokio::test]
+async fn a_refusal_on_a_stale_cached_aggregate_is_decided_again_on_stored_state() {
+    let db = event_store().await;
+    // Two processes' dispatchers over one store.
+    let here = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+    let there = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+    stocked(&here, "MUG-8", 5).await;
+    let held = Uuid::new_v4();
+    here.execute("MUG-8", reserve(held, 3), &meta())
+        .await
+        .unwrap();
+    // Here believes 2 are available; there releases the 3 it holds.
+    there
+        .execute(
+            "MUG-8",
+            InventoryCommand::ReleaseReservation {
+                reservation_id: held,
+                at: Utc::now(),
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+
+    // Refused on the cached state (2 available), granted on the stored one (5).
+    here.execute("MUG-8", reserve(Uuid::new_v4(), 4), &meta())
+        .await
+        .expect("decided on the stored state");
+    let state = here.load("MUG-8").await.unwrap();
+    assert_eq!((state.on_hand(), state.reserved()), (5, 4));
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test]
 async fn cached_snapshotting_keeps_snapshots_consistent_with_the_stream() {
     let db = event_store().await;
     let snapshotting = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Snapshot(5));
