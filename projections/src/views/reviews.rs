@@ -1,10 +1,18 @@
 //! `product_reviews`: one row per review, indexed for a product's approved reviews
 //! (newest first), an author's reviews and the moderation queue.
+//!
+//! A review's aggregate id is `"<product_id>:<user_id>"` (`Review::id_for`), not a
+//! UUID; its `review_id` here is the UUID v8 of that string's SHA-256
+//! ([`review_uuid`]), so a rebuild gives the same ids. An aggregate id that already is
+//! a UUID is taken as it is.
 
 use emporium_domain::catalog::ReviewEvent;
 use sqlx::PgConnection;
 
-use super::{aggregate_uuid, one_row};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::one_row;
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
 
@@ -57,7 +65,7 @@ impl Projection for ReviewsProjection {
 
     async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
         use ReviewEvent as E;
-        let review_id = aggregate_uuid(event)?;
+        let review_id = review_uuid(&event.aggregate_id);
         let r = match decode::<ReviewEvent>(event)? {
             E::ReviewWritten {
                 product_id,
@@ -139,9 +147,20 @@ impl Projection for ReviewsProjection {
     }
 }
 
+/// The `review_id` of the review with aggregate id `aggregate_id`.
+fn review_uuid(aggregate_id: &str) -> Uuid {
+    if let Ok(id) = aggregate_id.parse() {
+        return id;
+    }
+    let digest = Sha256::digest(aggregate_id.as_bytes());
+    let mut bytes = [0_u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
 async fn moderate(
     conn: &mut PgConnection,
-    review_id: uuid::Uuid,
+    review_id: Uuid,
     status: &str,
     reason: &str,
     at: chrono::DateTime<chrono::Utc>,
