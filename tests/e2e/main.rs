@@ -4,6 +4,7 @@
 mod attacks;
 mod auth;
 mod helpers;
+mod inbox;
 mod rate_limits;
 mod shop;
 mod smoke;

@@ -5,6 +5,7 @@
 //! merged roots below.
 
 mod account;
+mod customer;
 pub mod guard;
 mod shop;
 
@@ -24,11 +25,20 @@ pub type ApiSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 /// Root of every query.
 #[derive(Debug, Default, MergedObject)]
-pub struct QueryRoot(MetaQuery, account::AccountQuery, shop::ShopQuery);
+pub struct QueryRoot(
+    MetaQuery,
+    account::AccountQuery,
+    shop::ShopQuery,
+    customer::CustomerQuery,
+);
 
 /// Root of every mutation.
 #[derive(Debug, Default, MergedObject)]
-pub struct MutationRoot(account::AccountMutation, shop::ShopMutation);
+pub struct MutationRoot(
+    account::AccountMutation,
+    shop::ShopMutation,
+    customer::CustomerMutation,
+);
 
 /// Queries about the platform itself.
 #[derive(Debug, Default)]

@@ -247,6 +247,15 @@ pub(crate) struct PageInfo {
     end_cursor: Option<String>,
 }
 
+impl PageInfo {
+    pub(crate) fn new(has_next_page: bool, end_cursor: Option<String>) -> Self {
+        Self {
+            has_next_page,
+            end_cursor,
+        }
+    }
+}
+
 /// A page of products.
 #[derive(Debug, Clone, SimpleObject)]
 pub(crate) struct ProductConnection {

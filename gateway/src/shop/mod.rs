@@ -1,14 +1,18 @@
 //! The storefront's services over the read models: the catalogue (listings, product
-//! pages, the category tree), the viewer's cart and wishlist.
+//! pages, the category tree), the viewer's cart, wishlist, notifications and orders,
+//! and product reviews.
 //!
 //! Reads are one indexed query per listing page (the read models are shaped for
-//! them). Cart and wishlist changes dispatch a command, then wait, bounded, until the
+//! them). Cart, wishlist, inbox and review changes dispatch a command, then wait, bounded, until the
 //! projection that serves the answer has applied it (read-your-writes), and answer
 //! from the read model. Prices always come from the catalogue read model; no input
 //! carries one.
 
 mod cart;
 mod catalog;
+mod inbox;
+mod orders;
+mod reviews;
 mod wishlist;
 
 use std::sync::Arc;
@@ -17,7 +21,8 @@ use std::time::Duration;
 use emporium_commands::Dispatcher;
 use emporium_commands::dispatch::Loading;
 use emporium_domain::cart::Cart;
-use emporium_domain::catalog::Wishlist;
+use emporium_domain::catalog::{Review, Wishlist};
+use emporium_domain::inbox::Inbox;
 use emporium_domain::metadata::Actor;
 use emporium_domain::{Currency, EventMetadata};
 use emporium_projections::projection::{CheckpointWatch, WaitError};
@@ -27,6 +32,9 @@ use uuid::Uuid;
 
 pub(crate) use cart::CartState;
 pub(crate) use catalog::{CategoryRow, ProductFilter, ProductRow, ProductSort};
+pub(crate) use inbox::{InboxCounts, NotificationRow};
+pub(crate) use orders::{OrderPage, OrderRow};
+pub(crate) use reviews::ReviewRow;
 pub(crate) use wishlist::WishlistEntry;
 
 use crate::clock::Clock;
@@ -38,6 +46,8 @@ pub struct Shop {
     pool: PgPool,
     carts: Dispatcher<Cart>,
     wishlists: Dispatcher<Wishlist>,
+    inboxes: Dispatcher<Inbox>,
+    reviews: Dispatcher<Review>,
     /// Started on first use, so a gateway whose database is down still starts (and
     /// reports not ready) instead of failing to build.
     watch: OnceCell<CheckpointWatch>,
@@ -66,6 +76,8 @@ impl Shop {
         Ok(Self {
             carts: Dispatcher::new(pool.clone(), Loading::Replay),
             wishlists: Dispatcher::new(pool.clone(), Loading::Replay),
+            inboxes: Dispatcher::new(pool.clone(), Loading::Replay),
+            reviews: Dispatcher::new(pool.clone(), Loading::Replay),
             pool,
             watch: OnceCell::new(),
             clock,
