@@ -1463,4 +1463,22 @@ mod tests {
         assert_eq!(a, b);
         assert!(a.as_str().starts_with("$argon2id$"));
     }
+
+    #[tokio::test]
+    async fn the_demo_password_verifies_against_the_demo_hash() {
+        let hash = password::hash_with_fixed_salt(DEMO_PASSWORD, DEMO_SALT).unwrap();
+        let passwords = password::Passwords::new(1).unwrap();
+        assert!(
+            passwords
+                .verify(DEMO_PASSWORD.to_owned(), Some(&hash))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !passwords
+                .verify("not-the-password".to_owned(), Some(&hash))
+                .await
+                .unwrap()
+        );
+    }
 }

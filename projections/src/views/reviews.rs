@@ -3,10 +3,33 @@
 
 use emporium_domain::catalog::ReviewEvent;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use super::{aggregate_uuid, one_row};
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
+
+/// The row id of a review: its aggregate id when that is a UUID, otherwise (the
+/// domain's `Review::id_for`, `"<product_id>:<user_id>"`) a UUID derived from it
+/// (the first 16 bytes of its SHA-256), stable across rebuilds. The row keeps
+/// `product_id` and `author_id`, from which the aggregate id is rebuilt.
+fn review_uuid(event: &EventEnvelope) -> anyhow::Result<Uuid> {
+    if let Some((product, author)) = event.aggregate_id.split_once(':')
+        && product.parse::<Uuid>().is_ok()
+        && author.parse::<Uuid>().is_ok()
+    {
+        return Ok(derived_review_uuid(&event.aggregate_id));
+    }
+    aggregate_uuid(event)
+}
+
+fn derived_review_uuid(aggregate_id: &str) -> Uuid {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("review:{aggregate_id}").as_bytes());
+    let mut bytes = [0_u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Uuid::from_bytes(bytes)
+}
 
 /// Builds `product_reviews`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -57,7 +80,7 @@ impl Projection for ReviewsProjection {
 
     async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
         use ReviewEvent as E;
-        let review_id = aggregate_uuid(event)?;
+        let review_id = review_uuid(event)?;
         let r = match decode::<ReviewEvent>(event)? {
             E::ReviewWritten {
                 product_id,
@@ -156,4 +179,21 @@ async fn moderate(
     .bind(at)
     .execute(conn)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_ids_map_to_stable_distinct_uuids() {
+        let pair = "e3b05eed-0000-0002-0000-000000000036:e3b05eed-0000-0005-0000-000000000000";
+        assert_eq!(derived_review_uuid(pair), derived_review_uuid(pair));
+        assert_ne!(
+            derived_review_uuid(pair),
+            derived_review_uuid(
+                "e3b05eed-0000-0002-0000-000000000036:e3b05eed-0000-0005-0000-000000000001"
+            )
+        );
+    }
 }
