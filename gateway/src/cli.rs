@@ -9,6 +9,7 @@ use emporium_projections::relay::Relay;
 
 use crate::app::{Application, shutdown_signal};
 use crate::config::{Environment, LogFormat, Overrides, Settings};
+use crate::seed::SeedSize;
 use crate::telemetry;
 
 mod backbone;
@@ -101,8 +102,31 @@ enum Command {
     },
     /// Create the database if missing and apply pending migrations.
     Migrate,
-    /// Load demo data.
-    Seed,
+    /// Load a deterministic demo shop (needs a migrated database).
+    ///
+    /// With `--demo`: a category tree, 1,000 products with variants, images and stock,
+    /// 50 customers (log in as `demo@emporium.test` / `emporium-demo`), 200 past orders
+    /// and approved reviews, written through the command layer so projections build
+    /// them like any other data. The same data on every run; a database that already
+    /// holds the demo account is left untouched. Without `--demo` it only prints what it
+    /// would write (exit 2).
+    Seed {
+        /// Write the demo shop (required).
+        #[arg(long)]
+        demo: bool,
+        /// Products to create (smaller seeds for tests).
+        #[arg(long, hide = true, default_value_t = SeedSize::default().products)]
+        products: usize,
+        /// Customers to register, the demo account included.
+        #[arg(long, hide = true, default_value_t = SeedSize::default().customers)]
+        customers: usize,
+        /// Past orders to place.
+        #[arg(long, hide = true, default_value_t = SeedSize::default().orders)]
+        orders: usize,
+        /// Commands in flight at once.
+        #[arg(long, hide = true, default_value_t = SeedSize::default().concurrency)]
+        concurrency: usize,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -333,7 +357,21 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
                 )))
             }
         }
-        Command::Seed => Err(not_yet("seed", "the domain and embedded-mode issues")),
+        Command::Seed {
+            demo,
+            products,
+            customers,
+            orders,
+            concurrency,
+        } => {
+            let size = SeedSize {
+                products,
+                customers,
+                orders,
+                concurrency,
+            };
+            backbone::seed(&settings, size, demo).await
+        }
     }
 }
 

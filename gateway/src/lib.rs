@@ -24,5 +24,6 @@ mod http;
 pub mod limits;
 pub mod mailer;
 pub mod ratelimit;
+pub mod seed;
 pub mod shop;
 pub mod telemetry;

@@ -542,3 +542,163 @@ mod backbone {
         assert!(stderr.contains("cannot reach NATS"), "{stderr}");
     }
 }
+
+mod seed {
+    //! `emporium seed --demo` as an operator runs it, at a small size.
+
+    use std::process::Output;
+
+    use emporium_tests::TestDatabase;
+
+    use super::emporium;
+
+    /// A small seed: 60 products, 8 customers, 12 orders.
+    const SMALL: [&str; 8] = [
+        "--products",
+        "60",
+        "--customers",
+        "8",
+        "--orders",
+        "12",
+        "--concurrency",
+        "4",
+    ];
+
+    async fn migrated() -> TestDatabase {
+        let db = TestDatabase::create(2).await.unwrap();
+        emporium_gateway::db::migrate(db.pool()).await.unwrap();
+        db
+    }
+
+    fn seed(db: &TestDatabase, args: &[&str]) -> (Output, String, String) {
+        let output = emporium()
+            .env("EMPORIUM_ENV", "test")
+            .env("EMPORIUM_DATABASE__URL", db.url())
+            .arg("seed")
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+        let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+        (output, stdout, stderr)
+    }
+
+    async fn scalar(db: &TestDatabase, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(db.pool()).await.unwrap()
+    }
+
+    /// Distinct aggregates and events of one type.
+    async fn counts(db: &TestDatabase, aggregate_type: &str) -> (i64, i64) {
+        sqlx::query_as(
+            "SELECT count(DISTINCT aggregate_id), count(*) FROM events WHERE aggregate_type = $1",
+        )
+        .bind(aggregate_type)
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+    }
+
+    /// A digest of everything recorded but the store-assigned ids and times.
+    async fn digest(db: &TestDatabase) -> String {
+        sqlx::query_scalar(
+            "SELECT md5(string_agg(aggregate_type || aggregate_id || sequence || event_type
+                                   || payload::text || metadata::text, '|'
+                                   ORDER BY aggregate_type, aggregate_id, sequence))
+               FROM events",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn seed_demo_writes_a_deterministic_shop_once() {
+        let db = migrated().await;
+
+        // Without --demo: the plan, nothing written, a usage error.
+        let (output, stdout, stderr) = seed(&db, &SMALL);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stdout.contains("demo@emporium.test"), "{stdout}");
+        assert!(stderr.contains("--demo"), "{stderr}");
+        assert_eq!(scalar(&db, "SELECT count(*) FROM events").await, 0);
+
+        let mut args = vec!["--demo"];
+        args.extend(SMALL);
+        let (output, stdout, stderr) = seed(&db, &args);
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains("seeded the demo shop"), "{stdout}");
+        assert!(stdout.contains("emporium-demo"), "{stdout}");
+
+        assert_eq!(counts(&db, "category_tree").await, (1, 25));
+        let (products, _) = counts(&db, "product").await;
+        assert_eq!(products, 60);
+        let variants = scalar(
+            &db,
+            "SELECT count(*) FROM events WHERE event_type = 'VariantAdded'",
+        )
+        .await;
+        assert!(variants > 0);
+        let published = scalar(
+            &db,
+            "SELECT count(*) FROM events WHERE event_type = 'ProductPublished'",
+        )
+        .await;
+        assert_eq!(published, 60);
+        assert!(
+            scalar(
+                &db,
+                "SELECT count(*) FROM events WHERE event_type = 'ProductFeatured'"
+            )
+            .await
+                >= 1
+        );
+        // Every SKU (products' and variants') tracked and received.
+        assert_eq!(
+            counts(&db, "inventory").await,
+            (60 + variants, 2 * (60 + variants))
+        );
+        let (users, _) = counts(&db, "user").await;
+        assert_eq!(users, 8);
+        let (orders, _) = counts(&db, "order").await;
+        assert_eq!(orders, 12);
+        assert_eq!(
+            scalar(
+                &db,
+                "SELECT count(*) FROM events WHERE event_type = 'OrderPaid'"
+            )
+            .await,
+            12
+        );
+        assert!(
+            scalar(
+                &db,
+                "SELECT count(*) FROM events WHERE event_type = 'OrderDelivered'"
+            )
+            .await
+                >= 1
+        );
+        let (reviews, review_events) = counts(&db, "review").await;
+        assert!(reviews >= 1);
+        assert_eq!(
+            review_events,
+            2 * reviews,
+            "every review written and approved"
+        );
+
+        // A second run finds the demo account and writes nothing.
+        let before = scalar(&db, "SELECT count(*) FROM events").await;
+        let (output, stdout, stderr) = seed(&db, &args);
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains("already seeded"), "{stdout}");
+        assert_eq!(scalar(&db, "SELECT count(*) FROM events").await, before);
+
+        // Another database gets exactly the same events.
+        let other = migrated().await;
+        let (output, _, stderr) = seed(&other, &args);
+        assert!(output.status.success(), "{stderr}");
+        assert_eq!(digest(&db).await, digest(&other).await);
+
+        db.drop_database().await.unwrap();
+        other.drop_database().await.unwrap();
+    }
+}

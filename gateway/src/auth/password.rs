@@ -50,6 +50,21 @@ fn hash_blocking(password: &str) -> anyhow::Result<String> {
         .to_string())
 }
 
+/// Hashes `password` with a fixed `salt` (base64, no padding): the same PHC string
+/// on every call. Only for demo data (`emporium seed --demo`), whose events must be
+/// identical on every run; real accounts get a random salt from [`Passwords::hash`].
+///
+/// # Errors
+/// When the salt is not valid base64 or hashing fails.
+pub fn hash_with_fixed_salt(password: &str, salt: &str) -> anyhow::Result<PasswordHash> {
+    let salt = SaltString::from_b64(salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    let phc = argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
+        .to_string();
+    PasswordHash::parse(&phc).map_err(|e| anyhow::anyhow!("password hash: {e}"))
+}
+
 impl Passwords {
     /// A hasher allowing `parallelism` hashes at once.
     ///

@@ -27,6 +27,7 @@ use super::CliError;
 use crate::app::shutdown_signal;
 use crate::backbone::{join_runners, spawn_runners};
 use crate::config::Settings;
+use crate::seed::{DEMO_EMAIL, DEMO_PASSWORD, SeedOutcome, SeedSize, Seeder};
 
 /// How long a dependency may take to answer the first probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -474,5 +475,50 @@ pub(super) async fn tail(settings: &Settings, tail: Tail) -> Result<(), CliError
         }
         printed += 1;
     }
+    Ok(())
+}
+
+/// `emporium seed [--demo]`.
+pub(super) async fn seed(settings: &Settings, size: SeedSize, demo: bool) -> Result<(), CliError> {
+    if !demo {
+        emit(&crate::seed::plan(size))?;
+        return Err(CliError::Usage(anyhow::anyhow!(
+            "nothing written: pass --demo to load the demo shop"
+        )));
+    }
+    // A product command holds up to two claim transactions (SKU and slug) while it
+    // commits on a third connection.
+    let connections = u32::try_from(size.concurrency)
+        .unwrap_or(u32::MAX)
+        .saturating_mul(3)
+        .saturating_add(2);
+    let pool = postgres(settings, connections).await?;
+    ensure_migrated(&pool).await?;
+    let seeder = Seeder::new(pool, size);
+    let summary = match seeder.run().await.map_err(CliError::Failed)? {
+        SeedOutcome::AlreadySeeded => {
+            emit(&format!(
+                "already seeded: {DEMO_EMAIL} exists; nothing written (log in with password \
+                 `{DEMO_PASSWORD}`)"
+            ))?;
+            return Ok(());
+        }
+        SeedOutcome::Seeded(summary) => summary,
+    };
+    emit(&format!(
+        "seeded the demo shop in {:.1}s: {} categories, {} products ({} variants, {} featured), \
+         {} SKUs in stock ({} low), {} customers, {} orders, {} reviews\n\
+         log in as {DEMO_EMAIL} with password `{DEMO_PASSWORD}`",
+        summary.elapsed.as_secs_f64(),
+        summary.categories,
+        summary.products,
+        summary.variants,
+        summary.featured,
+        summary.skus,
+        summary.low_stock,
+        summary.customers,
+        summary.orders,
+        summary.reviews,
+    ))?;
     Ok(())
 }
