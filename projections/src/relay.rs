@@ -181,12 +181,16 @@ impl Relay {
             });
         }
         match stream.get_raw_message(last_sequence).await {
-            Ok(message) => Ok(StreamHead {
-                last_sequence,
-                cursor: CommitPosition::from_headers(&message.headers).with_context(|| {
+            Ok(message) => {
+                let cursor = CommitPosition::from_headers(&message.headers).with_context(|| {
                     format!("read the commit position of stream message {last_sequence}")
-                })?,
-            }),
+                })?;
+                self.ensure_same_store(&message.headers, cursor).await?;
+                Ok(StreamHead {
+                    last_sequence,
+                    cursor,
+                })
+            }
             Err(error) if is_no_message(&error) => {
                 // Retention removed the last message. The stream's sequence n is the
                 // n-th event in commit order (the order is deterministic and the
@@ -205,6 +209,41 @@ impl Relay {
                 Err(error).with_context(|| format!("read stream message {last_sequence}"))
             }
         }
+    }
+
+    /// The stream's last message must be an event of this store: a stream left over
+    /// from another database (reset, restored from an older backup, or a prefix
+    /// shared by mistake) would otherwise make the relay resume after a position this
+    /// store never reached and silently never publish its events.
+    async fn ensure_same_store(
+        &self,
+        headers: &async_nats::HeaderMap,
+        cursor: CommitPosition,
+    ) -> anyhow::Result<()> {
+        let Some(event_id) = headers.get(crate::envelope::headers::EVENT_ID) else {
+            anyhow::bail!("the stream's last message has no event id header");
+        };
+        let event_id: uuid::Uuid = event_id
+            .as_str()
+            .parse()
+            .context("the stream's last event id is not a uuid")?;
+        let position = i64::try_from(cursor.position).context("position beyond i64")?;
+        let known: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM events WHERE position = $1 AND event_id = $2")
+                .bind(position)
+                .bind(event_id)
+                .fetch_optional(&self.pool)
+                .await
+                .context("look up the stream's last event in the event store")?;
+        anyhow::ensure!(
+            known.is_some(),
+            "stream {} ends with event {event_id} at position {}, which this event store \
+             never recorded: the stream belongs to another database (reset or restored?); \
+             delete the stream (the relay rebuilds it from PostgreSQL) or use another prefix",
+            self.layout.stream_name(),
+            cursor.position
+        );
+        Ok(())
     }
 
     async fn nth_in_commit_order(&self, n: u64) -> anyhow::Result<CommitPosition> {

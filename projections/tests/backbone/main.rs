@@ -197,6 +197,37 @@ async fn deleted_stream_is_rebuilt_from_the_store_in_the_same_order() {
 }
 
 #[tokio::test]
+async fn a_stream_of_another_event_store_is_refused_not_silently_skipped() {
+    let first = spawn_backbone().await;
+    let mut relay = first.relay();
+    first.append(5).await;
+    first.relay_until_caught_up(&mut relay).await;
+
+    // A second database (the first reset, say) behind the same stream prefix.
+    let second = spawn_backbone().await;
+    second.append(3).await;
+    let stranger = emporium_projections::relay::Relay::new(
+        second.pool.clone(),
+        first.jetstream.clone(),
+        first.layout.clone(),
+        helpers::test_config(),
+    );
+    let error = stranger
+        .read_head()
+        .await
+        .expect_err("a foreign stream is refused");
+    assert!(format!("{error:#}").contains("never recorded"), "{error:#}");
+    assert_eq!(
+        first.stream_messages().await.len(),
+        5,
+        "nothing was published"
+    );
+
+    first.teardown().await;
+    second.teardown().await;
+}
+
+#[tokio::test]
 async fn deleted_stream_is_recreated_by_a_running_relay() {
     let app = spawn_backbone().await;
     let (stop, stopped) = oneshot::channel::<()>();
