@@ -9,7 +9,9 @@ use super::command::ActivityKind;
 use crate::DomainEvent;
 
 /// A fact about a [`UserActivity`](super::UserActivity).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, strum::IntoStaticStr,
+)]
 pub enum ActivityEvent {
     /// One activity happened.
     ActivityRecorded {
@@ -28,9 +30,7 @@ pub enum ActivityEvent {
 
 impl DomainEvent for ActivityEvent {
     fn event_type(&self) -> &'static str {
-        match self {
-            Self::ActivityRecorded { .. } => "ActivityRecorded",
-        }
+        self.into()
     }
 
     fn event_version(&self) -> &'static str {

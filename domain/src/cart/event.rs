@@ -8,7 +8,9 @@ use super::values::{CartLine, CartOwner, CheckedOutLine};
 use crate::{Currency, DomainEvent, Money, Quantity, Sku};
 
 /// A fact about a cart.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, strum::IntoStaticStr,
+)]
 pub enum CartEvent {
     /// An empty cart was opened.
     CartOpened {
@@ -95,16 +97,7 @@ pub enum CartEvent {
 
 impl DomainEvent for CartEvent {
     fn event_type(&self) -> &'static str {
-        match self {
-            Self::CartOpened { .. } => "CartOpened",
-            Self::ItemAddedToCart { .. } => "ItemAddedToCart",
-            Self::ItemQuantityChanged { .. } => "ItemQuantityChanged",
-            Self::ItemRemovedFromCart { .. } => "ItemRemovedFromCart",
-            Self::CartCleared { .. } => "CartCleared",
-            Self::GuestCartMerged { .. } => "GuestCartMerged",
-            Self::CartMergedInto { .. } => "CartMergedInto",
-            Self::CartCheckedOut { .. } => "CartCheckedOut",
-        }
+        self.into()
     }
 
     fn event_version(&self) -> &'static str {

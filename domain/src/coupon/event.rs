@@ -11,7 +11,9 @@ use crate::pricing::Discount;
 
 /// An event of the coupon aggregate. Each carries the code, so consumers (analytics,
 /// the admin views) need no lookup.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, strum::IntoStaticStr,
+)]
 pub enum CouponEvent {
     /// A coupon was created, active.
     CouponCreated {
@@ -77,12 +79,7 @@ pub enum CouponEvent {
 
 impl DomainEvent for CouponEvent {
     fn event_type(&self) -> &'static str {
-        match self {
-            Self::CouponCreated { .. } => "CouponCreated",
-            Self::CouponDeactivated { .. } => "CouponDeactivated",
-            Self::CouponRedeemed { .. } => "CouponRedeemed",
-            Self::CouponRedemptionReleased { .. } => "CouponRedemptionReleased",
-        }
+        self.into()
     }
 
     fn event_version(&self) -> &'static str {

@@ -8,7 +8,9 @@ use uuid::Uuid;
 use crate::DomainEvent;
 
 /// A fact about an [`Inbox`](super::Inbox).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, strum::IntoStaticStr,
+)]
 pub enum InboxEvent {
     /// One notification was read.
     NotificationRead {
@@ -33,11 +35,7 @@ pub enum InboxEvent {
 
 impl DomainEvent for InboxEvent {
     fn event_type(&self) -> &'static str {
-        match self {
-            Self::NotificationRead { .. } => "NotificationRead",
-            Self::AllNotificationsRead { .. } => "AllNotificationsRead",
-            Self::ReadNotificationsCleared { .. } => "ReadNotificationsCleared",
-        }
+        self.into()
     }
 
     fn event_version(&self) -> &'static str {

@@ -27,7 +27,9 @@ pub enum AdjustmentReason {
 ///
 /// Events that change stock carry the resulting levels (`on_hand`, `available`), so a
 /// stock projection never has to recompute them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, strum::IntoStaticStr,
+)]
 pub enum InventoryEvent {
     /// Stock of a SKU is now tracked, starting at zero.
     InventoryTracked {
@@ -139,17 +141,7 @@ pub enum InventoryEvent {
 
 impl DomainEvent for InventoryEvent {
     fn event_type(&self) -> &'static str {
-        match self {
-            Self::InventoryTracked { .. } => "InventoryTracked",
-            Self::LowStockThresholdChanged { .. } => "LowStockThresholdChanged",
-            Self::StockReceived { .. } => "StockReceived",
-            Self::StockAdjusted { .. } => "StockAdjusted",
-            Self::StockReserved { .. } => "StockReserved",
-            Self::ReservationReleased { .. } => "ReservationReleased",
-            Self::ReservationExpired { .. } => "ReservationExpired",
-            Self::ReservationCommitted { .. } => "ReservationCommitted",
-            Self::LowStockDetected { .. } => "LowStockDetected",
-        }
+        self.into()
     }
 
     fn event_version(&self) -> &'static str {

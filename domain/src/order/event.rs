@@ -48,7 +48,9 @@ pub enum CancellationReason {
     clippy::large_enum_variant,
     reason = "the placement snapshot is big and rare; boxing it would only complicate matching"
 )]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, strum::IntoStaticStr,
+)]
 pub enum OrderEvent {
     /// An order was placed; status `pending`. Carries the whole snapshot so read
     /// models, notifications and the checkout saga need nothing else.
@@ -157,19 +159,7 @@ pub enum OrderEvent {
 
 impl DomainEvent for OrderEvent {
     fn event_type(&self) -> &'static str {
-        match self {
-            Self::OrderPlaced { .. } => "OrderPlaced",
-            Self::OrderStockReserved { .. } => "OrderStockReserved",
-            Self::OrderFraudCheckPassed { .. } => "OrderFraudCheckPassed",
-            Self::OrderHeldForReview { .. } => "OrderHeldForReview",
-            Self::OrderReleasedFromReview { .. } => "OrderReleasedFromReview",
-            Self::OrderPaymentFailed { .. } => "OrderPaymentFailed",
-            Self::OrderPaid { .. } => "OrderPaid",
-            Self::OrderShipped { .. } => "OrderShipped",
-            Self::OrderDelivered { .. } => "OrderDelivered",
-            Self::OrderCancelled { .. } => "OrderCancelled",
-            Self::OrderRefunded { .. } => "OrderRefunded",
-        }
+        self.into()
     }
 
     fn event_version(&self) -> &'static str {

@@ -129,7 +129,9 @@ pub enum NextAction {
 
 /// An event of the payment aggregate. Each carries the order id, so consumers (the
 /// checkout saga, notifications) need no lookup.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, strum::IntoStaticStr,
+)]
 pub enum PaymentEvent {
     /// A payment intent exists at the provider; status `created`.
     PaymentCreated {
@@ -221,16 +223,7 @@ pub enum PaymentEvent {
 
 impl DomainEvent for PaymentEvent {
     fn event_type(&self) -> &'static str {
-        match self {
-            Self::PaymentCreated { .. } => "PaymentCreated",
-            Self::PaymentActionRequired { .. } => "PaymentActionRequired",
-            Self::PaymentAuthorised { .. } => "PaymentAuthorised",
-            Self::PaymentCaptured { .. } => "PaymentCaptured",
-            Self::PaymentFailed { .. } => "PaymentFailed",
-            Self::PaymentVoided { .. } => "PaymentVoided",
-            Self::PaymentRefundRequested { .. } => "PaymentRefundRequested",
-            Self::PaymentRefunded { .. } => "PaymentRefunded",
-        }
+        self.into()
     }
 
     fn event_version(&self) -> &'static str {

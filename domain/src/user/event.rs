@@ -14,7 +14,9 @@ use super::values::{
 use crate::{Address, DomainEvent, Sealed};
 
 /// A fact about a user account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, strum::IntoStaticStr,
+)]
 pub enum UserEvent {
     /// An account was created. Version 2.0; version 1.0 had a single `name` and no
     /// `preferences` and is upcast on read.
@@ -150,23 +152,7 @@ pub enum UserEvent {
 
 impl DomainEvent for UserEvent {
     fn event_type(&self) -> &'static str {
-        match self {
-            Self::UserRegistered { .. } => "UserRegistered",
-            Self::EmailVerified { .. } => "EmailVerified",
-            Self::PasswordChanged { .. } => "PasswordChanged",
-            Self::PasswordResetRequested { .. } => "PasswordResetRequested",
-            Self::PasswordResetConfirmed { .. } => "PasswordResetConfirmed",
-            Self::ProfileUpdated { .. } => "ProfileUpdated",
-            Self::PreferencesUpdated { .. } => "PreferencesUpdated",
-            Self::AddressAdded { .. } => "AddressAdded",
-            Self::AddressUpdated { .. } => "AddressUpdated",
-            Self::AddressRemoved { .. } => "AddressRemoved",
-            Self::DefaultShippingAddressSet { .. } => "DefaultShippingAddressSet",
-            Self::DefaultBillingAddressSet { .. } => "DefaultBillingAddressSet",
-            Self::RoleChanged { .. } => "RoleChanged",
-            Self::UserDeactivated { .. } => "UserDeactivated",
-            Self::UserReactivated { .. } => "UserReactivated",
-        }
+        self.into()
     }
 
     fn event_version(&self) -> &'static str {

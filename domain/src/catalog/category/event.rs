@@ -9,7 +9,9 @@ use crate::DomainEvent;
 use crate::catalog::Slug;
 
 /// A fact about the [`CategoryTree`](super::CategoryTree).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, strum::IntoStaticStr,
+)]
 pub enum CategoryEvent {
     /// A category was added.
     CategoryCreated {
@@ -61,12 +63,7 @@ pub enum CategoryEvent {
 
 impl DomainEvent for CategoryEvent {
     fn event_type(&self) -> &'static str {
-        match self {
-            Self::CategoryCreated { .. } => "CategoryCreated",
-            Self::CategoryRenamed { .. } => "CategoryRenamed",
-            Self::CategoryMoved { .. } => "CategoryMoved",
-            Self::CategoryDeleted { .. } => "CategoryDeleted",
-        }
+        self.into()
     }
 
     fn event_version(&self) -> &'static str {

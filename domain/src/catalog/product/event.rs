@@ -12,7 +12,9 @@ use crate::{DomainEvent, Money, Sku};
 
 /// A fact about a [`Product`](super::Product). Each carries what the catalog read
 /// models and the search index need, so their projections stay thin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, strum::IntoStaticStr,
+)]
 pub enum ProductEvent {
     /// A product was created as a draft.
     ProductCreated {
@@ -185,24 +187,7 @@ pub enum ProductEvent {
 
 impl DomainEvent for ProductEvent {
     fn event_type(&self) -> &'static str {
-        match self {
-            Self::ProductCreated { .. } => "ProductCreated",
-            Self::ProductDetailsUpdated { .. } => "ProductDetailsUpdated",
-            Self::SlugChanged { .. } => "SlugChanged",
-            Self::PriceChanged { .. } => "PriceChanged",
-            Self::VariantAdded { .. } => "VariantAdded",
-            Self::VariantUpdated { .. } => "VariantUpdated",
-            Self::VariantRemoved { .. } => "VariantRemoved",
-            Self::VariantPriceChanged { .. } => "VariantPriceChanged",
-            Self::ImageAdded { .. } => "ImageAdded",
-            Self::ImageRemoved { .. } => "ImageRemoved",
-            Self::PrimaryImageSet { .. } => "PrimaryImageSet",
-            Self::ProductPublished { .. } => "ProductPublished",
-            Self::ProductUnpublished { .. } => "ProductUnpublished",
-            Self::ProductFeatured { .. } => "ProductFeatured",
-            Self::ProductUnfeatured { .. } => "ProductUnfeatured",
-            Self::ProductArchived { .. } => "ProductArchived",
-        }
+        self.into()
     }
 
     fn event_version(&self) -> &'static str {

@@ -11,7 +11,9 @@ use crate::DomainEvent;
 /// A fact about a [`Review`](super::Review). Every event carries the product id, and
 /// the moderation events carry the rating and the previous status, so a projection
 /// keeping a product's average of approved ratings needs no lookups.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, strum::IntoStaticStr,
+)]
 pub enum ReviewEvent {
     /// A review was written; it awaits moderation.
     ReviewWritten {
@@ -105,14 +107,7 @@ pub enum ReviewEvent {
 
 impl DomainEvent for ReviewEvent {
     fn event_type(&self) -> &'static str {
-        match self {
-            Self::ReviewWritten { .. } => "ReviewWritten",
-            Self::ReviewEdited { .. } => "ReviewEdited",
-            Self::ReviewMarkedHelpful { .. } => "ReviewMarkedHelpful",
-            Self::ReviewApproved { .. } => "ReviewApproved",
-            Self::ReviewRejected { .. } => "ReviewRejected",
-            Self::ReviewHidden { .. } => "ReviewHidden",
-        }
+        self.into()
     }
 
     fn event_version(&self) -> &'static str {

@@ -8,7 +8,9 @@ use uuid::Uuid;
 use crate::DomainEvent;
 
 /// A fact about a [`Wishlist`](super::Wishlist).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, strum::IntoStaticStr,
+)]
 pub enum WishlistEvent {
     /// A product was added.
     ProductAddedToWishlist {
@@ -35,11 +37,7 @@ pub enum WishlistEvent {
 
 impl DomainEvent for WishlistEvent {
     fn event_type(&self) -> &'static str {
-        match self {
-            Self::ProductAddedToWishlist { .. } => "ProductAddedToWishlist",
-            Self::ProductRemovedFromWishlist { .. } => "ProductRemovedFromWishlist",
-            Self::WishlistCleared { .. } => "WishlistCleared",
-        }
+        self.into()
     }
 
     fn event_version(&self) -> &'static str {

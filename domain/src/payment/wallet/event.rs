@@ -8,7 +8,9 @@ use super::card::{CardBrand, CardExpiry, Last4};
 use crate::aggregate::DomainEvent;
 
 /// An event of the wallet aggregate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, strum::IntoStaticStr,
+)]
 pub enum WalletEvent {
     /// A card was saved.
     PaymentMethodAdded {
@@ -43,11 +45,7 @@ pub enum WalletEvent {
 
 impl DomainEvent for WalletEvent {
     fn event_type(&self) -> &'static str {
-        match self {
-            Self::PaymentMethodAdded { .. } => "PaymentMethodAdded",
-            Self::DefaultPaymentMethodSet { .. } => "DefaultPaymentMethodSet",
-            Self::PaymentMethodRemoved { .. } => "PaymentMethodRemoved",
-        }
+        self.into()
     }
 
     fn event_version(&self) -> &'static str {
