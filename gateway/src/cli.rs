@@ -127,11 +127,39 @@ enum Command {
         #[arg(long, hide = true, default_value_t = SeedSize::default().concurrency)]
         concurrency: usize,
     },
+    /// Manage accounts (operators).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Give the account registered with an e-mail address a role (customer, staff or
+    /// admin). Exit 1 when no account has the address.
+    SetRole {
+        /// The account's e-mail address.
+        email: String,
+        /// customer, staff or admin.
+        #[arg(value_parser = parse_role)]
+        role: emporium_domain::user::Role,
+    },
+}
+
+fn parse_role(raw: &str) -> Result<emporium_domain::user::Role, String> {
+    use emporium_domain::user::Role;
+    match raw.to_ascii_lowercase().as_str() {
+        "customer" => Ok(Role::Customer),
+        "staff" => Ok(Role::Staff),
+        "admin" => Ok(Role::Admin),
+        other => Err(format!("unknown role `{other}` (customer, staff or admin)")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -347,6 +375,9 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
                 backbone::rebuild(&settings, &projection, from).await
             }
         },
+        Command::Users {
+            command: UsersCommand::SetRole { email, role },
+        } => backbone::set_role(&settings, &email, role).await,
         Command::Worker { name } => {
             if emporium_ai_workers::WORKERS.contains(&name.as_str()) {
                 Err(not_yet(&format!("worker {name}"), "the AI workers"))

@@ -286,3 +286,25 @@ async fn access_tokens_expire_after_15_minutes_and_refresh_tokens_after_7_days()
         .expect_code("UNAUTHENTICATED");
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn an_operator_makes_a_staff_member_whose_new_tokens_carry_the_role() {
+    let app = spawn_app().await;
+    let staff = app
+        .staff_signed_up("clerk@example.org", "long enough pw")
+        .await;
+    assert_eq!(app.me(Some(&staff)).await.ok("me")["role"], "STAFF");
+    // An unknown address is NOT_FOUND, and changes nothing.
+    let missing = emporium_gateway::auth::set_role(
+        app.db(),
+        "nobody@example.org",
+        emporium_domain::user::Role::Admin,
+        emporium_gateway::clock::Clock::now(app.clock.as_ref()),
+    )
+    .await;
+    assert!(matches!(
+        missing,
+        Err(emporium_gateway::error::ApiError::NotFound { .. })
+    ));
+    app.teardown().await;
+}

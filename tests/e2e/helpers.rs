@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use emporium_domain::user::Role;
 use emporium_gateway::app::{Application, Ports};
 use emporium_gateway::clock::{Clock, ManualClock};
 use emporium_gateway::config::{Environment, Overrides, SecretUrl, Settings};
@@ -358,6 +359,32 @@ impl TestApp {
                 .expect("refresh token")
                 .to_owned(),
         )
+    }
+
+    /// Registers `email` as a staff member (the operator's `users set-role`, then a
+    /// fresh sign-in so the token carries the role) and returns its access token.
+    pub(crate) async fn staff_signed_up(&self, email: &str, password: &str) -> String {
+        self.signed_up_with_role(email, password, Role::Staff).await
+    }
+
+    /// Registers `email`, gives it `role` as an operator would, signs in again and
+    /// returns the new access token.
+    pub(crate) async fn signed_up_with_role(
+        &self,
+        email: &str,
+        password: &str,
+        role: Role,
+    ) -> String {
+        self.signed_up(email, password).await;
+        self.promoted(email, password, role).await
+    }
+
+    async fn promoted(&self, email: &str, password: &str, role: Role) -> String {
+        emporium_gateway::auth::set_role(self.db(), email, role, self.clock.now())
+            .await
+            .expect("role changed");
+        let r = self.login(email, password).await;
+        tokens(r.ok("login")).0
     }
 
     /// Stops the server gracefully and drops the test's database.

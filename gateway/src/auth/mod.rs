@@ -778,3 +778,40 @@ impl Accounts {
         self.load(viewer.user_id).await
     }
 }
+
+/// Gives the account registered with `email` a role: an operator's action (`emporium
+/// users set-role`), recorded with the actor `System("operator")`. Tokens issued from
+/// now on carry the new role; access tokens already issued keep the old one until they
+/// expire (at most one access-token lifetime).
+///
+/// # Errors
+/// `NOT_FOUND` when no account has the address; `INTERNAL` when the store fails.
+pub async fn set_role(
+    pool: &PgPool,
+    email: &str,
+    role: Role,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Uuid, ApiError> {
+    let not_found = || ApiError::NotFound { what: "account" };
+    let email = Email::parse(email).map_err(|_| not_found())?;
+    let holder = reservations::holder(pool, EMAIL_SCOPE, email.as_str())
+        .await
+        .map_err(ApiError::Internal)?
+        .ok_or_else(not_found)?;
+    let user_id = holder.parse::<Uuid>().map_err(|_| not_found())?;
+    let users = Users::new(pool.clone());
+    let user = users.load(user_id).await.map_err(user_error)?;
+    if !user.is_registered() {
+        return Err(not_found());
+    }
+    let metadata = EventMetadata::new(Uuid::new_v4(), Actor::System("operator".to_owned()), now);
+    users
+        .execute(
+            user_id,
+            UserCommand::ChangeRole { role, at: now },
+            &metadata,
+        )
+        .await
+        .map_err(user_error)?;
+    Ok(user_id)
+}

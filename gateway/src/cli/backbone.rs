@@ -522,3 +522,21 @@ pub(super) async fn seed(settings: &Settings, size: SeedSize, demo: bool) -> Res
     ))?;
     Ok(())
 }
+
+/// `emporium users set-role EMAIL ROLE`.
+pub(super) async fn set_role(
+    settings: &Settings,
+    email: &str,
+    role: emporium_domain::user::Role,
+) -> Result<(), CliError> {
+    let pool = postgres(settings, 2).await?;
+    ensure_migrated(&pool).await?;
+    let user_id = crate::auth::set_role(&pool, email, role, chrono::Utc::now())
+        .await
+        .map_err(|e| match e {
+            crate::error::ApiError::Internal(e) => CliError::Unavailable(e),
+            other => CliError::Failed(anyhow::anyhow!(other.message())),
+        })?;
+    tracing::info!(%user_id, ?role, "role changed");
+    Ok(())
+}
