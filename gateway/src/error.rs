@@ -65,6 +65,23 @@ pub enum ApiError {
     MethodNotAllowed,
     /// The target changed concurrently; retrying may succeed.
     Conflict,
+    /// A unique value (a SKU, a slug) that something else holds; code `CONFLICT`
+    /// with the input `field`.
+    Taken {
+        /// The argument or input field.
+        field: &'static str,
+        /// Explanation for humans.
+        message: String,
+    },
+    /// The object's state does not allow the operation (an order's status machine,
+    /// an archived product, a category with children); code `FAILED_PRECONDITION`
+    /// with the `rule`.
+    Precondition {
+        /// The rule's stable name (`order_transition`).
+        rule: &'static str,
+        /// Explanation for humans.
+        message: String,
+    },
     /// Anything else. The cause is logged, never shown.
     Internal(anyhow::Error),
 }
@@ -111,6 +128,8 @@ impl ApiError {
             Self::UnsupportedMediaType => "requests must be application/json".to_owned(),
             Self::MethodNotAllowed => "mutations are only accepted over POST".to_owned(),
             Self::Conflict => "changed concurrently; try again".to_owned(),
+            Self::Taken { field, message } => format!("{field}: {message}"),
+            Self::Precondition { message, .. } => message.clone(),
             Self::Internal(_) => "internal error".to_owned(),
         }
     }
@@ -131,7 +150,8 @@ impl ApiError {
             Self::BadRequest(_) => "BAD_REQUEST",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            Self::Conflict => "CONFLICT",
+            Self::Conflict | Self::Taken { .. } => "CONFLICT",
+            Self::Precondition { .. } => "FAILED_PRECONDITION",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -168,6 +188,13 @@ impl ApiError {
             match self {
                 Self::BadUserInput { field, rule, .. } => {
                     ext.set("field", *field);
+                    ext.set("rule", *rule);
+                }
+                Self::Taken { field, .. } => {
+                    ext.set("field", *field);
+                    ext.set("rule", "unique");
+                }
+                Self::Precondition { rule, .. } => {
                     ext.set("rule", *rule);
                 }
                 Self::RateLimited { retry_after } => {

@@ -202,8 +202,15 @@ async fn run(
         return e.into_response();
     }
     let context = RequestContext { viewer, client_ip };
+    let cart_token = headers
+        .get("x-cart-token")
+        .and_then(|v| v.to_str().ok())
+        .map(|t| crate::graphql::CartToken(t.trim().to_owned()));
     for request in batch.iter_mut() {
         request.data.insert(context.clone());
+        if let Some(token) = &cart_token {
+            request.data.insert(token.clone());
+        }
     }
     let response = state.schema.execute_batch(batch).await;
     respond(&response)

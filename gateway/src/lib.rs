@@ -26,4 +26,5 @@ pub mod mailer;
 pub mod ratelimit;
 pub mod seed;
 pub mod shop;
+mod staff;
 pub mod telemetry;

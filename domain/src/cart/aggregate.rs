@@ -74,6 +74,12 @@ impl Cart {
         self.state.as_ref().map(|s| s.opened_at)
     }
 
+    /// The user cart a merged guest cart's lines went to.
+    #[must_use]
+    pub fn merged_into(&self) -> Option<Uuid> {
+        self.state.as_ref().and_then(|s| s.merged_into)
+    }
+
     /// The lines, in SKU order.
     #[must_use]
     pub fn lines(&self) -> Vec<CartLine> {

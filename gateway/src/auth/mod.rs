@@ -11,6 +11,7 @@
 //!
 //! Every method reads time from the injected clock.
 
+pub(crate) mod addresses;
 mod one_time;
 pub mod password;
 mod sessions;

@@ -5,9 +5,11 @@
 //! merged roots below.
 
 mod account;
+mod addresses;
 mod customer;
 pub mod guard;
 mod shop;
+mod staff;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ pub struct QueryRoot(
     account::AccountQuery,
     shop::ShopQuery,
     customer::CustomerQuery,
+    BackOfficeQuery,
 );
 
 /// Root of every mutation.
@@ -38,7 +41,18 @@ pub struct MutationRoot(
     account::AccountMutation,
     shop::ShopMutation,
     customer::CustomerMutation,
+    BackOfficeMutation,
 );
+
+/// The address book and the staff back office (one entry in each root).
+#[derive(Debug, Default, MergedObject)]
+pub struct BackOfficeQuery(addresses::AddressQuery, staff::StaffQuery);
+
+/// Address-book and staff back-office mutations.
+#[derive(Debug, Default, MergedObject)]
+pub struct BackOfficeMutation(addresses::AddressMutation, staff::StaffMutation);
+
+pub(crate) use shop::CartToken;
 
 /// Queries about the platform itself.
 #[derive(Debug, Default)]
@@ -132,6 +146,7 @@ pub fn build_schema(
         builder = builder.data(accounts);
     }
     if let Some(shop) = shop {
+        builder = builder.data(Arc::new(crate::staff::Staff::new(Arc::clone(&shop))));
         builder = builder.data(shop);
     }
     builder.finish()

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::ContextExt;
 use crate::error::ApiError;
-use crate::shop::{self, CartState, CategoryRow, ProductRow, WishlistEntry};
+use crate::shop::{self, CartState, CategoryRow, ProductRow, Shopper, WishlistEntry};
 
 /// An amount of money in minor units with its currency.
 #[derive(Debug, Clone, SimpleObject)]
@@ -105,6 +105,30 @@ pub(crate) struct Rating {
     count: i64,
 }
 
+/// Where a product is in its life (customers only ever see `PUBLISHED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub(crate) enum ProductStatus {
+    /// Being set up; not for sale.
+    Draft,
+    /// For sale.
+    Published,
+    /// Taken out of the storefront.
+    Unpublished,
+    /// Retired for good.
+    Archived,
+}
+
+impl ProductStatus {
+    fn parse(s: &str) -> Self {
+        match s {
+            "published" => Self::Published,
+            "unpublished" => Self::Unpublished,
+            "archived" => Self::Archived,
+            _ => Self::Draft,
+        }
+    }
+}
+
 /// A catalogue product.
 #[derive(Debug, Clone, SimpleObject)]
 pub(crate) struct Product {
@@ -146,6 +170,8 @@ pub(crate) struct Product {
     in_stock: bool,
     /// Featured on the storefront.
     featured: bool,
+    /// Where it is in its life.
+    status: ProductStatus,
     /// When it was created.
     created_at: DateTime<Utc>,
     /// When it was first published.
@@ -223,6 +249,7 @@ impl From<ProductRow> for Product {
             available: p.available,
             in_stock: p.in_stock,
             featured: p.featured,
+            status: ProductStatus::parse(&p.status),
             created_at: p.created_at,
             published_at: p.published_at,
         }
@@ -347,6 +374,23 @@ fn subtree(row: &CategoryRow, by_parent: &HashMap<Option<Uuid>, Vec<&CategoryRow
     }
 }
 
+/// The category `id` with its subtree, from every category's row.
+pub(crate) fn category_node(rows: &[CategoryRow], id: Uuid) -> Option<Category> {
+    let by_parent = group_by_parent(rows);
+    rows.iter()
+        .find(|r| r.category_id == id)
+        .map(|r| subtree(r, &by_parent))
+}
+
+/// The whole tree: the roots with their subtrees.
+pub(crate) fn category_roots(rows: &[CategoryRow]) -> Vec<Category> {
+    let by_parent = group_by_parent(rows);
+    by_parent
+        .get(&None)
+        .map(|roots| roots.iter().map(|r| subtree(r, &by_parent)).collect())
+        .unwrap_or_default()
+}
+
 fn group_by_parent(rows: &[CategoryRow]) -> HashMap<Option<Uuid>, Vec<&CategoryRow>> {
     let mut by_parent: HashMap<Option<Uuid>, Vec<&CategoryRow>> = HashMap::new();
     for row in rows {
@@ -408,6 +452,9 @@ pub(crate) struct CartView {
     subtotal: Money,
     /// When it last changed (null for a cart not opened yet).
     updated_at: Option<DateTime<Utc>>,
+    /// A guest cart's token: send it back as the `X-Cart-Token` header to use this
+    /// cart, and to `mergeCart` after signing in. Null for a signed-in user's cart.
+    guest_token: Option<String>,
 }
 
 impl From<CartState> for CartView {
@@ -440,8 +487,39 @@ impl From<CartState> for CartView {
             currency: c.currency,
             items,
             updated_at: c.updated_at,
+            guest_token: None,
         }
     }
+}
+
+/// The `X-Cart-Token` header of the request (a guest's cart token), when one came.
+#[derive(Debug, Clone)]
+pub(crate) struct CartToken(pub(crate) String);
+
+/// Whose cart a cart operation works on: the signed-in viewer's; else the guest's
+/// whose token came in `X-Cart-Token`; else, when `mint`, a new guest's (the token is
+/// minted here and answered in `Cart.guestToken`). The token found or minted is
+/// returned with the shopper.
+fn shopper(ctx: &Context<'_>, mint: bool) -> Result<(Shopper, Option<String>), ApiError> {
+    if let Some(viewer) = ctx.request_context()?.viewer {
+        return Ok((Shopper::User(viewer.user_id), None));
+    }
+    if let Some(CartToken(token)) = ctx.data_opt::<CartToken>() {
+        let key = shop::guest_key_for(token)?;
+        return Ok((Shopper::Guest { key, fresh: false }, Some(token.clone())));
+    }
+    if mint {
+        let token = shop::mint_guest_token();
+        let key = shop::guest_key_for(&token)?;
+        return Ok((Shopper::Guest { key, fresh: true }, Some(token)));
+    }
+    Err(ApiError::Unauthenticated)
+}
+
+fn with_token(state: CartState, token: Option<String>) -> CartView {
+    let mut view = CartView::from(state);
+    view.guest_token = token;
+    view
 }
 
 /// A product on the wishlist.
@@ -610,10 +688,11 @@ impl ShopQuery {
         Ok(found.map(|r| subtree(r, &by_parent)))
     }
 
-    /// The viewer's open cart (empty until something is added).
+    /// The viewer's open cart (empty until something is added); for a guest, the
+    /// cart of the `X-Cart-Token` header.
     async fn my_cart(&self, ctx: &Context<'_>) -> async_graphql::Result<CartView> {
-        let viewer = ctx.viewer()?;
-        Ok(ctx.shop()?.my_cart(viewer.user_id).await?.into())
+        let (shopper, token) = shopper(ctx, false)?;
+        Ok(with_token(ctx.shop()?.my_cart(&shopper).await?, token))
     }
 
     /// The viewer's wishlist.
@@ -631,19 +710,17 @@ pub(crate) struct ShopMutation;
 #[Object]
 impl ShopMutation {
     /// Adds units of a SKU (a product's or a variant's) to the viewer's cart, opening
-    /// one on first use.
+    /// one on first use. Without a viewer: to the cart of the `X-Cart-Token` header,
+    /// or without one to a new guest cart whose token `Cart.guestToken` answers.
     async fn add_to_cart(
         &self,
         ctx: &Context<'_>,
         sku: String,
         quantity: QuantityInput,
     ) -> async_graphql::Result<CartView> {
-        let viewer = ctx.viewer()?;
-        Ok(ctx
-            .shop()?
-            .add_to_cart(viewer.user_id, &sku, quantity.0)
-            .await?
-            .into())
+        let (shopper, token) = shopper(ctx, true)?;
+        let state = ctx.shop()?.add_to_cart(&shopper, &sku, quantity.0).await?;
+        Ok(with_token(state, token))
     }
 
     /// Sets the quantity of a line of the viewer's cart.
@@ -653,12 +730,12 @@ impl ShopMutation {
         sku: String,
         quantity: QuantityInput,
     ) -> async_graphql::Result<CartView> {
-        let viewer = ctx.viewer()?;
-        Ok(ctx
+        let (shopper, token) = shopper(ctx, false)?;
+        let state = ctx
             .shop()?
-            .update_cart_item(viewer.user_id, &sku, quantity.0)
-            .await?
-            .into())
+            .update_cart_item(&shopper, &sku, quantity.0)
+            .await?;
+        Ok(with_token(state, token))
     }
 
     /// Removes a line from the viewer's cart.
@@ -667,18 +744,32 @@ impl ShopMutation {
         ctx: &Context<'_>,
         sku: String,
     ) -> async_graphql::Result<CartView> {
-        let viewer = ctx.viewer()?;
-        Ok(ctx
-            .shop()?
-            .remove_from_cart(viewer.user_id, &sku)
-            .await?
-            .into())
+        let (shopper, token) = shopper(ctx, false)?;
+        let state = ctx.shop()?.remove_from_cart(&shopper, &sku).await?;
+        Ok(with_token(state, token))
     }
 
     /// Empties the viewer's cart.
     async fn clear_cart(&self, ctx: &Context<'_>) -> async_graphql::Result<CartView> {
+        let (shopper, token) = shopper(ctx, false)?;
+        Ok(with_token(ctx.shop()?.clear_cart(&shopper).await?, token))
+    }
+
+    /// Merges the guest cart of `guestToken` into the signed-in viewer's cart and
+    /// closes it (quantities summed per SKU). Repeating it changes nothing.
+    /// `NOT_FOUND` for a token that names no cart (or one merged into someone
+    /// else's).
+    async fn merge_cart(
+        &self,
+        ctx: &Context<'_>,
+        guest_token: String,
+    ) -> async_graphql::Result<CartView> {
         let viewer = ctx.viewer()?;
-        Ok(ctx.shop()?.clear_cart(viewer.user_id).await?.into())
+        Ok(ctx
+            .shop()?
+            .merge_guest_cart(viewer.user_id, guest_token.trim())
+            .await?
+            .into())
     }
 
     /// Adds a product to the viewer's wishlist (already there: unchanged).

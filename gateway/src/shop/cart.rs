@@ -10,13 +10,14 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use emporium_commands::CommandError;
-use emporium_domain::cart::{CartCommand, CartError, CartOwner, CartStatus};
-use emporium_domain::{Quantity, Sku};
+use emporium_domain::cart::{Cart, CartCommand, CartError, CartOwner, CartStatus, GuestKey};
+use emporium_domain::metadata::Actor;
+use emporium_domain::{EventMetadata, Quantity, Sku};
 use sha2::{Digest, Sha256};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{ProductRow, Shop};
+use super::{ProductRow, Shop, guest};
 use crate::error::ApiError;
 
 /// The projection whose checkpoint a cart answer waits for.
@@ -36,6 +37,56 @@ pub(crate) fn cart_id(user_id: Uuid, generation: u32) -> Uuid {
     let mut bytes = [0_u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// Whose cart a request works on.
+#[derive(Debug, Clone)]
+pub(crate) enum Shopper {
+    /// A signed-in user.
+    User(Uuid),
+    /// A guest holding a cart token (see [`guest`]). `fresh`: the token was minted
+    /// by this request, so its first cart may be opened; an old token whose first
+    /// cart does not exist was never minted and finds nothing.
+    Guest {
+        /// The token's key.
+        key: GuestKey,
+        /// Minted by this request.
+        fresh: bool,
+    },
+}
+
+impl Shopper {
+    /// The id of the shopper's cart of `generation`.
+    fn cart_id(&self, generation: u32) -> Uuid {
+        match self {
+            Self::User(user_id) => cart_id(*user_id, generation),
+            Self::Guest { key, .. } => guest::cart_id(key, generation),
+        }
+    }
+
+    fn owner(&self) -> CartOwner {
+        match self {
+            Self::User(user_id) => CartOwner::User { user_id: *user_id },
+            Self::Guest { key, .. } => CartOwner::Guest {
+                guest_key: key.clone(),
+            },
+        }
+    }
+
+    fn actor(&self) -> Actor {
+        match self {
+            Self::User(user_id) => Actor::User(*user_id),
+            Self::Guest { key, .. } => Actor::Guest(key.as_str().to_owned()),
+        }
+    }
+
+    /// Whether the shopper's first cart may be opened by this request.
+    fn may_open_first(&self) -> bool {
+        match self {
+            Self::User(_) => true,
+            Self::Guest { fresh, .. } => *fresh,
+        }
+    }
 }
 
 /// A cart line with its product (absent when the product left the catalogue).
@@ -105,26 +156,40 @@ fn parse_sku(raw: &str) -> Result<Sku, ApiError> {
 }
 
 impl Shop {
-    /// The user's open cart id, opening one when there is none. Returns the position
-    /// of the opening event when one was recorded.
-    async fn open_cart(&self, user_id: Uuid) -> Result<(Uuid, Option<i64>), ApiError> {
+    fn cart_metadata(&self, shopper: &Shopper) -> EventMetadata {
+        EventMetadata::new(Uuid::new_v4(), shopper.actor(), self.clock.now())
+    }
+
+    async fn load_cart(&self, id: Uuid) -> Result<Cart, ApiError> {
+        self.carts.load(&id.to_string()).await.map_err(cart_error)
+    }
+
+    /// The shopper's open cart id, opening one when there is none. Returns the
+    /// position of the opening event when one was recorded.
+    ///
+    /// # Errors
+    /// `NOT_FOUND` (cart) for a guest token that was never minted.
+    async fn open_cart(&self, shopper: &Shopper) -> Result<(Uuid, Option<i64>), ApiError> {
         let mut generation = 0;
         while generation < MAX_GENERATIONS {
-            let id = cart_id(user_id, generation);
-            let cart = self.carts.load(&id.to_string()).await.map_err(cart_error)?;
+            let id = shopper.cart_id(generation);
+            let cart = self.load_cart(id).await?;
             match cart.status() {
                 Some(CartStatus::Open) => return Ok((id, None)),
                 Some(CartStatus::CheckedOut | CartStatus::Merged) => generation += 1,
+                None if generation == 0 && !shopper.may_open_first() => {
+                    return Err(ApiError::NotFound { what: "cart" });
+                }
                 None => {
                     let command = CartCommand::OpenCart {
                         cart_id: id,
-                        owner: CartOwner::User { user_id },
+                        owner: shopper.owner(),
                         currency: self.currency,
                         at: self.clock.now(),
                     };
                     match self
                         .carts
-                        .execute(&id.to_string(), command, &self.metadata(user_id))
+                        .execute(&id.to_string(), command, &self.cart_metadata(shopper))
                         .await
                     {
                         Ok(committed) => return Ok((id, committed.position)),
@@ -139,24 +204,24 @@ impl Shop {
             }
         }
         Err(ApiError::internal(anyhow::anyhow!(
-            "user {user_id} has no openable cart"
+            "shopper has no openable cart"
         )))
     }
 
-    /// Dispatches `command` to the user's open cart, waits for the `carts` read model
-    /// and answers from it.
+    /// Dispatches `command` to the shopper's open cart, waits for the `carts` read
+    /// model and answers from it.
     async fn change_cart(
         &self,
-        user_id: Uuid,
+        shopper: &Shopper,
         command: impl FnOnce(DateTime<Utc>) -> CartCommand,
     ) -> Result<CartState, ApiError> {
-        let (id, opened) = self.open_cart(user_id).await?;
+        let (id, opened) = self.open_cart(shopper).await?;
         let committed = self
             .carts
             .execute_retrying(
                 &id.to_string(),
                 command(self.clock.now()),
-                &self.metadata(user_id),
+                &self.cart_metadata(shopper),
             )
             .await
             .map_err(cart_error)?;
@@ -165,11 +230,16 @@ impl Shop {
         self.cart_state(id).await
     }
 
-    /// The user's open cart (empty when they have none yet; nothing is written).
+    /// The shopper's open cart (empty when they have none yet; nothing is written).
     ///
     /// # Errors
-    /// When the read model cannot be read.
-    pub(crate) async fn my_cart(&self, user_id: Uuid) -> Result<CartState, ApiError> {
+    /// `NOT_FOUND` for a guest token that was never minted; when the read model
+    /// cannot be read.
+    pub(crate) async fn my_cart(&self, shopper: &Shopper) -> Result<CartState, ApiError> {
+        let user_id = match shopper {
+            Shopper::User(user_id) => *user_id,
+            Shopper::Guest { .. } => return self.guest_cart(shopper).await,
+        };
         let id: Option<Uuid> = sqlx::query_scalar(
             "SELECT cart_id FROM carts WHERE user_id = $1 AND status = 'open'
              ORDER BY updated_at DESC LIMIT 1",
@@ -235,7 +305,7 @@ impl Shop {
     /// `BAD_USER_INPUT` for a bad quantity or SKU, `NOT_FOUND` for a SKU not for sale.
     pub(crate) async fn add_to_cart(
         &self,
-        user_id: Uuid,
+        shopper: &Shopper,
         sku: &str,
         quantity: i64,
     ) -> Result<CartState, ApiError> {
@@ -258,7 +328,7 @@ impl Shop {
                 format!("sold in {currency}, carts are in {}", self.currency.code()),
             ));
         }
-        self.change_cart(user_id, |at| CartCommand::AddItem {
+        self.change_cart(shopper, |at| CartCommand::AddItem {
             sku,
             product_id,
             quantity,
@@ -273,13 +343,13 @@ impl Shop {
     /// `BAD_USER_INPUT` for a bad quantity or SKU, `NOT_FOUND` for a SKU not in the cart.
     pub(crate) async fn update_cart_item(
         &self,
-        user_id: Uuid,
+        shopper: &Shopper,
         sku: &str,
         quantity: i64,
     ) -> Result<CartState, ApiError> {
         let quantity = parse_quantity(quantity)?;
         let sku = parse_sku(sku)?;
-        self.change_cart(user_id, |at| CartCommand::ChangeItemQuantity {
+        self.change_cart(shopper, |at| CartCommand::ChangeItemQuantity {
             sku,
             quantity,
             at,
@@ -293,11 +363,11 @@ impl Shop {
     /// `NOT_FOUND` for a SKU not in the cart.
     pub(crate) async fn remove_from_cart(
         &self,
-        user_id: Uuid,
+        shopper: &Shopper,
         sku: &str,
     ) -> Result<CartState, ApiError> {
         let sku = parse_sku(sku)?;
-        self.change_cart(user_id, |at| CartCommand::RemoveItem { sku, at })
+        self.change_cart(shopper, |at| CartCommand::RemoveItem { sku, at })
             .await
     }
 
@@ -305,9 +375,116 @@ impl Shop {
     ///
     /// # Errors
     /// When the store or the read model fails.
-    pub(crate) async fn clear_cart(&self, user_id: Uuid) -> Result<CartState, ApiError> {
-        self.change_cart(user_id, |at| CartCommand::ClearCart { at })
+    pub(crate) async fn clear_cart(&self, shopper: &Shopper) -> Result<CartState, ApiError> {
+        self.change_cart(shopper, |at| CartCommand::ClearCart { at })
             .await
+    }
+}
+
+impl Shop {
+    /// A guest's open cart, found through the aggregate (the token's first cart must
+    /// exist); empty when every cart of the token is closed.
+    async fn guest_cart(&self, shopper: &Shopper) -> Result<CartState, ApiError> {
+        let mut generation = 0;
+        while generation < MAX_GENERATIONS {
+            let id = shopper.cart_id(generation);
+            match self.load_cart(id).await?.status() {
+                Some(CartStatus::Open) => return self.cart_state(id).await,
+                Some(CartStatus::CheckedOut | CartStatus::Merged) => generation += 1,
+                None if generation == 0 => return Err(ApiError::NotFound { what: "cart" }),
+                None => return Ok(self.empty_cart(id)),
+            }
+        }
+        Err(ApiError::internal(anyhow::anyhow!(
+            "guest has no openable cart"
+        )))
+    }
+
+    /// Merges the cart of the guest token `token` into the user's open cart and
+    /// closes the guest cart. Idempotent: merging a guest cart already merged into
+    /// one of the user's carts answers the user's cart and records nothing.
+    ///
+    /// Two steps on two aggregates, each idempotent, so a retry after a crash
+    /// between them completes the merge. A line the guest adds between the read of
+    /// its lines and the close is not carried over (the guest cart then refuses
+    /// further changes).
+    ///
+    /// # Errors
+    /// `NOT_FOUND` (cart) for a token that names no cart, or whose cart was merged
+    /// into someone else's or checked out.
+    pub(crate) async fn merge_guest_cart(
+        &self,
+        user_id: Uuid,
+        token: &str,
+    ) -> Result<CartState, ApiError> {
+        let guest = Shopper::Guest {
+            key: guest::key_for(token)?,
+            fresh: false,
+        };
+        let user = Shopper::User(user_id);
+        // The guest's latest cart: the open one, else the last closed one.
+        let mut latest: Option<(Uuid, Cart)> = None;
+        for generation in 0..MAX_GENERATIONS {
+            let id = guest.cart_id(generation);
+            let cart = self.load_cart(id).await?;
+            match cart.status() {
+                None => break,
+                Some(CartStatus::Open) => {
+                    latest = Some((id, cart));
+                    break;
+                }
+                Some(_) => latest = Some((id, cart)),
+            }
+        }
+        let (guest_cart_id, guest_cart) = latest.ok_or(ApiError::NotFound { what: "cart" })?;
+        match guest_cart.status() {
+            Some(CartStatus::Open) => {}
+            // Closed already: a repeat when its lines went to one of this user's
+            // carts (answered with the user's cart, nothing recorded); otherwise it
+            // names nothing this user may merge.
+            Some(CartStatus::Merged) => {
+                let into = match guest_cart.merged_into() {
+                    Some(into) => self.load_cart(into).await?,
+                    None => return Err(ApiError::NotFound { what: "cart" }),
+                };
+                return if into.owner() == Some(&CartOwner::User { user_id }) {
+                    self.my_cart(&user).await
+                } else {
+                    Err(ApiError::NotFound { what: "cart" })
+                };
+            }
+            _ => return Err(ApiError::NotFound { what: "cart" }),
+        }
+        let (user_cart_id, opened) = self.open_cart(&user).await?;
+        let metadata = self.metadata(user_id);
+        let merged = self
+            .carts
+            .execute_retrying(
+                &user_cart_id.to_string(),
+                CartCommand::MergeGuestCart {
+                    guest_cart_id,
+                    lines: guest_cart.lines(),
+                    at: self.clock.now(),
+                },
+                &metadata,
+            )
+            .await
+            .map_err(cart_error)?;
+        let closed = self
+            .carts
+            .execute_retrying(
+                &guest_cart_id.to_string(),
+                CartCommand::MarkMerged {
+                    into_cart_id: user_cart_id,
+                    at: self.clock.now(),
+                },
+                &metadata,
+            )
+            .await
+            .map_err(cart_error)?;
+        let position = closed.position.or(merged.position).or(opened);
+        self.read_your_writes(PROJECTION, position).await?;
+        self.cart_state(user_cart_id).await
     }
 }
 

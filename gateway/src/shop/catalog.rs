@@ -16,7 +16,7 @@ pub(super) const PRODUCT_COLUMNS: &str = "p.product_id, p.sku, p.slug, p.name, p
      p.category_id, p.category_path, p.tags, p.attributes, p.currency, p.price_minor, \
      p.min_price_minor, p.max_price_minor, p.variants, p.images, p.rating_count, \
      p.rating_average::float8 AS rating_average, p.available, p.in_stock, p.published, \
-     p.featured, p.created_at, p.published_at";
+     p.featured, p.status, p.created_at, p.published_at";
 
 /// One step of a product's category path.
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +71,8 @@ pub(crate) struct ProductRow {
     pub(crate) in_stock: bool,
     pub(crate) published: bool,
     pub(crate) featured: bool,
+    /// `draft`, `published`, `unpublished` or `archived`.
+    pub(crate) status: String,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) published_at: Option<DateTime<Utc>>,
 }

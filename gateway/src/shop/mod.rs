@@ -10,6 +10,7 @@
 
 mod cart;
 mod catalog;
+mod guest;
 mod inbox;
 mod orders;
 mod reviews;
@@ -30,10 +31,11 @@ use sqlx::PgPool;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-pub(crate) use cart::CartState;
+pub(crate) use cart::{CartState, Shopper, parse_quantity};
 pub(crate) use catalog::{CategoryRow, ProductFilter, ProductRow, ProductSort};
+pub(crate) use guest::{key_for as guest_key_for, mint as mint_guest_token};
 pub(crate) use inbox::{InboxCounts, NotificationRow};
-pub(crate) use orders::{OrderPage, OrderRow};
+pub(crate) use orders::{COLUMNS as ORDER_COLUMNS, OrderPage, OrderRow};
 pub(crate) use reviews::ReviewRow;
 pub(crate) use wishlist::WishlistEntry;
 
@@ -86,6 +88,16 @@ impl Shop {
         })
     }
 
+    /// The pool of the event store and the read models.
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The clock.
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     fn metadata(&self, user_id: Uuid) -> EventMetadata {
         EventMetadata::new(Uuid::new_v4(), Actor::User(user_id), self.clock.now())
     }
@@ -94,7 +106,7 @@ impl Shop {
     /// for when the command recorded nothing). A timeout is logged and the answer
     /// comes from the read model as it is: the command did commit, so failing the
     /// mutation would invite a retry that repeats it.
-    async fn read_your_writes(
+    pub(crate) async fn read_your_writes(
         &self,
         projection: &'static str,
         position: Option<i64>,
