@@ -689,14 +689,17 @@ async fn a_cart_is_only_ever_its_owners() {
     assert_eq!(alices.ok("myCart")["itemCount"], 1);
 
     app.my_cart(None).await.expect_code("UNAUTHENTICATED");
+    // Anonymous: a guest cart of its own (see guest_carts.rs), never a user's.
     let r = app
         .post_graphql(
-            "mutation { addToCart(sku: \"SKU-4\", quantity: 1) { id } }",
+            "mutation { addToCart(sku: \"SKU-4\", quantity: 1) { id guestToken } }",
             json!({}),
             None,
         )
         .await;
-    r.expect_code("UNAUTHENTICATED");
+    let guest = r.ok("addToCart");
+    assert_ne!(guest["id"], alices_id);
+    assert!(guest["guestToken"].is_string());
     let r = app
         .post_graphql(
             &format!("{{ myWishlist {{ {WISHLIST_FIELDS} }} }}"),
