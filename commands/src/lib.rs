@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod db;
 pub mod dispatch;
 pub mod es;
+pub mod log;
 pub mod payments;
 pub mod reservations;
 pub mod store;

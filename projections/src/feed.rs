@@ -16,6 +16,7 @@
 
 use std::future::Future;
 
+#[cfg(feature = "sqlite")]
 use anyhow::Context as _;
 
 use crate::envelope::{CommitPosition, EventEnvelope};

@@ -3,6 +3,7 @@
 mod coupons;
 mod helpers;
 mod inventory;
+mod log;
 mod products;
 #[cfg(feature = "stripe")]
 mod stripe;
