@@ -1,6 +1,7 @@
 //! The command layer against a real PostgreSQL, a fresh database per test.
 
 mod coupons;
+mod durability;
 mod helpers;
 mod inventory;
 mod log;
