@@ -1,5 +1,7 @@
 //! Command throughput through the command layer, next to pgbench running the same
-//! shape (BEGIN; INSERT one event row; COMMIT) on the same server in the same run.
+//! shape (BEGIN; INSERT one event row; COMMIT) on the same server in the same run,
+//! and `AddItemToCart` over the embedded SQLite store (synchronous FULL and NORMAL)
+//! in the same rounds.
 //!
 //! `cargo bench -p emporium-commands --bench commands` (or `./dev bench`).
 //! `BENCH_SECONDS` sets each measurement's length (default 5).
@@ -12,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use chrono::Utc;
-use emporium_commands::{Dispatcher, Loading};
+use emporium_commands::store::{Durability, SqliteStore};
+use emporium_commands::{Dispatcher, EventStore, Loading, PgStore};
 use emporium_domain::cart::{Cart, CartCommand, CartOwner};
 use emporium_domain::inventory::{Inventory, InventoryCommand};
 use emporium_domain::metadata::Actor;
@@ -98,8 +101,8 @@ fn pgbench(db: &TestDatabase, clients: usize, seconds: u64) -> anyhow::Result<f6
         .context("parse pgbench tps")
 }
 
-async fn add_to_cart(pool: &sqlx::PgPool, clients: usize, seconds: u64) -> Run {
-    let carts = Arc::new(Dispatcher::<Cart>::new(pool.clone(), Loading::Replay));
+async fn add_to_cart<S: EventStore>(name: &str, store: S, clients: usize, seconds: u64) -> Run {
+    let carts = Arc::new(Dispatcher::<Cart, S>::over(store, Loading::Replay));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
@@ -148,7 +151,7 @@ async fn add_to_cart(pool: &sqlx::PgPool, clients: usize, seconds: u64) -> Run {
             })
         })
         .collect();
-    collect("AddItemToCart", started, tasks).await
+    collect(name, started, tasks).await
 }
 
 async fn reserve_stock(pool: &sqlx::PgPool, clients: usize, seconds: u64) -> Run {
@@ -255,6 +258,10 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(3);
     let db = TestDatabase::create(32).await?;
     emporium_commands::db::migrate(db.pool()).await?;
+    let dir = tempfile::tempdir()?;
+    let sqlite_full = SqliteStore::open_with(&dir.path().join("full.db"), Durability::Full).await?;
+    let sqlite_normal =
+        SqliteStore::open_with(&dir.path().join("normal.db"), Durability::Normal).await?;
 
     // The machine is shared and noisy: measure the reference and the command layer
     // back to back, several rounds, and report medians and the median of the
@@ -263,9 +270,24 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..rounds {
         for clients in CLIENTS {
             let pg = pgbench(&db, clients, seconds)?;
-            let cart = add_to_cart(db.pool(), clients, seconds).await;
+            let store = PgStore::new(db.pool().clone());
+            let cart = add_to_cart("AddItemToCart", store, clients, seconds).await;
             let stock = reserve_stock(db.pool(), clients, seconds).await;
-            for run in [cart, stock] {
+            let full = add_to_cart(
+                "AddItemToCart SQLite FULL",
+                sqlite_full.clone(),
+                clients,
+                seconds,
+            )
+            .await;
+            let normal = add_to_cart(
+                "AddItemToCart SQLite NORMAL",
+                sqlite_normal.clone(),
+                clients,
+                seconds,
+            )
+            .await;
+            for run in [cart, stock, full, normal] {
                 let key = (run.name.clone(), clients);
                 match rows.iter_mut().find(|r| (r.0.clone(), r.1) == key) {
                     Some(row) => {
@@ -278,6 +300,8 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     db.drop_database().await?;
+    sqlite_full.close().await;
+    sqlite_normal.close().await;
 
     println!(
         "| workload | clients | commands/s | p50 ms | p99 ms | pgbench tps (same clients) | ratio |"

@@ -4,19 +4,25 @@
 //! kept per SKU; they are never released, so a SKU always means one thing. Slugs are
 //! unique among products and freed when a product changes its slug.
 
-use anyhow::Context;
 use emporium_domain::EventMetadata;
 use emporium_domain::catalog::{Product, ProductCommand, ProductError};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::dispatch::{CommandError, Committed, Dispatcher, Loading};
-use crate::reservations::{self, Claim, Pending};
+use crate::reservations::Claim;
+use crate::store::{EventStore, KeyLookup, PendingClaim, PgStore};
 
 /// The unique-keys scope of SKUs (products' and variants').
 pub const SKU_SCOPE: &str = "sku";
 /// The unique-keys scope of product slugs.
 pub const SLUG_SCOPE: &str = "product_slug";
+
+/// Where committed events name a SKU (products' and variants' share one namespace).
+pub const SKU_LOOKUP: KeyLookup = KeyLookup {
+    aggregate_type: "product",
+    fields: &[("ProductCreated", "sku"), ("VariantAdded", "sku")],
+};
 
 /// Why a product command failed. Nothing is recorded for any of them.
 #[derive(Debug, thiserror::Error)]
@@ -40,18 +46,26 @@ pub enum ProductCommandError {
 
 /// Commands to products.
 #[derive(Debug)]
-pub struct Products {
-    dispatcher: Dispatcher<Product>,
-    pool: PgPool,
+pub struct Products<S: EventStore = PgStore> {
+    dispatcher: Dispatcher<Product, S>,
+    store: S,
 }
 
 impl Products {
-    /// Products over the event store in `pool`.
+    /// Products over the PostgreSQL event store in `pool`.
     #[must_use]
     pub fn new(pool: PgPool) -> Self {
+        Self::over(PgStore::new(pool))
+    }
+}
+
+impl<S: EventStore> Products<S> {
+    /// Products over `store`.
+    #[must_use]
+    pub fn over(store: S) -> Self {
         Self {
-            dispatcher: Dispatcher::new(pool.clone(), Loading::Replay),
-            pool,
+            dispatcher: Dispatcher::over(store.clone(), Loading::Replay),
+            store,
         }
     }
 
@@ -90,11 +104,17 @@ impl Products {
             _ => None,
         };
 
-        let mut claims: Vec<Pending> = Vec::with_capacity(keys.len());
+        let mut claims: Vec<S::Pending> = Vec::with_capacity(keys.len());
         for (scope, key) in &keys {
-            match reservations::claim(&self.pool, scope, key, &owner).await? {
+            match self.store.claim(scope, key, &owner).await? {
                 Claim::Pending { mut pending, .. } => {
-                    if *scope == SKU_SCOPE && sku_used_elsewhere(&mut pending, key, &owner).await? {
+                    // A product whose event committed while its claim did not (the
+                    // process died in between) still owns the SKU.
+                    if *scope == SKU_SCOPE
+                        && pending
+                            .introduced_elsewhere(&SKU_LOOKUP, key, &owner)
+                            .await?
+                    {
                         pending.abandon().await?;
                         abandon(claims).await?;
                         return Err(ProductCommandError::SkuTaken(key.clone()));
@@ -118,7 +138,7 @@ impl Products {
                     claim.confirm().await?;
                 }
                 if let (Some(old), true) = (old_slug, committed.events > 0) {
-                    reservations::release(&self.pool, SLUG_SCOPE, &old, &owner).await?;
+                    self.store.release(SLUG_SCOPE, &old, &owner).await?;
                 }
                 Ok(committed)
             }
@@ -142,27 +162,9 @@ impl Products {
     }
 }
 
-async fn abandon(claims: Vec<Pending>) -> anyhow::Result<()> {
+async fn abandon<P: PendingClaim>(claims: Vec<P>) -> anyhow::Result<()> {
     for claim in claims {
         claim.abandon().await?;
     }
     Ok(())
-}
-
-/// Whether a committed event of another product introduced `sku`: closes the window
-/// where a product's event committed and its claim did not.
-async fn sku_used_elsewhere(pending: &mut Pending, sku: &str, owner: &str) -> anyhow::Result<bool> {
-    let used: Option<i32> = sqlx::query_scalar(
-        "SELECT 1 FROM events
-          WHERE aggregate_type = 'product' AND aggregate_id <> $2
-            AND ((event_type = 'ProductCreated' AND payload -> 'ProductCreated' ->> 'sku' = $1)
-              OR (event_type = 'VariantAdded' AND payload -> 'VariantAdded' ->> 'sku' = $1))
-          LIMIT 1",
-    )
-    .bind(sku)
-    .bind(owner)
-    .fetch_optional(&mut **pending.transaction())
-    .await
-    .context("look up a product using the sku")?;
-    Ok(used.is_some())
 }

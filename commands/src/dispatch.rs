@@ -4,14 +4,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::Context;
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
-use cqrs_es::{AggregateContext, AggregateError, EventStore};
+use cqrs_es::{AggregateContext, AggregateError, EventStore as _};
 use emporium_domain::{Aggregate, EventMetadata};
-use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
 use crate::es::{Es, upcasters_for};
+use crate::store::{EventStore, PgStore};
 
 /// Why a command did not commit.
 #[derive(Debug, thiserror::Error)]
@@ -84,9 +83,11 @@ impl Default for RetryPolicy {
 /// freshly loaded state, exactly as a first attempt would have. A refusal or a no-op
 /// decided on a cached state commits nothing, so no check can catch it: it too is
 /// decided again on loaded state before it is answered.
-pub struct Dispatcher<A: Aggregate> {
-    store: PersistedEventStore<PostgresEventRepository, Es<A>>,
-    pool: PgPool,
+///
+/// `S` is the event store (see [`crate::store`]): PostgreSQL unless said otherwise.
+pub struct Dispatcher<A: Aggregate, S: EventStore = PgStore> {
+    store: PersistedEventStore<S::Repository, Es<A>>,
+    backend: S,
     retry: RetryPolicy,
     loading: Loading,
     cache: quick_cache::sync::Cache<String, Cached<A>>,
@@ -109,7 +110,7 @@ const CACHE_CAPACITY: usize = 10_000;
 /// to settle races between processes.
 const STRIPES: usize = 256;
 
-impl<A: Aggregate> std::fmt::Debug for Dispatcher<A> {
+impl<A: Aggregate, S: EventStore> std::fmt::Debug for Dispatcher<A, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dispatcher")
             .field("aggregate_type", &A::TYPE)
@@ -118,14 +119,26 @@ impl<A: Aggregate> std::fmt::Debug for Dispatcher<A> {
     }
 }
 
-impl<A: Aggregate> Dispatcher<A>
+impl<A: Aggregate> Dispatcher<A, PgStore>
 where
     A::Command: Clone,
 {
-    /// A dispatcher over the `events` and `snapshots` tables.
+    /// A dispatcher over the PostgreSQL `events` and `snapshots` tables.
     #[must_use]
     pub fn new(pool: PgPool, loading: Loading) -> Self {
-        let repo = PostgresEventRepository::new(pool.clone());
+        Self::over(PgStore::new(pool), loading)
+    }
+}
+
+impl<A: Aggregate, S: EventStore> Dispatcher<A, S>
+where
+    A::Command: Clone,
+{
+    /// A dispatcher over `store`.
+    #[must_use]
+    pub fn over(store: S, loading: Loading) -> Self {
+        let repo = store.repository();
+        let backend = store;
         let store = match loading {
             Loading::Replay => PersistedEventStore::new_event_store(repo),
             Loading::Snapshot(n) => PersistedEventStore::new_snapshot_store(repo, n),
@@ -133,12 +146,18 @@ where
         .with_upcasters(upcasters_for(A::TYPE));
         Self {
             store,
-            pool,
+            backend,
             retry: RetryPolicy::default(),
             loading,
             cache: quick_cache::sync::Cache::new(CACHE_CAPACITY),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
+    }
+
+    /// The event store.
+    #[must_use]
+    pub fn event_store(&self) -> &S {
+        &self.backend
     }
 
     /// Replaces the retry policy.
@@ -342,17 +361,10 @@ where
         aggregate_id: &str,
         sequence: usize,
     ) -> Result<i64, CommandError<A::Error>> {
-        let sequence = i64::try_from(sequence).context("sequence fits in bigint")?;
-        sqlx::query_scalar(
-            "SELECT position FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
-        )
-        .bind(A::TYPE)
-        .bind(aggregate_id)
-        .bind(sequence)
-        .fetch_one(&self.pool)
-        .await
-        .context("read committed event position")
-        .map_err(CommandError::Unexpected)
+        self.backend
+            .position_of(A::TYPE, aggregate_id, sequence)
+            .await
+            .map_err(CommandError::Unexpected)
     }
 }
 

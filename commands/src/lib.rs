@@ -2,7 +2,8 @@
 //!
 //! This crate owns command dispatch: it loads an aggregate from the event store, asks
 //! the pure `domain` aggregate to decide, and commits the resulting events with
-//! optimistic concurrency (cqrs-es + postgres-es). It also owns the event store's
+//! optimistic concurrency (cqrs-es over postgres-es, or sqlite-es with the `sqlite`
+//! feature: see [`store`]). It also owns the event store's
 //! schema (migrations), uniqueness reservations the domain cannot enforce alone
 //! (e-mail addresses, slugs), and bounded retries for commands that are safe to retry.
 //!
@@ -13,8 +14,11 @@ pub mod catalog;
 pub mod db;
 pub mod dispatch;
 pub mod es;
+pub mod log;
 pub mod payments;
 pub mod reservations;
+pub mod store;
 pub mod users;
 
 pub use dispatch::{CommandError, Committed, Dispatcher, Loading, RetryPolicy};
+pub use store::{EventStore, PgStore};

@@ -11,6 +11,12 @@
 //! claim committed, is closed by the caller: it checks, inside the claim's
 //! transaction, that no committed owner already has the key (see
 //! `users::Users::register`).
+//!
+//! The functions here are the PostgreSQL implementation; a store reaches them through
+//! [`EventStore::claim`](crate::store::EventStore::claim). The SQLite store keeps the
+//! same contract with an in-process lock per key instead of an open transaction (one
+//! process owns an SQLite store, and SQLite has one writer: a claim holding a write
+//! transaction open would block its own command's commit).
 
 use anyhow::Context;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -45,14 +51,15 @@ impl Pending {
     }
 }
 
-/// Outcome of [`claim`].
+/// Outcome of [`claim`] (and of [`EventStore::claim`](crate::store::EventStore::claim),
+/// with that store's pending claim).
 #[derive(Debug)]
-pub enum Claim {
+pub enum Claim<P = Pending> {
     /// The key is held for this owner until confirmed or abandoned. `already_ours`
     /// when a previous, confirmed claim by the same owner exists (a retry).
     Pending {
         /// The open claim.
-        pending: Pending,
+        pending: P,
         /// Whether the owner held the key already.
         already_ours: bool,
     },

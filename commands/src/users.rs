@@ -1,16 +1,22 @@
 //! User accounts: registration with a unique e-mail, then plain dispatch.
 
-use anyhow::Context;
 use emporium_domain::EventMetadata;
 use emporium_domain::user::{User, UserCommand, UserError};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::dispatch::{CommandError, Committed, Dispatcher, Loading};
-use crate::reservations::{self, Claim};
+use crate::reservations::Claim;
+use crate::store::{EventStore, KeyLookup, PendingClaim, PgStore};
 
 /// The unique-keys scope of e-mail addresses.
 pub const EMAIL_SCOPE: &str = "user_email";
+
+/// Where committed events name an account's e-mail address.
+pub const EMAIL_LOOKUP: KeyLookup = KeyLookup {
+    aggregate_type: "user",
+    fields: &[("UserRegistered", "email")],
+};
 
 /// Why a registration failed. Nothing is recorded for any of them.
 #[derive(Debug, thiserror::Error)]
@@ -34,18 +40,26 @@ pub enum RegisterUserError {
 
 /// Commands to user accounts.
 #[derive(Debug)]
-pub struct Users {
-    dispatcher: Dispatcher<User>,
-    pool: PgPool,
+pub struct Users<S: EventStore = PgStore> {
+    dispatcher: Dispatcher<User, S>,
+    store: S,
 }
 
 impl Users {
-    /// Users over the event store in `pool`.
+    /// Users over the PostgreSQL event store in `pool`.
     #[must_use]
     pub fn new(pool: PgPool) -> Self {
+        Self::over(PgStore::new(pool))
+    }
+}
+
+impl<S: EventStore> Users<S> {
+    /// Users over `store`.
+    #[must_use]
+    pub fn over(store: S) -> Self {
         Self {
-            dispatcher: Dispatcher::new(pool.clone(), Loading::Replay),
-            pool,
+            dispatcher: Dispatcher::over(store.clone(), Loading::Replay),
+            store,
         }
     }
 
@@ -66,24 +80,16 @@ impl Users {
         };
         let (user_id, email) = (user_id.to_string(), email.as_str().to_owned());
         let Claim::Pending { mut pending, .. } =
-            reservations::claim(&self.pool, EMAIL_SCOPE, &email, &user_id).await?
+            self.store.claim(EMAIL_SCOPE, &email, &user_id).await?
         else {
             return Err(RegisterUserError::EmailTaken);
         };
         // An account whose registration committed while its claim did not (the
         // process died in between) still owns the address.
-        let registered: Option<String> = sqlx::query_scalar(
-            "SELECT aggregate_id FROM events
-              WHERE aggregate_type = 'user' AND event_type = 'UserRegistered'
-                AND payload -> 'UserRegistered' ->> 'email' = $1 AND aggregate_id <> $2
-              LIMIT 1",
-        )
-        .bind(&email)
-        .bind(&user_id)
-        .fetch_optional(&mut **pending.transaction())
-        .await
-        .context("look up an account registered with the address")?;
-        if registered.is_some() {
+        if pending
+            .introduced_elsewhere(&EMAIL_LOOKUP, &email, &user_id)
+            .await?
+        {
             pending.abandon().await?;
             return Err(RegisterUserError::EmailTaken);
         }

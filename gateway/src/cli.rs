@@ -13,6 +13,7 @@ use crate::seed::SeedSize;
 use crate::telemetry;
 
 mod backbone;
+mod log;
 
 /// Emporium: an event-sourced commerce platform with AI built in.
 ///
@@ -227,6 +228,36 @@ enum EventsCommand {
         #[arg(long, value_name = "POS")]
         from: Option<u64>,
     },
+    /// Write the event log (every event in commit order, with its aggregate, sequence,
+    /// type, schema version, payload and metadata, then the uniqueness claims) to FILE
+    /// as JSON Lines, to move a shop to another store with `events import`.
+    ///
+    /// Password hashes travel as stored (accounts must keep working), so the file is
+    /// as sensitive as the database; it is created readable by its owner only.
+    /// Export a stopped platform.
+    Export {
+        /// The file to write (replaced when it exists).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Read the embedded SQLite store in this file instead of PostgreSQL.
+        #[arg(long, value_name = "DB")]
+        sqlite: Option<PathBuf>,
+    },
+    /// Load a log written by `events export` into an empty event store, keeping every
+    /// aggregate's sequences; all or nothing. Read models follow by replay.
+    Import {
+        /// The file to read.
+        #[arg(long = "in", value_name = "FILE")]
+        input: PathBuf,
+        /// Write the embedded SQLite store in this file (created when missing)
+        /// instead of PostgreSQL (created and migrated when missing).
+        #[arg(long, value_name = "DB")]
+        sqlite: Option<PathBuf>,
+        /// Append to a store that already holds events (a sequence that collides
+        /// fails the whole import).
+        #[arg(long)]
+        allow_non_empty: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -374,6 +405,14 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
             EventsCommand::Replay { projection, from } => {
                 backbone::rebuild(&settings, &projection, from).await
             }
+            EventsCommand::Export { out, sqlite } => {
+                log::export(&settings, &out, sqlite.as_deref()).await
+            }
+            EventsCommand::Import {
+                input,
+                sqlite,
+                allow_non_empty,
+            } => log::import(&settings, &input, sqlite.as_deref(), allow_non_empty).await,
         },
         Command::Users {
             command: UsersCommand::SetRole { email, role },

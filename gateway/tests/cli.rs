@@ -114,6 +114,8 @@ fn every_subcommand_has_help() {
         vec!["events"],
         vec!["events", "tail"],
         vec!["events", "replay"],
+        vec!["events", "export"],
+        vec!["events", "import"],
     ] {
         let mut args = sub.clone();
         args.push("--help");
@@ -700,5 +702,146 @@ mod seed {
 
         db.drop_database().await.unwrap();
         other.drop_database().await.unwrap();
+    }
+}
+
+#[cfg(feature = "sqlite")]
+mod event_log {
+    //! `emporium events export|import`: a shop moved from the embedded store into
+    //! PostgreSQL by the binary, as an operator would.
+
+    use std::collections::BTreeSet;
+    use std::process::{Command, Output};
+
+    use chrono::Utc;
+    use emporium_commands::catalog::Products;
+    use emporium_commands::store::SqliteStore;
+    use emporium_domain::catalog::{Attributes, Description, ProductCommand, ProductName, Slug};
+    use emporium_domain::metadata::Actor;
+    use emporium_domain::{Currency, EventMetadata, Money, Sku};
+    use emporium_tests::TestDatabase;
+    use uuid::Uuid;
+
+    use super::emporium;
+
+    fn against(db: &TestDatabase) -> Command {
+        let mut cmd = emporium();
+        cmd.env("EMPORIUM_ENV", "test")
+            .env("EMPORIUM_DATABASE__URL", db.url());
+        cmd
+    }
+
+    fn text(output: &Output) -> (String, String) {
+        (
+            String::from_utf8(output.stdout.clone()).unwrap(),
+            String::from_utf8(output.stderr.clone()).unwrap(),
+        )
+    }
+
+    fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_shop_moves_from_sqlite_to_postgres_and_back_out_identically() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = dir.path().join("events.db");
+        let store = SqliteStore::open(&sqlite).await.unwrap();
+        let products = Products::over(store.clone());
+        for i in 0..5 {
+            let id = Uuid::new_v4();
+            let sku = format!("MOVE-{i}");
+            products
+                .execute(
+                    id,
+                    ProductCommand::CreateProduct {
+                        product_id: id,
+                        sku: Sku::parse(&sku).unwrap(),
+                        slug: Slug::parse(&sku.to_ascii_lowercase()).unwrap(),
+                        name: ProductName::parse("Moved").unwrap(),
+                        description: Description::parse("Travels well.").unwrap(),
+                        category_id: Uuid::new_v4(),
+                        tags: BTreeSet::new(),
+                        attributes: Attributes::default(),
+                        price: Money::new(990, Currency::EUR),
+                        at: Utc::now(),
+                    },
+                    &EventMetadata::new(Uuid::new_v4(), Actor::System("test".into()), Utc::now()),
+                )
+                .await
+                .unwrap();
+        }
+        let exported = dir.path().join("shop.jsonl");
+        let export = || {
+            emporium()
+                .args(["events", "export", "--sqlite"])
+                .arg(&sqlite)
+                .arg("--out")
+                .arg(&exported)
+                .output()
+                .unwrap()
+        };
+
+        // The store is open here: the binary may not take it.
+        let output = export();
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(4), "{stderr}");
+        assert!(stderr.contains("in use by another process"), "{stderr}");
+        drop(products);
+        store.close().await;
+        drop(store);
+
+        let output = export();
+        let (stdout, stderr) = text(&output);
+        assert!(output.status.success(), "{stderr}");
+        assert!(
+            stdout.contains("exported 5 events and 10 unique keys"),
+            "{stdout}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&exported).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the export holds what the store holds");
+        }
+
+        // Into a fresh PostgreSQL database (created and migrated by the import).
+        let db = TestDatabase::create(2).await.unwrap();
+        let output = against(&db)
+            .args(["events", "import", "--in"])
+            .arg(&exported)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&output);
+        assert!(output.status.success(), "{stderr}");
+        assert!(
+            stdout.contains("imported 5 events and 10 unique keys"),
+            "{stdout}"
+        );
+
+        // A second import is refused and changes nothing.
+        let output = against(&db)
+            .args(["events", "import", "--in"])
+            .arg(&exported)
+            .output()
+            .unwrap();
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("not empty"), "{stderr}");
+
+        let again = dir.path().join("again.jsonl");
+        let output = against(&db)
+            .args(["events", "export", "--out"])
+            .arg(&again)
+            .output()
+            .unwrap();
+        let (_, stderr) = text(&output);
+        assert!(output.status.success(), "{stderr}");
+        assert_eq!(lines(&exported), lines(&again));
+        db.drop_database().await.unwrap();
     }
 }

@@ -4,13 +4,15 @@
 //! subjects derived from a configurable prefix), the relay that publishes committed
 //! events in commit order, and the projections that consume the stream to build read
 //! models, search indexes and analytics, each writing its checkpoint in the same
-//! transaction as its read-model change.
+//! transaction as its read-model change. [`feed`] is the seam for the embedded mode,
+//! where projections read the (SQLite) store itself instead of a stream.
 //!
 //! It deliberately does **not** decide business rules (that is `domain`) or accept
 //! commands (that is `commands`); it only reads the event store and the stream.
 
 pub mod bus;
 pub mod envelope;
+pub mod feed;
 pub mod projection;
 pub mod relay;
 pub mod stream;

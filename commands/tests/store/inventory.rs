@@ -9,13 +9,30 @@ use emporium_domain::inventory::{Inventory, InventoryCommand, InventoryError};
 use emporium_domain::{Aggregate, Quantity, Sku};
 use uuid::Uuid;
 
-use crate::helpers::{count_events, event_store, meta};
+use crate::helpers::{Fixture, TestStore, for_each_store, meta};
+
+for_each_store!(
+    a_command_commits_reloads_and_returns_its_position,
+    a_rejected_command_names_the_rule_and_records_nothing,
+    a_repeated_reservation_is_idempotent,
+    two_concurrent_commands_on_one_aggregate_never_both_commit,
+    one_dispatcher_queues_commands_to_one_aggregate_instead_of_conflicting,
+    retried_reservations_never_oversell,
+    snapshot_plus_tail_equals_full_replay,
+    a_stale_cached_aggregate_is_decided_again_on_stored_state,
+    a_refusal_on_a_stale_cached_aggregate_is_decided_again_on_stored_state,
+    cached_snapshotting_keeps_snapshots_consistent_with_the_stream,
+);
+
+async fn count_events<S: TestStore>(store: &S, aggregate_type: &str, id: &str) -> i64 {
+    i64::try_from(store.events_of(aggregate_type, id).await.len()).unwrap()
+}
 
 fn qty(n: i64) -> Quantity {
     Quantity::new(n).unwrap()
 }
 
-async fn stocked(dispatcher: &Dispatcher<Inventory>, sku: &str, units: i64) {
+async fn stocked<S: TestStore>(dispatcher: &Dispatcher<Inventory, S>, sku: &str, units: i64) {
     let at = Utc::now();
     dispatcher
         .execute(
@@ -53,10 +70,8 @@ fn reserve(reservation_id: Uuid, n: i64) -> InventoryCommand {
     }
 }
 
-#[tokio::test]
-async fn a_command_commits_reloads_and_returns_its_position() {
-    let db = event_store().await;
-    let inventory = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+async fn a_command_commits_reloads_and_returns_its_position<S: TestStore>(f: &Fixture<S>) {
+    let inventory = Dispatcher::<Inventory, S>::over(f.store.clone(), Loading::Replay);
     stocked(&inventory, "MUG-1", 10).await;
 
     let first = inventory
@@ -78,24 +93,18 @@ async fn a_command_commits_reloads_and_returns_its_position() {
     );
 
     // The metadata travelled with the event.
-    let metadata: serde_json::Value = sqlx::query_scalar(
-        "SELECT metadata FROM events WHERE aggregate_id = 'MUG-1' AND sequence = 3",
-    )
-    .fetch_one(db.pool())
-    .await
-    .unwrap();
+    let metadata = f.store.events_of("inventory", "MUG-1").await[2]
+        .metadata
+        .clone();
     for key in ["correlation_id", "causation_id", "actor", "occurred_at"] {
         assert!(metadata.get(key).is_some(), "{key} missing from {metadata}");
     }
-    db.drop_database().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_rejected_command_names_the_rule_and_records_nothing() {
-    let db = event_store().await;
-    let inventory = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+async fn a_rejected_command_names_the_rule_and_records_nothing<S: TestStore>(f: &Fixture<S>) {
+    let inventory = Dispatcher::<Inventory, S>::over(f.store.clone(), Loading::Replay);
     stocked(&inventory, "MUG-2", 2).await;
-    let before = count_events(&db, "inventory", "MUG-2").await;
+    let before = count_events(&f.store, "inventory", "MUG-2").await;
 
     let err = inventory
         .execute("MUG-2", reserve(Uuid::new_v4(), 3), &meta())
@@ -111,14 +120,11 @@ async fn a_rejected_command_names_the_rule_and_records_nothing() {
         ),
         "{err:?}"
     );
-    assert_eq!(count_events(&db, "inventory", "MUG-2").await, before);
-    db.drop_database().await.unwrap();
+    assert_eq!(count_events(&f.store, "inventory", "MUG-2").await, before);
 }
 
-#[tokio::test]
-async fn a_repeated_reservation_is_idempotent() {
-    let db = event_store().await;
-    let inventory = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+async fn a_repeated_reservation_is_idempotent<S: TestStore>(f: &Fixture<S>) {
+    let inventory = Dispatcher::<Inventory, S>::over(f.store.clone(), Loading::Replay);
     stocked(&inventory, "MUG-3", 5).await;
     let reservation = Uuid::new_v4();
     let command = reserve(reservation, 2);
@@ -133,21 +139,18 @@ async fn a_repeated_reservation_is_idempotent() {
     assert_eq!(again.position, None);
     assert_eq!(again.last_sequence, first.last_sequence);
     assert_eq!(inventory.load("MUG-3").await.unwrap().available(), 3);
-    db.drop_database().await.unwrap();
 }
 
-#[tokio::test]
-async fn two_concurrent_commands_on_one_aggregate_never_both_commit() {
-    let db = event_store().await;
-    let setup = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+async fn two_concurrent_commands_on_one_aggregate_never_both_commit<S: TestStore>(f: &Fixture<S>) {
+    let setup = Dispatcher::<Inventory, S>::over(f.store.clone(), Loading::Replay);
     stocked(&setup, "MUG-4", 1_000).await;
 
     // Sixteen processes' dispatchers (a dispatcher queues its own commands to one
     // aggregate, so only separate ones can race), each committing once, at once.
     let outcomes = futures::future::join_all((0..16).map(|_| {
-        let pool = db.pool().clone();
+        let store = f.store.clone();
         tokio::spawn(async move {
-            let inventory = Dispatcher::<Inventory>::new(pool, Loading::Replay);
+            let inventory = Dispatcher::<Inventory, S>::over(store, Loading::Replay);
             inventory
                 .execute("MUG-4", reserve(Uuid::new_v4(), 1), &meta())
                 .await
@@ -168,18 +171,17 @@ async fn two_concurrent_commands_on_one_aggregate_never_both_commit() {
     assert_eq!(committed + conflicts, 16);
     assert!(committed >= 1);
     // Every commit is visible exactly once: the stream and the state agree.
-    let reservations = count_events(&db, "inventory", "MUG-4").await - 2;
+    let reservations = count_events(&f.store, "inventory", "MUG-4").await - 2;
     assert_eq!(usize::try_from(reservations).unwrap(), committed);
     let state = setup.load("MUG-4").await.unwrap();
     assert_eq!(state.reserved(), u32::try_from(committed).unwrap());
-    db.drop_database().await.unwrap();
 }
 
-#[tokio::test]
-async fn one_dispatcher_queues_commands_to_one_aggregate_instead_of_conflicting() {
-    let db = event_store().await;
-    let inventory = Arc::new(Dispatcher::<Inventory>::new(
-        db.pool().clone(),
+async fn one_dispatcher_queues_commands_to_one_aggregate_instead_of_conflicting<S: TestStore>(
+    f: &Fixture<S>,
+) {
+    let inventory = Arc::new(Dispatcher::<Inventory, S>::over(
+        f.store.clone(),
         Loading::Replay,
     ));
     stocked(&inventory, "MUG-9", 1_000).await;
@@ -196,21 +198,18 @@ async fn one_dispatcher_queues_commands_to_one_aggregate_instead_of_conflicting(
         outcome.unwrap().expect("no conflict within one dispatcher");
     }
     assert_eq!(inventory.load("MUG-9").await.unwrap().reserved(), 16);
-    db.drop_database().await.unwrap();
 }
 
-#[tokio::test]
-async fn retried_reservations_never_oversell() {
-    let db = event_store().await;
-    let setup = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+async fn retried_reservations_never_oversell<S: TestStore>(f: &Fixture<S>) {
+    let setup = Dispatcher::<Inventory, S>::over(f.store.clone(), Loading::Replay);
     stocked(&setup, "MUG-5", 5).await;
 
     // Separate dispatchers (processes) so conflicts happen and are retried.
     let outcomes = futures::future::join_all((0..16).map(|_| {
-        let pool = db.pool().clone();
+        let store = f.store.clone();
         tokio::spawn(async move {
             let inventory =
-                Dispatcher::<Inventory>::new(pool, Loading::Replay).with_retry(RetryPolicy {
+                Dispatcher::<Inventory, S>::over(store, Loading::Replay).with_retry(RetryPolicy {
                     attempts: 64,
                     ..RetryPolicy::default()
                 });
@@ -232,13 +231,10 @@ async fn retried_reservations_never_oversell() {
     let state = setup.load("MUG-5").await.unwrap();
     assert_eq!(state.available(), 0);
     assert_eq!(state.reserved(), 5);
-    db.drop_database().await.unwrap();
 }
 
-#[tokio::test]
-async fn snapshot_plus_tail_equals_full_replay() {
-    let db = event_store().await;
-    let snapshotting = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Snapshot(10));
+async fn snapshot_plus_tail_equals_full_replay<S: TestStore>(f: &Fixture<S>) {
+    let snapshotting = Dispatcher::<Inventory, S>::over(f.store.clone(), Loading::Snapshot(10));
     stocked(&snapshotting, "MUG-6", 500).await;
     let mut reservations = Vec::new();
     for i in 0..57 {
@@ -262,45 +258,37 @@ async fn snapshot_plus_tail_equals_full_replay() {
             .await
             .unwrap();
     }
-    let snapshots: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM snapshots WHERE aggregate_id = 'MUG-6'")
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
-    assert_eq!(snapshots, 1, "a snapshot was taken");
+    assert!(
+        f.store.snapshot_row("MUG-6").await.is_some(),
+        "a snapshot was taken"
+    );
 
     let from_snapshot = snapshotting.load("MUG-6").await.unwrap();
-    let replaying = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+    let replaying = Dispatcher::<Inventory, S>::over(f.store.clone(), Loading::Replay);
     let from_replay = replaying.load("MUG-6").await.unwrap();
     assert_eq!(
         serde_json::to_value(&from_snapshot).unwrap(),
         serde_json::to_value(&from_replay).unwrap()
     );
     // And both equal folding the stored events by hand.
-    let rows: Vec<serde_json::Value> = sqlx::query_scalar(
-        "SELECT payload FROM events WHERE aggregate_id = 'MUG-6' ORDER BY sequence",
-    )
-    .fetch_all(db.pool())
-    .await
-    .unwrap();
-    let events: Vec<_> = rows
+    let events: Vec<_> = f
+        .store
+        .events_of("inventory", "MUG-6")
+        .await
         .into_iter()
-        .map(|p| serde_json::from_value(p).unwrap())
+        .map(|e| serde_json::from_value(e.payload).unwrap())
         .collect();
     let folded = Inventory::from_events(&events);
     assert_eq!(
         serde_json::to_value(&folded).unwrap(),
         serde_json::to_value(&from_replay).unwrap()
     );
-    db.drop_database().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_stale_cached_aggregate_is_decided_again_on_stored_state() {
-    let db = event_store().await;
+async fn a_stale_cached_aggregate_is_decided_again_on_stored_state<S: TestStore>(f: &Fixture<S>) {
     // Two processes' dispatchers over one store.
-    let here = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
-    let there = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+    let here = Dispatcher::<Inventory, S>::over(f.store.clone(), Loading::Replay);
+    let there = Dispatcher::<Inventory, S>::over(f.store.clone(), Loading::Replay);
     stocked(&here, "MUG-7", 5).await;
     here.execute("MUG-7", reserve(Uuid::new_v4(), 3), &meta())
         .await
@@ -327,15 +315,14 @@ async fn a_stale_cached_aggregate_is_decided_again_on_stored_state() {
     );
     let state = here.load("MUG-7").await.unwrap();
     assert_eq!((state.on_hand(), state.reserved()), (5, 5));
-    db.drop_database().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_refusal_on_a_stale_cached_aggregate_is_decided_again_on_stored_state() {
-    let db = event_store().await;
+async fn a_refusal_on_a_stale_cached_aggregate_is_decided_again_on_stored_state<S: TestStore>(
+    f: &Fixture<S>,
+) {
     // Two processes' dispatchers over one store.
-    let here = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
-    let there = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+    let here = Dispatcher::<Inventory, S>::over(f.store.clone(), Loading::Replay);
+    let there = Dispatcher::<Inventory, S>::over(f.store.clone(), Loading::Replay);
     stocked(&here, "MUG-8", 5).await;
     let held = Uuid::new_v4();
     here.execute("MUG-8", reserve(held, 3), &meta())
@@ -360,13 +347,12 @@ async fn a_refusal_on_a_stale_cached_aggregate_is_decided_again_on_stored_state(
         .expect("decided on the stored state");
     let state = here.load("MUG-8").await.unwrap();
     assert_eq!((state.on_hand(), state.reserved()), (5, 4));
-    db.drop_database().await.unwrap();
 }
 
-#[tokio::test]
-async fn cached_snapshotting_keeps_snapshots_consistent_with_the_stream() {
-    let db = event_store().await;
-    let snapshotting = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Snapshot(5));
+async fn cached_snapshotting_keeps_snapshots_consistent_with_the_stream<S: TestStore>(
+    f: &Fixture<S>,
+) {
+    let snapshotting = Dispatcher::<Inventory, S>::over(f.store.clone(), Loading::Snapshot(5));
     stocked(&snapshotting, "MUG-8", 100).await;
     // Every command after the first goes through the cache; snapshots must keep being
     // written (their optimistic counter must match) and agree with a replay.
@@ -376,19 +362,13 @@ async fn cached_snapshotting_keeps_snapshots_consistent_with_the_stream() {
             .await
             .unwrap();
     }
-    let (last_sequence, current_snapshot): (i64, i64) = sqlx::query_as(
-        "SELECT last_sequence, current_snapshot FROM snapshots WHERE aggregate_id = 'MUG-8'",
-    )
-    .fetch_one(db.pool())
-    .await
-    .unwrap();
+    let (last_sequence, current_snapshot) = f.store.snapshot_row("MUG-8").await.unwrap();
     assert_eq!((last_sequence, current_snapshot), (25, 5));
-    let fresh = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Snapshot(5));
-    let replay = Dispatcher::<Inventory>::new(db.pool().clone(), Loading::Replay);
+    let fresh = Dispatcher::<Inventory, S>::over(f.store.clone(), Loading::Snapshot(5));
+    let replay = Dispatcher::<Inventory, S>::over(f.store.clone(), Loading::Replay);
     assert_eq!(
         serde_json::to_value(fresh.load("MUG-8").await.unwrap()).unwrap(),
         serde_json::to_value(replay.load("MUG-8").await.unwrap()).unwrap()
     );
     assert_eq!(fresh.load("MUG-8").await.unwrap().reserved(), 23);
-    db.drop_database().await.unwrap();
 }

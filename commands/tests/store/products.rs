@@ -9,7 +9,12 @@ use emporium_domain::catalog::{Attributes, Description, ProductCommand, ProductN
 use emporium_domain::{Currency, Money, Sku};
 use uuid::Uuid;
 
-use crate::helpers::{event_store, meta};
+use crate::helpers::{Fixture, TestStore, for_each_store, meta};
+
+for_each_store!(
+    a_sku_belongs_to_one_product_even_under_concurrency,
+    variant_skus_share_the_namespace_and_slugs_are_freed_on_change,
+);
 
 fn create_for(product_id: Uuid, sku: &str, slug: &str) -> ProductCommand {
     ProductCommand::CreateProduct {
@@ -26,10 +31,8 @@ fn create_for(product_id: Uuid, sku: &str, slug: &str) -> ProductCommand {
     }
 }
 
-#[tokio::test]
-async fn a_sku_belongs_to_one_product_even_under_concurrency() {
-    let db = event_store().await;
-    let products = Arc::new(Products::new(db.pool().clone()));
+async fn a_sku_belongs_to_one_product_even_under_concurrency<S: TestStore>(f: &Fixture<S>) {
+    let products = Arc::new(Products::over(f.store.clone()));
     let outcomes = futures::future::join_all((0..8).map(|i| {
         let products = Arc::clone(&products);
         tokio::spawn(async move {
@@ -50,19 +53,21 @@ async fn a_sku_belongs_to_one_product_even_under_concurrency() {
     }
     assert_eq!(created, 1);
     // The losers' slugs were not left claimed.
-    let slugs: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM unique_keys WHERE scope = 'product_slug'")
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
+    let slugs = f
+        .store
+        .unique_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.scope == "product_slug")
+        .count();
     assert_eq!(slugs, 1);
-    db.drop_database().await.unwrap();
 }
 
-#[tokio::test]
-async fn variant_skus_share_the_namespace_and_slugs_are_freed_on_change() {
-    let db = event_store().await;
-    let products = Products::new(db.pool().clone());
+async fn variant_skus_share_the_namespace_and_slugs_are_freed_on_change<S: TestStore>(
+    f: &Fixture<S>,
+) {
+    let products = Products::over(f.store.clone());
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     products
         .execute(a, create_for(a, "TEE", "tee"), &meta())
@@ -103,5 +108,4 @@ async fn variant_skus_share_the_namespace_and_slugs_are_freed_on_change() {
         .execute(b, create_for(b, "TEE-2", "tee"), &meta())
         .await
         .unwrap();
-    db.drop_database().await.unwrap();
 }

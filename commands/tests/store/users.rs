@@ -3,13 +3,20 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use emporium_commands::reservations;
+use emporium_commands::store::LoggedEvent;
 use emporium_commands::users::{EMAIL_SCOPE, RegisterUserError, Users};
 use emporium_domain::user::{Email, PasswordHash, PersonName, Preferences, Role, UserCommand};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{event_store, meta};
+use crate::helpers::{Fixture, TestStore, for_each_store, meta};
+
+for_each_store!(
+    one_account_per_email_even_under_concurrency,
+    an_account_whose_claim_was_lost_still_owns_its_address,
+    a_refused_registration_gives_its_claim_back,
+    a_version_one_event_is_upcast_on_load,
+);
 
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
 
@@ -26,10 +33,8 @@ fn registration(user_id: Uuid, email: &str) -> UserCommand {
     }
 }
 
-#[tokio::test]
-async fn one_account_per_email_even_under_concurrency() {
-    let db = event_store().await;
-    let users = Arc::new(Users::new(db.pool().clone()));
+async fn one_account_per_email_even_under_concurrency<S: TestStore>(f: &Fixture<S>) {
+    let users = Arc::new(Users::over(f.store.clone()));
     let spellings = ["ada@example.com", "ADA@example.com", " Ada@Example.com "];
     let outcomes = futures::future::join_all((0..12).map(|i| {
         let users = Arc::clone(&users);
@@ -50,42 +55,35 @@ async fn one_account_per_email_even_under_concurrency() {
         }
     }
     assert_eq!(ok, 1);
-    let registered: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'UserRegistered'")
-            .fetch_one(db.pool())
-            .await
-            .unwrap();
+    let registered = f
+        .store
+        .log()
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "UserRegistered")
+        .count();
     assert_eq!(registered, 1);
-    db.drop_database().await.unwrap();
 }
 
-#[tokio::test]
-async fn an_account_whose_claim_was_lost_still_owns_its_address() {
-    let db = event_store().await;
-    let users = Users::new(db.pool().clone());
+async fn an_account_whose_claim_was_lost_still_owns_its_address<S: TestStore>(f: &Fixture<S>) {
+    let users = Users::over(f.store.clone());
     let first = Uuid::new_v4();
     users
         .register(registration(first, "grace@example.com"), &meta())
         .await
         .unwrap();
     // The process died after the registration committed and before its claim did.
-    sqlx::query("DELETE FROM unique_keys")
-        .execute(db.pool())
-        .await
-        .unwrap();
+    f.store.forget_claims().await;
 
     let err = users
         .register(registration(Uuid::new_v4(), "GRACE@example.com"), &meta())
         .await
         .unwrap_err();
     assert!(matches!(err, RegisterUserError::EmailTaken), "{err:?}");
-    db.drop_database().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_refused_registration_gives_its_claim_back() {
-    let db = event_store().await;
-    let users = Users::new(db.pool().clone());
+async fn a_refused_registration_gives_its_claim_back<S: TestStore>(f: &Fixture<S>) {
+    let users = Users::over(f.store.clone());
     let id = Uuid::new_v4();
     users
         .register(registration(id, "first@example.com"), &meta())
@@ -99,7 +97,8 @@ async fn a_refused_registration_gives_its_claim_back() {
         .unwrap_err();
     assert!(matches!(err, RegisterUserError::Rejected(_)), "{err:?}");
     assert_eq!(
-        reservations::holder(db.pool(), EMAIL_SCOPE, "second@example.com")
+        f.store
+            .holder(EMAIL_SCOPE, "second@example.com")
             .await
             .unwrap(),
         None
@@ -111,17 +110,15 @@ async fn a_refused_registration_gives_its_claim_back() {
         .unwrap_err();
     assert!(matches!(err, RegisterUserError::Rejected(_)), "{err:?}");
     assert_eq!(
-        reservations::holder(db.pool(), EMAIL_SCOPE, "first@example.com")
+        f.store
+            .holder(EMAIL_SCOPE, "first@example.com")
             .await
             .unwrap(),
         Some(id.to_string())
     );
-    db.drop_database().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_version_one_event_is_upcast_on_load() {
-    let db = event_store().await;
+async fn a_version_one_event_is_upcast_on_load<S: TestStore>(f: &Fixture<S>) {
     let id = Uuid::new_v4();
     // A UserRegistered as version 1.0 wrote it: one `name`, no preferences.
     let v1 = json!({ "UserRegistered": {
@@ -132,20 +129,23 @@ async fn a_version_one_event_is_upcast_on_load() {
         "role": "customer",
         "registered_at": "2025-01-01T00:00:00Z",
     }});
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         VALUES ('user', $1, 1, 'UserRegistered', '1.0', $2, '{}')",
-    )
-    .bind(id.to_string())
-    .bind(&v1)
-    .execute(db.pool())
-    .await
-    .unwrap();
+    let stored = LoggedEvent {
+        position: None,
+        aggregate_type: "user".into(),
+        aggregate_id: id.to_string(),
+        sequence: 1,
+        event_type: "UserRegistered".into(),
+        event_version: "1.0".into(),
+        payload: v1,
+        metadata: json!({}),
+        event_id: Uuid::new_v4(),
+        recorded_at: Utc::now(),
+    };
+    f.store.import(&[stored], &[]).await.unwrap();
 
-    let user = Users::new(db.pool().clone()).load(id).await.unwrap();
+    let user = Users::over(f.store.clone()).load(id).await.unwrap();
     assert!(user.is_registered());
     assert_eq!(user.first_name().unwrap().as_str(), "Charles");
     assert_eq!(user.last_name().unwrap().as_str(), "Babbage");
     assert_eq!(user.preferences(), Some(&Preferences::default()));
-    db.drop_database().await.unwrap();
 }

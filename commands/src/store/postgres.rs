@@ -1,0 +1,225 @@
+//! The PostgreSQL event store: postgres-es over the `events` table
+//! (`commands/migrations/`), claims in `unique_keys` held by an open transaction.
+
+use anyhow::Context;
+use postgres_es::PostgresEventRepository;
+use sqlx::PgPool;
+
+use super::{EventStore, KeyLookup, LoggedEvent, PendingClaim, UniqueKey};
+use crate::reservations::{self, Claim, Pending};
+
+/// The PostgreSQL event store (the distributed mode).
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// The store in `pool`'s database (migrated by [`crate::db::migrate`]).
+    #[must_use]
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+impl From<PgPool> for PgStore {
+    fn from(pool: PgPool) -> Self {
+        Self::new(pool)
+    }
+}
+
+impl EventStore for PgStore {
+    type Repository = PostgresEventRepository;
+    type Pending = Pending;
+
+    fn repository(&self) -> Self::Repository {
+        PostgresEventRepository::new(self.pool.clone())
+    }
+
+    async fn position_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        sequence: usize,
+    ) -> anyhow::Result<i64> {
+        let sequence = i64::try_from(sequence).context("sequence fits in bigint")?;
+        sqlx::query_scalar(
+            "SELECT position FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(sequence)
+        .fetch_one(&self.pool)
+        .await
+        .context("read committed event position")
+    }
+
+    async fn claim(&self, scope: &str, key: &str, owner_id: &str) -> anyhow::Result<Claim> {
+        reservations::claim(&self.pool, scope, key, owner_id).await
+    }
+
+    async fn release(&self, scope: &str, key: &str, owner_id: &str) -> anyhow::Result<()> {
+        reservations::release(&self.pool, scope, key, owner_id).await
+    }
+
+    async fn holder(&self, scope: &str, key: &str) -> anyhow::Result<Option<String>> {
+        reservations::holder(&self.pool, scope, key).await
+    }
+
+    async fn read_log(&self, after: i64, limit: usize) -> anyhow::Result<Vec<LoggedEvent>> {
+        let limit = i64::try_from(limit).context("limit fits in bigint")?;
+        let rows: Vec<LogRow> = sqlx::query_as(
+            "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                    payload, metadata, event_id, recorded_at
+               FROM events WHERE position > $1 ORDER BY position LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .context("read the event log")?;
+        Ok(rows.into_iter().map(LogRow::into_logged).collect())
+    }
+
+    async fn unique_keys(&self) -> anyhow::Result<Vec<UniqueKey>> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT scope, key, owner_id FROM unique_keys ORDER BY scope, key")
+                .fetch_all(&self.pool)
+                .await
+                .context("read unique keys")?;
+        Ok(rows
+            .into_iter()
+            .map(|(scope, key, owner_id)| UniqueKey {
+                scope,
+                key,
+                owner_id,
+            })
+            .collect())
+    }
+
+    async fn is_empty(&self) -> anyhow::Result<bool> {
+        sqlx::query_scalar(
+            "SELECT NOT EXISTS (SELECT 1 FROM events) AND NOT EXISTS (SELECT 1 FROM unique_keys)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context("check whether the event store is empty")
+    }
+
+    async fn import(&self, events: &[LoggedEvent], keys: &[UniqueKey]) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await.context("begin import")?;
+        // Rows of one statement each, in file order: `position` (bigserial) follows it.
+        for event in events {
+            sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                     event_version, payload, metadata, event_id, recorded_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&event.aggregate_type)
+            .bind(&event.aggregate_id)
+            .bind(event.sequence)
+            .bind(&event.event_type)
+            .bind(&event.event_version)
+            .bind(&event.payload)
+            .bind(&event.metadata)
+            .bind(event.event_id)
+            .bind(event.recorded_at)
+            .execute(&mut *tx)
+            .await
+            .with_context(|| {
+                format!(
+                    "import {} {} #{}",
+                    event.aggregate_type, event.aggregate_id, event.sequence
+                )
+            })?;
+        }
+        for key in keys {
+            sqlx::query("INSERT INTO unique_keys (scope, key, owner_id) VALUES ($1, $2, $3)")
+                .bind(&key.scope)
+                .bind(&key.key)
+                .bind(&key.owner_id)
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("import unique key {} {}", key.scope, key.key))?;
+        }
+        tx.commit().await.context("commit import")
+    }
+}
+
+impl PendingClaim for Pending {
+    async fn introduced_elsewhere(
+        &mut self,
+        lookup: &KeyLookup,
+        key: &str,
+        owner_id: &str,
+    ) -> anyhow::Result<bool> {
+        // The names are constants (see `KeyLookup`), written out so the expression
+        // indexes of `commands/migrations/` apply.
+        let any = lookup
+            .fields
+            .iter()
+            .map(|(event_type, field)| {
+                format!(
+                    "(event_type = '{event_type}' AND payload -> '{event_type}' ->> '{field}' = $1)"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let sql = format!(
+            "SELECT 1 FROM events WHERE aggregate_type = '{}' AND aggregate_id <> $2 AND ({any}) LIMIT 1",
+            lookup.aggregate_type
+        );
+        let found: Option<i32> = sqlx::query_scalar(&sql)
+            .bind(key)
+            .bind(owner_id)
+            .fetch_optional(&mut **self.transaction())
+            .await
+            .context("look up a committed owner of the key")?;
+        Ok(found.is_some())
+    }
+
+    async fn confirm(self) -> anyhow::Result<()> {
+        Pending::confirm(self).await
+    }
+
+    async fn abandon(self) -> anyhow::Result<()> {
+        Pending::abandon(self).await
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct LogRow {
+    position: i64,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: serde_json::Value,
+    metadata: serde_json::Value,
+    event_id: uuid::Uuid,
+    recorded_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl LogRow {
+    fn into_logged(self) -> LoggedEvent {
+        LoggedEvent {
+            position: Some(self.position),
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            sequence: self.sequence,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            payload: self.payload,
+            metadata: self.metadata,
+            event_id: self.event_id,
+            recorded_at: self.recorded_at,
+        }
+    }
+}
