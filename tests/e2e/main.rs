@@ -3,8 +3,10 @@
 
 mod attacks;
 mod auth;
+mod emails;
 mod helpers;
 mod inbox;
+mod payments;
 mod rate_limits;
 mod shop;
 mod smoke;

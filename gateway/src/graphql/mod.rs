@@ -7,6 +7,7 @@
 mod account;
 mod customer;
 pub mod guard;
+mod payments;
 mod shop;
 
 use std::net::IpAddr;
@@ -30,6 +31,7 @@ pub struct QueryRoot(
     account::AccountQuery,
     shop::ShopQuery,
     customer::CustomerQuery,
+    payments::PaymentsQuery,
 );
 
 /// Root of every mutation.
@@ -38,6 +40,7 @@ pub struct MutationRoot(
     account::AccountMutation,
     shop::ShopMutation,
     customer::CustomerMutation,
+    payments::PaymentsMutation,
 );
 
 /// Queries about the platform itself.

@@ -86,6 +86,17 @@ impl Shop {
         })
     }
 
+    /// The pool over the event store and read models (for read-only services beside
+    /// the shop's own, e.g. payments and e-mail templates).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Now, by the injected clock.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     fn metadata(&self, user_id: Uuid) -> EventMetadata {
         EventMetadata::new(Uuid::new_v4(), Actor::User(user_id), self.clock.now())
     }
