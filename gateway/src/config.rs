@@ -850,6 +850,12 @@ mod tests {
             "sk_test_1"
         );
         assert_eq!(s.payments.webhook_tolerance_seconds, 300);
+        // EMPORIUM_PAYMENTS__WEBHOOK_SECRETS='["whsec_a", "whsec_b"]' is a list too:
+        // figment parses environment values this way.
+        let from_env: figment::value::Value = r#"["whsec_a", "whsec_b"]"#.parse().unwrap();
+        let secrets: Vec<Secret> = from_env.deserialize().unwrap();
+        assert_eq!(secrets.len(), 2);
+        assert_eq!(secrets[0].expose(), "whsec_a");
     }
 
     #[test]

@@ -424,10 +424,10 @@ impl OfflineProvider {
                     return replay(key, &stored.0, &response.0, &request);
                 }
                 let mut state = State::default();
-                if let Some(id) = intent {
-                    if let Some(loaded) = load_intent(&mut tx, id).await? {
-                        state.intents.insert(id.clone(), loaded);
-                    }
+                if let Some(id) = intent
+                    && let Some(loaded) = load_intent(&mut tx, id).await?
+                {
+                    state.intents.insert(id.clone(), loaded);
                 }
                 // An error rolls the transaction back: nothing is stored, as at Stripe.
                 let response = operation(&mut state)?;

@@ -207,13 +207,13 @@ impl WebhookProcessor {
                 .load(&aggregate_id)
                 .await
                 .map_err(|e| failed(command_error(e)))?;
-            if let Some(recorded) = payment.provider_intent_id() {
-                if recorded != intent.id.0 {
-                    tracing::warn!(%payment_id, recorded, intent = %intent.id, "webhook for another intent than the payment's; ignored");
-                    self.record(event, Some(payment_id), "another intent")
-                        .await?;
-                    return Ok(Outcome::Ignored("the payment has another intent"));
-                }
+            if let Some(recorded) = payment.provider_intent_id()
+                && recorded != intent.id.0
+            {
+                tracing::warn!(%payment_id, recorded, intent = %intent.id, "webhook for another intent than the payment's; ignored");
+                self.record(event, Some(payment_id), "another intent")
+                    .await?;
+                return Ok(Outcome::Ignored("the payment has another intent"));
             }
             // One step at a time, each decided on fresh state.
             let Some(command) = reconcile(&payment, &intent, reconciling).into_iter().next() else {

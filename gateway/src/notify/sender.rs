@@ -27,9 +27,10 @@
 //! then sent again on redelivery (at least once, never silently dropped).
 //!
 //! **Where it starts.** The consumer (`<PREFIX>_email_sender`) is durable and reads the
-//! whole stream once, skipping events recorded more than
+//! whole stream once, skipping events that happened (metadata `occurred_at`) more than
 //! `notifications.max_event_age_seconds` ago (default a day), so a new deployment does
-//! not mail the shop's history and a sender down for less than that catches up.
+//! not mail the shop's history (nor `seed --demo`'s past orders) and a sender down for
+//! less than that catches up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +90,17 @@ pub fn consumer_name(layout: &StreamLayout) -> String {
         "{}_email_sender",
         layout.stream_name().trim_end_matches("_EVENTS")
     )
+}
+
+/// When the event happened: its metadata's `occurred_at` (a backdated import or seed
+/// keeps its business time), else when it was recorded.
+fn occurred_at(event: &EventEnvelope) -> chrono::DateTime<chrono::Utc> {
+    event
+        .metadata
+        .get("occurred_at")
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map_or(event.recorded_at, |t| t.with_timezone(&chrono::Utc))
 }
 
 fn reference(order_id: Uuid) -> String {
@@ -217,7 +229,7 @@ impl EmailSender {
         let max_age = chrono::Duration::seconds(
             i64::try_from(self.settings.max_event_age_seconds).unwrap_or(i64::MAX),
         );
-        if self.clock.now() - event.recorded_at > max_age {
+        if self.clock.now() - occurred_at(event) > max_age {
             return Ok(0);
         }
         let mut sent = 0;
