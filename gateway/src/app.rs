@@ -123,6 +123,22 @@ impl Application {
             Some(mailer) => mailer,
             None => crate::mailer::from_settings(&settings.mail, settings.env)?,
         };
+        // The payment provider the settings select (the one constructor; the checkout
+        // takes it from here too).
+        let payment_provider = crate::payments::provider(&settings, &pool)?;
+        let webhooks = crate::payments::routes(
+            &settings,
+            pool.clone(),
+            Arc::clone(&payment_provider),
+            Arc::clone(&ports.clock),
+        );
+        let email_sender = settings.notifications.email.then(|| {
+            (
+                Arc::clone(&mailer),
+                Arc::clone(&ports.clock),
+                settings.notifications.clone(),
+            )
+        });
         let parallelism = std::thread::available_parallelism().map_or(2, usize::from);
         let passwords = tokio::task::spawn_blocking(move || Passwords::new(parallelism * 2))
             .await
@@ -162,13 +178,23 @@ impl Application {
         // The relay and the projection runners beside the server: what makes the
         // read models (and so read-your-writes) work in one process.
         let backbone = if state.settings.backbone.in_process {
-            Some(InProcessBackbone::spawn(&state.settings, &nats)?)
+            let mut backbone = InProcessBackbone::spawn(&state.settings, &nats)?;
+            if let Some((mailer, clock, notifications)) = email_sender {
+                let pool =
+                    emporium_commands::db::connect_lazy(state.settings.database.url.expose(), 3)?;
+                backbone.spawn_email_sender(
+                    crate::notify::EmailSender::new(pool, mailer, clock, notifications),
+                    &nats,
+                    state.settings.nats.relay()?.0,
+                );
+            }
+            Some(backbone)
         } else {
             None
         };
         Ok(Self {
             listener,
-            router: router(state),
+            router: router(state, webhooks),
             grace,
             pool,
             nats,
@@ -253,9 +279,10 @@ impl Application {
     }
 }
 
-fn router(state: AppState) -> Router {
+fn router(state: AppState, webhooks: Router<AppState>) -> Router {
     let max_body = state.settings.limits.max_body_bytes;
     Router::new()
+        .merge(webhooks)
         .route(
             "/graphql",
             get(http::get)

@@ -51,6 +51,27 @@ impl InProcessBackbone {
         })
     }
 
+    /// Adds the e-mail sender (its own durable consumer), stopped with the rest.
+    pub(crate) fn spawn_email_sender(
+        &mut self,
+        sender: crate::notify::EmailSender,
+        nats: &async_nats::Client,
+        layout: StreamLayout,
+    ) {
+        let stop = self.stop.subscribe();
+        let jetstream = jetstream::new(nats.clone());
+        let task = tokio::spawn(async move {
+            if let Err(e) = sender.run(jetstream, layout, stopped(stop)).await {
+                tracing::error!(
+                    error_code = "email_sender_failed",
+                    error = format!("{e:#}"),
+                    "e-mail sender ended"
+                );
+            }
+        });
+        self.runners.push(("email_sender", task));
+    }
+
     /// Tells every part to stop and waits for them.
     ///
     /// # Errors

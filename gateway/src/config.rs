@@ -163,6 +163,10 @@ pub struct Settings {
     pub backbone: BackboneSettings,
     /// Storefront choices.
     pub shop: ShopSettings,
+    /// The payment provider and its webhooks.
+    pub payments: PaymentSettings,
+    /// Notification e-mails.
+    pub notifications: NotificationSettings,
 }
 
 impl Default for Settings {
@@ -179,6 +183,99 @@ impl Default for Settings {
             mail: MailSettings::default(),
             backbone: BackboneSettings::default(),
             shop: ShopSettings::default(),
+            payments: PaymentSettings::default(),
+            notifications: NotificationSettings::default(),
+        }
+    }
+}
+
+/// Which payment provider takes the payments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentProviderKind {
+    /// Stripe's test-card behaviour without a network, state in PostgreSQL (embedded
+    /// mode, demos, tests).
+    #[default]
+    Offline,
+    /// Stripe (async-stripe), with `payments.stripe.secret_key`.
+    Stripe,
+}
+
+/// Payments: the provider and Stripe's webhooks (`POST /webhooks/stripe`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentSettings {
+    /// `offline` (default) or `stripe`.
+    pub provider: PaymentProviderKind,
+    /// Production refuses the offline provider unless this is set (a demo shop).
+    pub allow_offline_in_production: bool,
+    /// The webhook endpoint's signing secrets (`whsec_...`); a delivery is accepted
+    /// when any `v1` signature matches under any of them, so during a rotation both
+    /// the old and the new secret are listed. Empty: every delivery is refused.
+    pub webhook_secrets: Vec<Secret>,
+    /// How far a webhook's signature timestamp may be from now, in seconds.
+    pub webhook_tolerance_seconds: u64,
+    /// The Stripe adapter.
+    pub stripe: StripeSettings,
+}
+
+impl Default for PaymentSettings {
+    fn default() -> Self {
+        Self {
+            provider: PaymentProviderKind::Offline,
+            allow_offline_in_production: false,
+            webhook_secrets: Vec::new(),
+            webhook_tolerance_seconds: 300,
+            stripe: StripeSettings::default(),
+        }
+    }
+}
+
+/// The Stripe adapter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StripeSettings {
+    /// The secret API key (`sk_live_...`, `sk_test_...` or a restricted `rk_...`).
+    pub secret_key: Option<Secret>,
+    /// Another API base (a proxy; tests); unset is Stripe's.
+    pub api_base: Option<String>,
+    /// Timeout of one API request, in seconds.
+    pub timeout_seconds: u64,
+}
+
+impl Default for StripeSettings {
+    fn default() -> Self {
+        Self {
+            secret_key: None,
+            api_base: None,
+            timeout_seconds: 30,
+        }
+    }
+}
+
+/// Notification e-mails (order confirmation, payment failed, shipped, refunded, low
+/// stock), sent through `mail` by the sender `emporium serve` runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// Run the e-mail sender beside the gateway (with `backbone.in_process`).
+    pub email: bool,
+    /// Who receives staff mail (low stock).
+    pub staff_emails: Vec<String>,
+    /// Events recorded longer ago than this are not mailed (a new deployment does not
+    /// mail the shop's history), in seconds.
+    pub max_event_age_seconds: u64,
+    /// The shop's name in mails (`{{ shop_name }}`).
+    pub shop_name: String,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self {
+            email: true,
+            staff_emails: Vec::new(),
+            max_event_age_seconds: 24 * 60 * 60,
+            shop_name: "Emporium".to_owned(),
         }
     }
 }
@@ -532,6 +629,16 @@ pub enum LoadSettingsError {
     /// Production with the development signing key.
     #[error("auth.jwt_secret must be set in production (EMPORIUM_AUTH__JWT_SECRET)")]
     DevelopmentSecretInProduction,
+    /// Production with the offline payment provider, not explicitly allowed.
+    #[error(
+        "payments.provider = \"offline\" takes no real money: set payments.provider = \"stripe\" in production, or payments.allow_offline_in_production = true for a demo"
+    )]
+    OfflinePaymentsInProduction,
+    /// Stripe selected without a key.
+    #[error(
+        "payments.provider = \"stripe\" needs payments.stripe.secret_key (EMPORIUM_PAYMENTS__STRIPE__SECRET_KEY)"
+    )]
+    StripeKeyMissing,
 }
 
 impl Settings {
@@ -591,6 +698,22 @@ impl Settings {
     fn validated(self) -> Result<Self, LoadSettingsError> {
         if self.env == Environment::Production && self.auth.jwt_secret.expose() == DEV_JWT_SECRET {
             return Err(LoadSettingsError::DevelopmentSecretInProduction);
+        }
+        let payments = &self.payments;
+        if self.env == Environment::Production
+            && payments.provider == PaymentProviderKind::Offline
+            && !payments.allow_offline_in_production
+        {
+            return Err(LoadSettingsError::OfflinePaymentsInProduction);
+        }
+        if payments.provider == PaymentProviderKind::Stripe
+            && payments
+                .stripe
+                .secret_key
+                .as_ref()
+                .is_none_or(|k| k.expose().is_empty())
+        {
+            return Err(LoadSettingsError::StripeKeyMissing);
         }
         Ok(self)
     }
@@ -690,6 +813,71 @@ mod tests {
             assert!(!text.contains("hunter2"), "{text}");
         }
         assert!(toml.contains("postgres://app:***@db:5432/shop"), "{toml}");
+    }
+
+    #[test]
+    fn payment_keys_and_webhook_secrets_are_redacted() {
+        let mut s = Settings::default();
+        s.payments.provider = PaymentProviderKind::Stripe;
+        s.payments.stripe.secret_key = Some(Secret::new("sk_live_topsecret"));
+        s.payments.webhook_secrets =
+            vec![Secret::new("whsec_old_one"), Secret::new("whsec_new_one")];
+        let toml = s.to_redacted_toml().unwrap();
+        let debug = format!("{s:?}");
+        for text in [&toml, &debug] {
+            for secret in ["sk_live_topsecret", "whsec_old_one", "whsec_new_one"] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
+        assert!(toml.contains("provider = \"stripe\""), "{toml}");
+        assert!(toml.contains("[payments.stripe]"), "{toml}");
+        assert!(s.validated().is_ok());
+    }
+
+    #[test]
+    fn payment_settings_load_from_the_environment_layer() {
+        let figment = Figment::new()
+            .merge(Serialized::defaults(Settings::default()))
+            .merge(Toml::string(
+                "[payments]\nprovider = \"stripe\"\nwebhook_secrets = [\"whsec_a\", \"whsec_b\"]\n[payments.stripe]\nsecret_key = \"sk_test_1\"\n",
+            ));
+        let s: Settings = figment.extract().unwrap();
+        assert_eq!(s.payments.provider, PaymentProviderKind::Stripe);
+        assert_eq!(s.payments.webhook_secrets.len(), 2);
+        assert_eq!(s.payments.webhook_secrets[1].expose(), "whsec_b");
+        assert_eq!(
+            s.payments.stripe.secret_key.as_ref().unwrap().expose(),
+            "sk_test_1"
+        );
+        assert_eq!(s.payments.webhook_tolerance_seconds, 300);
+        // EMPORIUM_PAYMENTS__WEBHOOK_SECRETS='["whsec_a", "whsec_b"]' is a list too:
+        // figment parses environment values this way.
+        let from_env: figment::value::Value = r#"["whsec_a", "whsec_b"]"#.parse().unwrap();
+        let secrets: Vec<Secret> = from_env.deserialize().unwrap();
+        assert_eq!(secrets.len(), 2);
+        assert_eq!(secrets[0].expose(), "whsec_a");
+    }
+
+    #[test]
+    fn production_refuses_offline_payments_unless_allowed_and_stripe_needs_a_key() {
+        let mut s = Settings {
+            env: Environment::Production,
+            ..Settings::default()
+        };
+        s.auth.jwt_secret = Secret::new("a-real-production-key");
+        assert!(matches!(
+            s.clone().validated(),
+            Err(LoadSettingsError::OfflinePaymentsInProduction)
+        ));
+        s.payments.allow_offline_in_production = true;
+        assert!(s.clone().validated().is_ok());
+        s.payments.provider = PaymentProviderKind::Stripe;
+        assert!(matches!(
+            s.clone().validated(),
+            Err(LoadSettingsError::StripeKeyMissing)
+        ));
+        s.payments.stripe.secret_key = Some(Secret::new("sk_live_1"));
+        assert!(s.validated().is_ok());
     }
 
     #[test]

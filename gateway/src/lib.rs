@@ -23,6 +23,8 @@ mod health;
 mod http;
 pub mod limits;
 pub mod mailer;
+pub mod notify;
+pub mod payments;
 pub mod ratelimit;
 pub mod seed;
 pub mod shop;

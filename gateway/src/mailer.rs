@@ -105,13 +105,24 @@ impl Mailer for SmtpMailer {
             .to(mail.to.parse().context("parse recipient")?)
             .subject(mail.subject)
             .header(ContentType::TEXT_PLAIN)
-            .body(seven_bit(&mail.body)?)
+            .body(body(&mail.body)?)
             .context("build message")?;
         self.transport
             .send(message)
             .await
             .context("smtp delivery")?;
         Ok(())
+    }
+}
+
+/// The body: 7-bit as below when it is ASCII (tokens and links stay intact); other
+/// text (a customer's name, a staff-edited template) is left to lettre, which picks
+/// quoted-printable or base64 for UTF-8.
+fn body(text: &str) -> anyhow::Result<Body> {
+    if text.is_ascii() {
+        seven_bit(text)
+    } else {
+        Ok(Body::new(text.replace("\r\n", "\n").replace('\n', "\r\n")))
     }
 }
 

@@ -94,6 +94,7 @@ async fn production_app() -> TestApp {
     spawn_app_with(|s| {
         s.env = Environment::Production;
         s.auth.jwt_secret = Secret::new("a-production-test-secret");
+        s.payments.allow_offline_in_production = true;
     })
     .await
 }

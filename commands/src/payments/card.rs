@@ -104,7 +104,7 @@ fn luhn(digits: &str) -> bool {
 
 /// What a payment keeps of a card: brand, last four, and a fingerprint that is the
 /// same for the same card at the same provider (for velocity rules), never the number.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CardSummary {
     /// The network.
     pub brand: CardBrand,

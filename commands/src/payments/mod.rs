@@ -7,17 +7,22 @@
 //! carries an [`IdempotencyKey`], derived from the command that causes it
 //! ([`IdempotencyKey::for_command`]), so a retried command never charges twice.
 //!
-//! Adapters: [`OfflineProvider`] (Stripe's test-card behaviour, in memory) serves the
-//! embedded mode and the tests; `StripeProvider` (async-stripe) is compiled only with
-//! this crate's `stripe` feature, so the command layer builds without it. [`webhook`]
-//! verifies `Stripe-Signature` headers.
+//! Adapters: [`OfflineProvider`] (Stripe's test-card behaviour, durable in PostgreSQL or
+//! in memory) serves the embedded mode and the tests; `StripeProvider` (async-stripe)
+//! is compiled only with this crate's `stripe` feature, so the command layer builds
+//! without it. [`webhook`] verifies `Stripe-Signature` headers, [`events`] reads (and,
+//! for the offline provider, writes) webhook events, [`reconcile`] decides how a
+//! payment follows its intent, and [`sync`] applies verified webhooks to payments.
 //!
 //! Amounts always come from the order, never from the client.
 
 mod card;
+pub mod events;
 mod offline;
+pub mod reconcile;
 #[cfg(feature = "stripe")]
 mod stripe;
+pub mod sync;
 pub mod webhook;
 
 use std::fmt;
@@ -25,17 +30,19 @@ use std::fmt;
 use async_trait::async_trait;
 use emporium_domain::Money;
 use emporium_domain::payment::{DeclineCode, NextAction};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 #[cfg(feature = "stripe")]
 pub use self::stripe::{STRIPE_API_BASE, StripeConfig, StripeConfigError, StripeProvider};
 pub use card::{CardNumber, CardNumberError, CardSummary};
-pub use offline::OfflineProvider;
+pub use offline::{OfflineProvider, Simulated, Simulation};
 
 /// A provider's idempotency key: 1 to 255 printable ASCII characters (Stripe's
 /// bound). The same key with the same request returns the first response and does
 /// nothing again; with a different request it is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
@@ -74,6 +81,19 @@ impl IdempotencyKey {
     }
 }
 
+impl TryFrom<String> for IdempotencyKey {
+    type Error = ProviderError;
+    fn try_from(raw: String) -> Result<Self, ProviderError> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<IdempotencyKey> for String {
+    fn from(key: IdempotencyKey) -> Self {
+        key.0
+    }
+}
+
 impl fmt::Display for IdempotencyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -81,7 +101,7 @@ impl fmt::Display for IdempotencyKey {
 }
 
 /// A provider's PaymentIntent id (`pi_...`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct IntentId(pub String);
 
 impl fmt::Display for IntentId {
@@ -91,11 +111,12 @@ impl fmt::Display for IntentId {
 }
 
 /// A provider's refund id (`re_...`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RefundId(pub String);
 
 /// Where an intent is, in Stripe's terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum IntentStatus {
     /// Waiting for a payment method (new, or after a decline: see `last_decline`).
     RequiresPaymentMethod,
@@ -133,7 +154,7 @@ impl fmt::Display for IntentStatus {
 }
 
 /// A PaymentIntent as the provider reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentIntent {
     /// The provider's id.
     pub id: IntentId,
@@ -160,7 +181,7 @@ pub struct PaymentIntent {
 }
 
 /// What to create an intent for. Capture is always manual.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateIntent {
     /// The order's grand total; positive.
     pub amount: Money,
@@ -179,7 +200,7 @@ pub enum PaymentMethod {
 }
 
 /// The outcome of confirming an intent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Confirmation {
     /// Funds are held; capture when the order is ready.
     Authorised(PaymentIntent),
@@ -212,7 +233,8 @@ impl Confirmation {
 }
 
 /// A refund's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RefundStatus {
     /// Still in progress (reconcile by webhook).
     Pending,
@@ -223,7 +245,7 @@ pub enum RefundStatus {
 }
 
 /// A refund as the provider reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refund {
     /// The provider's id.
     pub id: RefundId,

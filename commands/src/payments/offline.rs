@@ -14,31 +14,50 @@
 //! A declined intent goes back to `requires_payment_method` and may be confirmed again
 //! with another card, as at Stripe.
 //!
-//! **State lives in memory** behind one `std::sync::Mutex` (never held across an
-//! `.await`): intents, refunds and idempotent responses vanish with the process. That
-//! suits the tests and the embedded demo shop; a durable provider is Stripe itself.
+//! **Where state lives.** [`OfflineProvider::durable`] keeps intents, refunds and
+//! idempotent responses in PostgreSQL (`offline_payment_*`, a commands migration), so a
+//! restarted process, or another process on the same database, sees the same intent
+//! for the same idempotency key, as Stripe would: what `emporium serve` uses.
+//! [`OfflineProvider::new`] keeps them in memory behind one `std::sync::Mutex` (never
+//! held across an `.await`), for unit tests of code that needs a provider and nothing
+//! else. Both run the same operations on the same state type; the durable one loads
+//! the one intent an operation touches, runs it, and writes the result in one
+//! transaction.
 //!
 //! **Idempotency, as Stripe does it:** a key's first *successful* response is stored
 //! with a fingerprint of its request; the same key and request return that response
 //! again without acting (no second intent, capture or refund), the same key with
 //! another request is [`ProviderError::IdempotencyKeyReused`]. Errors are not stored,
-//! so a retry after one re-executes. Calls are serialised by the mutex, so concurrent
-//! duplicates see the first one's stored response.
+//! so a retry after one re-executes. Calls with one key are serialised (the mutex, or a
+//! transaction-scoped advisory lock on the key), and calls on one intent too (the
+//! mutex, or `SELECT ... FOR UPDATE` on its row), so concurrent duplicates see the
+//! first one's stored response.
 //!
 //! **Cards:** only a [`CardSummary`] (brand, last four, fingerprint) is kept; the
 //! confirm request's fingerprint uses that summary too, so no full number is stored.
+//! The fingerprint key is random per provider: per process in memory, stored once per
+//! database (`offline_provider_keys`) when durable, so fingerprints stay comparable
+//! across restarts.
+//!
+//! **Stripe-side events** (for tests and the demo shop): [`OfflineProvider::simulate`]
+//! completes or fails a 3-D Secure action or refunds from "the dashboard", and returns
+//! the webhook event Stripe would send for it ([`StripeEvent`]), ready to be signed.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
+use anyhow::Context as _;
 use async_trait::async_trait;
 use emporium_domain::Money;
 use emporium_domain::payment::{DeclineCode, NextAction};
 use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::card::{CardNumber, CardSummary};
+use super::events::StripeEvent;
 use super::{
     Confirmation, CreateIntent, IdempotencyKey, IntentId, IntentStatus, PaymentIntent,
     PaymentMethod, PaymentProvider, ProviderError, Refund, RefundId, RefundStatus,
@@ -66,7 +85,7 @@ fn behaviour(card: &CardNumber) -> Behaviour {
 
 /// A request as its idempotency fingerprint: everything that makes two requests the
 /// same, and nothing secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum Request {
     Create(CreateIntent),
     Confirm {
@@ -86,19 +105,20 @@ enum Request {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum MethodFingerprint {
     Provider(String),
     Card(String),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 enum Response {
     Intent(PaymentIntent),
     Confirmation(Confirmation),
     Refund(Refund),
 }
 
+/// The provider's state, or (durable) the part of it one operation touches.
 #[derive(Debug, Default)]
 struct State {
     intents: HashMap<IntentId, PaymentIntent>,
@@ -106,12 +126,59 @@ struct State {
     idempotent: HashMap<IdempotencyKey, (Request, Response)>,
 }
 
-/// The offline payment provider. See the module documentation for its behaviour.
 #[derive(Debug)]
+enum Backend {
+    Memory(Mutex<State>),
+    Postgres(PgPool),
+}
+
+/// The fingerprint key: random in memory, stored once per database when durable
+/// (read on first use, so building a provider needs no database).
+enum FingerprintKey {
+    Ready([u8; 32]),
+    Stored(tokio::sync::OnceCell<[u8; 32]>),
+}
+
+/// A Stripe-side event to simulate with [`OfflineProvider::simulate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Simulation {
+    /// The customer completed 3-D Secure: `payment_intent.amount_capturable_updated`.
+    CompleteAction(IntentId),
+    /// The customer failed 3-D Secure: `payment_intent.payment_failed`.
+    FailAction(IntentId),
+    /// Someone refunded in the provider's dashboard (all that is left, or `amount`):
+    /// `charge.refunded`.
+    DashboardRefund {
+        /// The captured intent.
+        intent: IntentId,
+        /// How much; `None` refunds what is left.
+        amount: Option<Money>,
+    },
+}
+
+/// What a simulation did, and the webhook event that reports it.
+#[derive(Debug, Clone)]
+pub struct Simulated {
+    /// The intent afterwards.
+    pub intent: PaymentIntent,
+    /// The event Stripe would deliver.
+    pub event: StripeEvent,
+}
+
+/// The offline payment provider. See the module documentation for its behaviour.
 pub struct OfflineProvider {
     /// Keys the card fingerprints, so they identify a card without revealing it.
-    fingerprint_key: [u8; 32],
-    state: Mutex<State>,
+    fingerprint_key: FingerprintKey,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for OfflineProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The fingerprint key stays out of logs; the state (no card numbers) is shown.
+        f.debug_struct("OfflineProvider")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for OfflineProvider {
@@ -120,49 +187,123 @@ impl Default for OfflineProvider {
     }
 }
 
+fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    key[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    key
+}
+
+fn unavailable(e: impl Into<anyhow::Error>) -> ProviderError {
+    ProviderError::Unavailable(e.into())
+}
+
 impl OfflineProvider {
-    /// A provider with no intents.
+    /// A provider with no intents, in memory.
     #[must_use]
     pub fn new() -> Self {
-        let mut fingerprint_key = [0u8; 32];
-        fingerprint_key[..16].copy_from_slice(Uuid::new_v4().as_bytes());
-        fingerprint_key[16..].copy_from_slice(Uuid::new_v4().as_bytes());
         Self {
-            fingerprint_key,
-            state: Mutex::new(State::default()),
+            fingerprint_key: FingerprintKey::Ready(random_key()),
+            backend: Backend::Memory(Mutex::new(State::default())),
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    /// A provider whose state lives in PostgreSQL (the commands migrations must have
+    /// run before its first call): intents survive restarts and are shared by every
+    /// process on `pool`'s database. Nothing is read until the first call.
+    #[must_use]
+    pub fn durable(pool: PgPool) -> Self {
+        Self {
+            fingerprint_key: FingerprintKey::Stored(tokio::sync::OnceCell::new()),
+            backend: Backend::Postgres(pool),
+        }
+    }
+
+    async fn fingerprint_key(&self) -> Result<[u8; 32], ProviderError> {
+        let cell = match (&self.fingerprint_key, &self.backend) {
+            (FingerprintKey::Ready(key), _) => return Ok(*key),
+            (FingerprintKey::Stored(cell), Backend::Postgres(pool)) => (cell, pool),
+            (FingerprintKey::Stored(_), Backend::Memory(_)) => {
+                unreachable!("an in-memory provider has its key")
+            }
+        };
+        let (cell, pool) = cell;
+        cell.get_or_try_init(|| async {
+            sqlx::query(
+                "INSERT INTO offline_provider_keys (id, fingerprint_key) VALUES (1, $1)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(random_key().as_slice())
+            .execute(pool)
+            .await
+            .map_err(unavailable)?;
+            let stored: Vec<u8> = sqlx::query_scalar(
+                "SELECT fingerprint_key FROM offline_provider_keys WHERE id = 1",
+            )
+            .fetch_one(pool)
+            .await
+            .map_err(unavailable)?;
+            <[u8; 32]>::try_from(stored)
+                .map_err(|_| unavailable(anyhow::anyhow!("stored fingerprint key is not 32 bytes")))
+        })
+        .await
+        .copied()
+    }
+
+    fn memory(state: &Mutex<State>) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves maps that are still consistent (every
         // change is a single insert), so a poisoned lock is used as it is.
-        self.state
+        state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn summary(&self, card: &CardNumber) -> CardSummary {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.fingerprint_key)
+    async fn summary(&self, card: &CardNumber) -> Result<CardSummary, ProviderError> {
+        let key = self.fingerprint_key().await?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(card.digits().as_bytes());
         let digest = mac.finalize().into_bytes();
-        CardSummary {
+        Ok(CardSummary {
             brand: card.brand(),
             last4: card.last4(),
             fingerprint: hex::encode(&digest[..8]),
-        }
+        })
     }
 
     /// How many intents exist (to check that a retried create made no second one).
-    #[must_use]
-    pub fn intent_count(&self) -> usize {
-        self.state().intents.len()
+    ///
+    /// # Errors
+    /// [`ProviderError::Unavailable`] when the database cannot be read.
+    pub async fn intent_count(&self) -> Result<usize, ProviderError> {
+        match &self.backend {
+            Backend::Memory(state) => Ok(Self::memory(state).intents.len()),
+            Backend::Postgres(pool) => {
+                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM offline_payment_intents")
+                    .fetch_one(pool)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(usize::try_from(n).unwrap_or(0))
+            }
+        }
     }
 
-    /// Every refund made.
-    #[must_use]
-    pub fn refunds(&self) -> Vec<Refund> {
-        self.state().refunds.clone()
+    /// Every refund made, oldest first.
+    ///
+    /// # Errors
+    /// [`ProviderError::Unavailable`] when the database cannot be read.
+    pub async fn refunds(&self) -> Result<Vec<Refund>, ProviderError> {
+        match &self.backend {
+            Backend::Memory(state) => Ok(Self::memory(state).refunds.clone()),
+            Backend::Postgres(pool) => {
+                let rows: Vec<sqlx::types::Json<Refund>> =
+                    sqlx::query_scalar("SELECT refund FROM offline_payment_refunds ORDER BY seq")
+                        .fetch_all(pool)
+                        .await
+                        .map_err(unavailable)?;
+                Ok(rows.into_iter().map(|r| r.0).collect())
+            }
+        }
     }
 
     /// The customer completed 3-D Secure: a `requires_action` intent is authorised.
@@ -171,8 +312,8 @@ impl OfflineProvider {
     /// # Errors
     /// [`ProviderError::NotFound`], or [`ProviderError::UnexpectedState`] when the
     /// intent is not waiting for an action.
-    pub fn complete_action(&self, intent: &IntentId) -> Result<PaymentIntent, ProviderError> {
-        self.finish_action(intent, true)
+    pub async fn complete_action(&self, intent: &IntentId) -> Result<PaymentIntent, ProviderError> {
+        self.on_intent(intent, |i| finish_action(i, true)).await
     }
 
     /// The customer failed (or abandoned) 3-D Secure: the intent goes back to
@@ -181,65 +322,217 @@ impl OfflineProvider {
     ///
     /// # Errors
     /// As [`OfflineProvider::complete_action`].
-    pub fn fail_action(&self, intent: &IntentId) -> Result<PaymentIntent, ProviderError> {
-        self.finish_action(intent, false)
+    pub async fn fail_action(&self, intent: &IntentId) -> Result<PaymentIntent, ProviderError> {
+        self.on_intent(intent, |i| finish_action(i, false)).await
     }
 
-    fn finish_action(
-        &self,
-        id: &IntentId,
-        authenticated: bool,
-    ) -> Result<PaymentIntent, ProviderError> {
-        let mut state = self.state();
-        let intent = state
-            .intents
-            .get_mut(id)
-            .ok_or_else(|| ProviderError::NotFound(id.clone()))?;
-        match (intent.status, authenticated) {
-            (IntentStatus::RequiresAction, true) => {
-                intent.status = IntentStatus::RequiresCapture;
-                intent.amount_capturable = intent.amount;
-                intent.next_action = None;
+    /// Acts as Stripe's side would (the customer's 3-D Secure, a dashboard refund) and
+    /// returns the intent afterwards with the webhook event Stripe sends for it.
+    ///
+    /// # Errors
+    /// As the underlying operation: [`ProviderError::NotFound`],
+    /// [`ProviderError::UnexpectedState`], [`ProviderError::InvalidAmount`].
+    pub async fn simulate(&self, simulation: Simulation) -> Result<Simulated, ProviderError> {
+        match simulation {
+            Simulation::CompleteAction(id) => {
+                let intent = self.complete_action(&id).await?;
+                let event =
+                    StripeEvent::for_intent("payment_intent.amount_capturable_updated", &intent);
+                Ok(Simulated { intent, event })
             }
-            (IntentStatus::RequiresAction, false) => {
-                intent.status = IntentStatus::RequiresPaymentMethod;
-                intent.next_action = None;
-                intent.last_decline = Some(DeclineCode::Other);
+            Simulation::FailAction(id) => {
+                let intent = self.fail_action(&id).await?;
+                let event = StripeEvent::for_intent("payment_intent.payment_failed", &intent);
+                Ok(Simulated { intent, event })
             }
-            (IntentStatus::RequiresCapture, true) => {}
-            (status, _) => {
-                return Err(ProviderError::UnexpectedState {
-                    intent: id.clone(),
-                    status,
-                    operation: "complete the action",
-                });
+            Simulation::DashboardRefund { intent: id, amount } => {
+                // The dashboard sends its own idempotency key per click.
+                let key = IdempotencyKey::for_command("dashboard_refund", Uuid::new_v4());
+                self.refund(&id, amount, &key).await?;
+                let intent = self.retrieve(&id).await?;
+                let event = StripeEvent::charge_refunded(&intent);
+                Ok(Simulated { intent, event })
             }
         }
-        Ok(intent.clone())
+    }
+
+    /// Runs `operation` on one intent, without idempotency (Stripe-side changes).
+    async fn on_intent(
+        &self,
+        id: &IntentId,
+        operation: impl FnOnce(&mut PaymentIntent) -> Result<(), ProviderError>,
+    ) -> Result<PaymentIntent, ProviderError> {
+        match &self.backend {
+            Backend::Memory(state) => {
+                let mut state = Self::memory(state);
+                let intent = intent_mut(&mut state, id)?;
+                operation(intent)?;
+                Ok(intent.clone())
+            }
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(unavailable)?;
+                let mut intent = load_intent(&mut tx, id)
+                    .await?
+                    .ok_or_else(|| ProviderError::NotFound(id.clone()))?;
+                operation(&mut intent)?;
+                save_intent(&mut tx, &intent).await?;
+                tx.commit().await.map_err(unavailable)?;
+                Ok(intent)
+            }
+        }
     }
 
     /// Runs `operation` once per idempotency key: replays the stored response of the
-    /// same request, refuses another request under the same key.
-    fn idempotent(
+    /// same request, refuses another request under the same key. `intent` is the
+    /// intent the operation touches (loaded and locked first when durable).
+    async fn idempotent(
         &self,
         key: &IdempotencyKey,
         request: Request,
+        intent: Option<&IntentId>,
         operation: impl FnOnce(&mut State) -> Result<Response, ProviderError>,
     ) -> Result<Response, ProviderError> {
-        let mut state = self.state();
-        if let Some((stored, response)) = state.idempotent.get(key) {
-            return if *stored == request {
-                Ok(response.clone())
-            } else {
-                Err(ProviderError::IdempotencyKeyReused(key.clone()))
-            };
+        match &self.backend {
+            Backend::Memory(state) => {
+                let mut state = Self::memory(state);
+                if let Some((stored, response)) = state.idempotent.get(key) {
+                    return replay(key, stored, response, &request);
+                }
+                let response = operation(&mut state)?;
+                state
+                    .idempotent
+                    .insert(key.clone(), (request, response.clone()));
+                Ok(response)
+            }
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(unavailable)?;
+                // One key at a time: a concurrent duplicate waits here, then replays.
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7001))")
+                    .bind(key.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                let stored: Option<(sqlx::types::Json<Request>, sqlx::types::Json<Response>)> =
+                    sqlx::query_as(
+                        "SELECT request, response FROM offline_payment_idempotency WHERE key = $1",
+                    )
+                    .bind(key.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                if let Some((stored, response)) = stored {
+                    return replay(key, &stored.0, &response.0, &request);
+                }
+                let mut state = State::default();
+                if let Some(id) = intent
+                    && let Some(loaded) = load_intent(&mut tx, id).await?
+                {
+                    state.intents.insert(id.clone(), loaded);
+                }
+                // An error rolls the transaction back: nothing is stored, as at Stripe.
+                let response = operation(&mut state)?;
+                for changed in state.intents.values() {
+                    save_intent(&mut tx, changed).await?;
+                }
+                for refund in &state.refunds {
+                    sqlx::query(
+                        "INSERT INTO offline_payment_refunds (refund_id, intent_id, refund)
+                         VALUES ($1, $2, $3)",
+                    )
+                    .bind(&refund.id.0)
+                    .bind(&refund.intent.0)
+                    .bind(sqlx::types::Json(refund))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+                }
+                sqlx::query(
+                    "INSERT INTO offline_payment_idempotency (key, request, response)
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(key.as_str())
+                .bind(sqlx::types::Json(&request))
+                .bind(sqlx::types::Json(&response))
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)?;
+                Ok(response)
+            }
         }
-        let response = operation(&mut state)?;
-        state
-            .idempotent
-            .insert(key.clone(), (request, response.clone()));
-        Ok(response)
     }
+}
+
+fn replay(
+    key: &IdempotencyKey,
+    stored: &Request,
+    response: &Response,
+    request: &Request,
+) -> Result<Response, ProviderError> {
+    if stored == request {
+        Ok(response.clone())
+    } else {
+        Err(ProviderError::IdempotencyKeyReused(key.clone()))
+    }
+}
+
+/// Loads an intent and locks its row for the transaction.
+async fn load_intent(
+    tx: &mut Transaction<'_, Postgres>,
+    id: &IntentId,
+) -> Result<Option<PaymentIntent>, ProviderError> {
+    let row: Option<sqlx::types::Json<PaymentIntent>> = sqlx::query_scalar(
+        "SELECT state FROM offline_payment_intents WHERE intent_id = $1 FOR UPDATE",
+    )
+    .bind(&id.0)
+    .fetch_optional(&mut **tx)
+    .await
+    .context("load offline intent")
+    .map_err(unavailable)?;
+    Ok(row.map(|r| r.0))
+}
+
+async fn save_intent(
+    tx: &mut Transaction<'_, Postgres>,
+    intent: &PaymentIntent,
+) -> Result<(), ProviderError> {
+    sqlx::query(
+        "INSERT INTO offline_payment_intents (intent_id, order_id, state) VALUES ($1, $2, $3)
+         ON CONFLICT (intent_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()",
+    )
+    .bind(&intent.id.0)
+    .bind(intent.order_id)
+    .bind(sqlx::types::Json(intent))
+    .execute(&mut **tx)
+    .await
+    .context("save offline intent")
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// The end of a 3-D Secure action.
+fn finish_action(intent: &mut PaymentIntent, authenticated: bool) -> Result<(), ProviderError> {
+    match (intent.status, authenticated) {
+        (IntentStatus::RequiresAction, true) => {
+            intent.status = IntentStatus::RequiresCapture;
+            intent.amount_capturable = intent.amount;
+            intent.next_action = None;
+        }
+        (IntentStatus::RequiresAction, false) => {
+            intent.status = IntentStatus::RequiresPaymentMethod;
+            intent.next_action = None;
+            intent.last_decline = Some(DeclineCode::Other);
+        }
+        (IntentStatus::RequiresCapture, true) => {}
+        (status, _) => {
+            return Err(ProviderError::UnexpectedState {
+                intent: intent.id.clone(),
+                status,
+                operation: "complete the action",
+            });
+        }
+    }
+    Ok(())
 }
 
 fn intent_mut<'a>(
@@ -309,25 +602,27 @@ impl PaymentProvider for OfflineProvider {
         if request.amount.amount_minor() <= 0 {
             return Err(ProviderError::InvalidAmount("amount must be positive"));
         }
-        let response = self.idempotent(key, Request::Create(request.clone()), |state| {
-            let id = IntentId(format!("pi_offline_{}", Uuid::new_v4().simple()));
-            let zero = Money::zero(request.amount.currency());
-            let intent = PaymentIntent {
-                client_secret: format!("{id}_secret_{}", Uuid::new_v4().simple()),
-                id: id.clone(),
-                order_id: request.order_id,
-                amount: request.amount,
-                amount_capturable: zero,
-                amount_received: zero,
-                amount_refunded: zero,
-                status: IntentStatus::RequiresPaymentMethod,
-                next_action: None,
-                last_decline: None,
-                card: None,
-            };
-            state.intents.insert(id, intent.clone());
-            Ok(Response::Intent(intent))
-        })?;
+        let response = self
+            .idempotent(key, Request::Create(request.clone()), None, |state| {
+                let id = IntentId(format!("pi_offline_{}", Uuid::new_v4().simple()));
+                let zero = Money::zero(request.amount.currency());
+                let intent = PaymentIntent {
+                    client_secret: format!("{id}_secret_{}", Uuid::new_v4().simple()),
+                    id: id.clone(),
+                    order_id: request.order_id,
+                    amount: request.amount,
+                    amount_capturable: zero,
+                    amount_received: zero,
+                    amount_refunded: zero,
+                    status: IntentStatus::RequiresPaymentMethod,
+                    next_action: None,
+                    last_decline: None,
+                    card: None,
+                };
+                state.intents.insert(id, intent.clone());
+                Ok(Response::Intent(intent))
+            })
+            .await?;
         expect_intent(response, key)
     }
 
@@ -339,7 +634,7 @@ impl PaymentProvider for OfflineProvider {
     ) -> Result<Confirmation, ProviderError> {
         let (card, summary, fingerprint) = match &method {
             PaymentMethod::Card(card) => {
-                let summary = self.summary(card);
+                let summary = self.summary(card).await?;
                 let fingerprint = MethodFingerprint::Card(summary.fingerprint.clone());
                 (Some(card), Some(summary), fingerprint)
             }
@@ -349,45 +644,47 @@ impl PaymentProvider for OfflineProvider {
             intent: id.clone(),
             method: fingerprint,
         };
-        let response = self.idempotent(key, request, |state| {
-            let intent = intent_mut(state, id)?;
-            if intent.status != IntentStatus::RequiresPaymentMethod {
-                return Err(unexpected(intent, "confirm"));
-            }
-            let (Some(card), Some(summary)) = (card, summary) else {
-                return Err(ProviderError::InvalidPaymentMethod(
-                    "the offline provider takes card numbers, not provider payment methods",
-                ));
-            };
-            intent.card = Some(summary);
-            intent.last_decline = None;
-            let confirmation = match behaviour(card) {
-                Behaviour::Authorise => {
-                    intent.status = IntentStatus::RequiresCapture;
-                    intent.amount_capturable = intent.amount;
-                    Confirmation::Authorised(intent.clone())
+        let response = self
+            .idempotent(key, request, Some(id), |state| {
+                let intent = intent_mut(state, id)?;
+                if intent.status != IntentStatus::RequiresPaymentMethod {
+                    return Err(unexpected(intent, "confirm"));
                 }
-                Behaviour::Decline(code) => {
-                    intent.last_decline = Some(code);
-                    Confirmation::Declined {
-                        code,
-                        intent: intent.clone(),
+                let (Some(card), Some(summary)) = (card, summary) else {
+                    return Err(ProviderError::InvalidPaymentMethod(
+                        "the offline provider takes card numbers, not provider payment methods",
+                    ));
+                };
+                intent.card = Some(summary);
+                intent.last_decline = None;
+                let confirmation = match behaviour(card) {
+                    Behaviour::Authorise => {
+                        intent.status = IntentStatus::RequiresCapture;
+                        intent.amount_capturable = intent.amount;
+                        Confirmation::Authorised(intent.clone())
                     }
-                }
-                Behaviour::RequireAction => {
-                    let next_action = NextAction::UseSdk {
-                        client_secret: intent.client_secret.clone(),
-                    };
-                    intent.status = IntentStatus::RequiresAction;
-                    intent.next_action = Some(next_action.clone());
-                    Confirmation::RequiresAction {
-                        next_action,
-                        intent: intent.clone(),
+                    Behaviour::Decline(code) => {
+                        intent.last_decline = Some(code);
+                        Confirmation::Declined {
+                            code,
+                            intent: intent.clone(),
+                        }
                     }
-                }
-            };
-            Ok(Response::Confirmation(confirmation))
-        })?;
+                    Behaviour::RequireAction => {
+                        let next_action = NextAction::UseSdk {
+                            client_secret: intent.client_secret.clone(),
+                        };
+                        intent.status = IntentStatus::RequiresAction;
+                        intent.next_action = Some(next_action.clone());
+                        Confirmation::RequiresAction {
+                            next_action,
+                            intent: intent.clone(),
+                        }
+                    }
+                };
+                Ok(Response::Confirmation(confirmation))
+            })
+            .await?;
         match response {
             Response::Confirmation(c) => Ok(c),
             Response::Intent(_) | Response::Refund(_) => {
@@ -406,19 +703,21 @@ impl PaymentProvider for OfflineProvider {
             intent: id.clone(),
             amount,
         };
-        let response = self.idempotent(key, request, |state| {
-            let intent = intent_mut(state, id)?;
-            if intent.status != IntentStatus::RequiresCapture {
-                return Err(unexpected(intent, "capture"));
-            }
-            let captured =
-                amount_within(amount, intent.amount_capturable, intent.amount_capturable)?;
-            // A partial capture releases the rest, as at Stripe.
-            intent.amount_received = captured;
-            intent.amount_capturable = Money::zero(captured.currency());
-            intent.status = IntentStatus::Succeeded;
-            Ok(Response::Intent(intent.clone()))
-        })?;
+        let response = self
+            .idempotent(key, request, Some(id), |state| {
+                let intent = intent_mut(state, id)?;
+                if intent.status != IntentStatus::RequiresCapture {
+                    return Err(unexpected(intent, "capture"));
+                }
+                let captured =
+                    amount_within(amount, intent.amount_capturable, intent.amount_capturable)?;
+                // A partial capture releases the rest, as at Stripe.
+                intent.amount_received = captured;
+                intent.amount_capturable = Money::zero(captured.currency());
+                intent.status = IntentStatus::Succeeded;
+                Ok(Response::Intent(intent.clone()))
+            })
+            .await?;
         expect_intent(response, key)
     }
 
@@ -428,22 +727,24 @@ impl PaymentProvider for OfflineProvider {
         key: &IdempotencyKey,
     ) -> Result<PaymentIntent, ProviderError> {
         let request = Request::Cancel { intent: id.clone() };
-        let response = self.idempotent(key, request, |state| {
-            let intent = intent_mut(state, id)?;
-            match intent.status {
-                IntentStatus::RequiresPaymentMethod
-                | IntentStatus::RequiresAction
-                | IntentStatus::RequiresCapture => {
-                    intent.status = IntentStatus::Canceled;
-                    intent.amount_capturable = Money::zero(intent.amount.currency());
-                    intent.next_action = None;
-                    Ok(Response::Intent(intent.clone()))
+        let response = self
+            .idempotent(key, request, Some(id), |state| {
+                let intent = intent_mut(state, id)?;
+                match intent.status {
+                    IntentStatus::RequiresPaymentMethod
+                    | IntentStatus::RequiresAction
+                    | IntentStatus::RequiresCapture => {
+                        intent.status = IntentStatus::Canceled;
+                        intent.amount_capturable = Money::zero(intent.amount.currency());
+                        intent.next_action = None;
+                        Ok(Response::Intent(intent.clone()))
+                    }
+                    IntentStatus::Processing | IntentStatus::Succeeded | IntentStatus::Canceled => {
+                        Err(unexpected(intent, "cancel"))
+                    }
                 }
-                IntentStatus::Processing | IntentStatus::Succeeded | IntentStatus::Canceled => {
-                    Err(unexpected(intent, "cancel"))
-                }
-            }
-        })?;
+            })
+            .await?;
         expect_intent(response, key)
     }
 
@@ -457,32 +758,34 @@ impl PaymentProvider for OfflineProvider {
             intent: id.clone(),
             amount,
         };
-        let response = self.idempotent(key, request, |state| {
-            let intent = intent_mut(state, id)?;
-            if intent.status != IntentStatus::Succeeded {
-                return Err(unexpected(intent, "refund"));
-            }
-            let refundable = intent
-                .amount_received
-                .checked_sub(intent.amount_refunded)
-                .map_err(|_| ProviderError::InvalidAmount("refundable amount overflows"))?;
-            if refundable.amount_minor() == 0 {
-                return Err(ProviderError::InvalidAmount("already fully refunded"));
-            }
-            let amount = amount_within(amount, refundable, refundable)?;
-            intent.amount_refunded = intent
-                .amount_refunded
-                .checked_add(amount)
-                .map_err(|_| ProviderError::InvalidAmount("refunded amount overflows"))?;
-            let refund = Refund {
-                id: RefundId(format!("re_offline_{}", Uuid::new_v4().simple())),
-                intent: id.clone(),
-                amount,
-                status: RefundStatus::Succeeded,
-            };
-            state.refunds.push(refund.clone());
-            Ok(Response::Refund(refund))
-        })?;
+        let response = self
+            .idempotent(key, request, Some(id), |state| {
+                let intent = intent_mut(state, id)?;
+                if intent.status != IntentStatus::Succeeded {
+                    return Err(unexpected(intent, "refund"));
+                }
+                let refundable = intent
+                    .amount_received
+                    .checked_sub(intent.amount_refunded)
+                    .map_err(|_| ProviderError::InvalidAmount("refundable amount overflows"))?;
+                if refundable.amount_minor() == 0 {
+                    return Err(ProviderError::InvalidAmount("already fully refunded"));
+                }
+                let amount = amount_within(amount, refundable, refundable)?;
+                intent.amount_refunded = intent
+                    .amount_refunded
+                    .checked_add(amount)
+                    .map_err(|_| ProviderError::InvalidAmount("refunded amount overflows"))?;
+                let refund = Refund {
+                    id: RefundId(format!("re_offline_{}", Uuid::new_v4().simple())),
+                    intent: id.clone(),
+                    amount,
+                    status: RefundStatus::Succeeded,
+                };
+                state.refunds.push(refund.clone());
+                Ok(Response::Refund(refund))
+            })
+            .await?;
         match response {
             Response::Refund(r) => Ok(r),
             Response::Intent(_) | Response::Confirmation(_) => {
@@ -492,11 +795,20 @@ impl PaymentProvider for OfflineProvider {
     }
 
     async fn retrieve(&self, id: &IntentId) -> Result<PaymentIntent, ProviderError> {
-        self.state()
-            .intents
-            .get(id)
-            .cloned()
-            .ok_or_else(|| ProviderError::NotFound(id.clone()))
+        let found = match &self.backend {
+            Backend::Memory(state) => Self::memory(state).intents.get(id).cloned(),
+            Backend::Postgres(pool) => {
+                let row: Option<sqlx::types::Json<PaymentIntent>> = sqlx::query_scalar(
+                    "SELECT state FROM offline_payment_intents WHERE intent_id = $1",
+                )
+                .bind(&id.0)
+                .fetch_optional(pool)
+                .await
+                .map_err(unavailable)?;
+                row.map(|r| r.0)
+            }
+        };
+        found.ok_or_else(|| ProviderError::NotFound(id.clone()))
     }
 }
 

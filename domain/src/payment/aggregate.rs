@@ -111,6 +111,15 @@ impl Payment {
         self.refunds.values().map(|r| r.amount.amount_minor()).sum()
     }
 
+    /// Refunds requested and not completed yet, by refund id (lowest first), with
+    /// their amounts: what a provider's refund report may complete.
+    pub fn pending_refunds(&self) -> impl Iterator<Item = (Uuid, Money)> + '_ {
+        self.refunds
+            .iter()
+            .filter(|(_, r)| !r.completed)
+            .map(|(id, r)| (*id, r.amount))
+    }
+
     fn created(&self) -> Result<(&Created, PaymentStatus), PaymentError> {
         match (&self.created, self.status) {
             (Some(c), Some(s)) => Ok((c, s)),

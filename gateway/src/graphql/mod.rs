@@ -8,6 +8,7 @@ mod account;
 mod addresses;
 mod customer;
 pub mod guard;
+mod payments;
 mod shop;
 mod staff;
 
@@ -33,6 +34,7 @@ pub struct QueryRoot(
     shop::ShopQuery,
     customer::CustomerQuery,
     BackOfficeQuery,
+    payments::PaymentsQuery,
 );
 
 /// Root of every mutation.
@@ -42,6 +44,7 @@ pub struct MutationRoot(
     shop::ShopMutation,
     customer::CustomerMutation,
     BackOfficeMutation,
+    payments::PaymentsMutation,
 );
 
 /// The address book and the staff back office (one entry in each root).

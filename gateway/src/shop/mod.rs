@@ -88,7 +88,8 @@ impl Shop {
         })
     }
 
-    /// The pool of the event store and the read models.
+    /// The pool over the event store and read models (for services beside the shop's
+    /// own, e.g. the back office, payments and e-mail templates).
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }
@@ -96,6 +97,11 @@ impl Shop {
     /// The clock.
     pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// Now, by the injected clock.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     fn metadata(&self, user_id: Uuid) -> EventMetadata {

@@ -13,6 +13,7 @@
 //! | `wishlists` | `wishlist_items`                                                | a user's wishlist                        |
 //! | `notifications` | `notifications` (+ helper `notification_orders`)            | my latest 20, my unread count; the staff feed |
 //! | `activity`  | `user_activity`                                                 | a visitor's trail, a product's activity  |
+//! | `payments`  | `payments` (+ helper `payment_orders`)                          | my payments; a payment by id for its owner |
 //!
 //! Each projection's SQL names its tables unqualified (the framework decides whether
 //! they are the live ones or a rebuild's shadow copies) and touches no other table.
@@ -25,6 +26,7 @@ mod customers;
 mod inventory;
 mod notifications;
 mod orders;
+mod payments;
 mod reviews;
 mod wishlists;
 
@@ -42,6 +44,7 @@ pub use customers::CustomersProjection;
 pub use inventory::InventoryProjection;
 pub use notifications::NotificationsProjection;
 pub use orders::OrdersProjection;
+pub use payments::PaymentsProjection;
 pub use reviews::ReviewsProjection;
 pub use wishlists::WishlistsProjection;
 
@@ -62,6 +65,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(WishlistsProjection),
         Arc::new(NotificationsProjection),
         Arc::new(ActivityProjection),
+        Arc::new(PaymentsProjection),
     ]
 }
 

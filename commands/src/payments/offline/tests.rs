@@ -1,4 +1,5 @@
-//! Every test card, the intent's life cycle, and idempotency.
+//! Every test card, the intent's life cycle, and idempotency: each test runs on both
+//! backends, in memory and durable (a fresh PostgreSQL database).
 
 use std::sync::Arc;
 
@@ -7,6 +8,65 @@ use emporium_domain::{Currency, Money};
 use uuid::Uuid;
 
 use super::*;
+use crate::payments::events::StripeEvent;
+
+/// Runs each named test on the in-memory provider and on a durable one over a fresh,
+/// migrated database.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod in_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::OfflineProvider::new()).await;
+                }
+            )*
+        }
+        mod durable {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = emporium_tests::TestDatabase::create(8).await.unwrap();
+                    crate::db::migrate(db.pool()).await.unwrap();
+                    let p = super::OfflineProvider::durable(db.pool().clone());
+                    super::$name(p).await;
+                    db.drop_database().await.unwrap();
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_new_intent_waits_for_a_payment_method_with_manual_capture,
+    card_4242_authorises_then_captures_and_refunds,
+    every_declining_test_card_declines_with_its_code,
+    card_3184_requires_3d_secure_then_complete_action_authorises,
+    a_failed_3d_secure_declines,
+    other_valid_cards_authorise_and_provider_methods_are_refused,
+    partial_capture_releases_the_rest_and_cancel_voids_before_capture,
+    the_same_key_gives_the_same_result_and_acts_once,
+    concurrent_duplicates_create_one_intent_and_capture_once,
+    no_full_card_number_is_kept_and_fingerprints_identify_cards,
+    invalid_requests_are_refused,
+    simulations_act_as_stripe_and_yield_its_events,
+);
+
+/// Everything the provider holds, as text.
+async fn everything(p: &OfflineProvider) -> String {
+    match &p.backend {
+        Backend::Memory(_) => format!("{p:?}"),
+        Backend::Postgres(pool) => sqlx::query_scalar::<_, String>(
+            "SELECT concat_ws('|',
+                 (SELECT string_agg(state::text, ',') FROM offline_payment_intents),
+                 (SELECT string_agg(refund::text, ',') FROM offline_payment_refunds),
+                 (SELECT string_agg(request::text || response::text, ',') FROM offline_payment_idempotency))",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap(),
+    }
+}
 
 fn eur(minor: i64) -> Money {
     Money::new(minor, Currency::EUR)
@@ -48,9 +108,7 @@ fn fresh() -> IdempotencyKey {
     key(&format!("k-{}", Uuid::new_v4()))
 }
 
-#[tokio::test]
-async fn a_new_intent_waits_for_a_payment_method_with_manual_capture() {
-    let p = OfflineProvider::new();
+async fn a_new_intent_waits_for_a_payment_method_with_manual_capture(p: OfflineProvider) {
     let i = intent(&p, 5_000).await;
     assert!(i.id.0.starts_with("pi_offline_"));
     assert!(i.client_secret.starts_with(&format!("{}_secret_", i.id)));
@@ -62,9 +120,7 @@ async fn a_new_intent_waits_for_a_payment_method_with_manual_capture() {
     assert_eq!(p.name(), "offline");
 }
 
-#[tokio::test]
-async fn card_4242_authorises_then_captures_and_refunds() {
-    let p = OfflineProvider::new();
+async fn card_4242_authorises_then_captures_and_refunds(p: OfflineProvider) {
     let i = intent(&p, 5_000).await;
     let Confirmation::Authorised(authorised) = confirm(&p, &i.id, "4242424242424242").await else {
         panic!("4242 authorises");
@@ -97,8 +153,7 @@ async fn card_4242_authorises_then_captures_and_refunds() {
     ));
 }
 
-#[tokio::test]
-async fn every_declining_test_card_declines_with_its_code() {
+async fn every_declining_test_card_declines_with_its_code(p: OfflineProvider) {
     for (number, code) in [
         ("4000000000000002", DeclineCode::CardDeclined),
         ("4000000000009995", DeclineCode::InsufficientFunds),
@@ -106,7 +161,6 @@ async fn every_declining_test_card_declines_with_its_code() {
         ("4000000000000127", DeclineCode::IncorrectCvc),
         ("4000000000000119", DeclineCode::ProcessingError),
     ] {
-        let p = OfflineProvider::new();
         let i = intent(&p, 2_500).await;
         let Confirmation::Declined { code: got, intent } = confirm(&p, &i.id, number).await else {
             panic!("{number} declines");
@@ -125,9 +179,7 @@ async fn every_declining_test_card_declines_with_its_code() {
     }
 }
 
-#[tokio::test]
-async fn card_3184_requires_3d_secure_then_complete_action_authorises() {
-    let p = OfflineProvider::new();
+async fn card_3184_requires_3d_secure_then_complete_action_authorises(p: OfflineProvider) {
     let i = intent(&p, 9_900).await;
     let Confirmation::RequiresAction {
         next_action,
@@ -151,37 +203,33 @@ async fn card_3184_requires_3d_secure_then_complete_action_authorises() {
             ..
         })
     ));
-    let authorised = p.complete_action(&i.id).unwrap();
+    let authorised = p.complete_action(&i.id).await.unwrap();
     assert_eq!(authorised.status, IntentStatus::RequiresCapture);
     assert_eq!(authorised.amount_capturable, eur(9_900));
     assert_eq!(authorised.next_action, None);
     // A repeated completion changes nothing.
-    assert_eq!(p.complete_action(&i.id).unwrap(), authorised);
+    assert_eq!(p.complete_action(&i.id).await.unwrap(), authorised);
     let captured = p.capture(&i.id, None, &fresh()).await.unwrap();
     assert_eq!(captured.status, IntentStatus::Succeeded);
 }
 
-#[tokio::test]
-async fn a_failed_3d_secure_declines() {
-    let p = OfflineProvider::new();
+async fn a_failed_3d_secure_declines(p: OfflineProvider) {
     let i = intent(&p, 9_900).await;
     confirm(&p, &i.id, "4000002760003184").await;
-    let failed = p.fail_action(&i.id).unwrap();
+    let failed = p.fail_action(&i.id).await.unwrap();
     assert_eq!(failed.status, IntentStatus::RequiresPaymentMethod);
     assert_eq!(failed.last_decline, Some(DeclineCode::Other));
     assert!(matches!(
-        p.complete_action(&i.id),
+        p.complete_action(&i.id).await,
         Err(ProviderError::UnexpectedState { .. })
     ));
     assert!(matches!(
-        p.complete_action(&IntentId("pi_nope".into())),
+        p.complete_action(&IntentId("pi_nope".into())).await,
         Err(ProviderError::NotFound(_))
     ));
 }
 
-#[tokio::test]
-async fn other_valid_cards_authorise_and_provider_methods_are_refused() {
-    let p = OfflineProvider::new();
+async fn other_valid_cards_authorise_and_provider_methods_are_refused(p: OfflineProvider) {
     let i = intent(&p, 100).await;
     let c = confirm(&p, &i.id, "5555 5555 5555 4444").await;
     assert_eq!(
@@ -201,9 +249,7 @@ async fn other_valid_cards_authorise_and_provider_methods_are_refused() {
     ));
 }
 
-#[tokio::test]
-async fn partial_capture_releases_the_rest_and_cancel_voids_before_capture() {
-    let p = OfflineProvider::new();
+async fn partial_capture_releases_the_rest_and_cancel_voids_before_capture(p: OfflineProvider) {
     let i = intent(&p, 5_000).await;
     confirm(&p, &i.id, "4242424242424242").await;
     assert!(matches!(
@@ -252,9 +298,7 @@ async fn partial_capture_releases_the_rest_and_cancel_voids_before_capture() {
     }
 }
 
-#[tokio::test]
-async fn the_same_key_gives_the_same_result_and_acts_once() {
-    let p = OfflineProvider::new();
+async fn the_same_key_gives_the_same_result_and_acts_once(p: OfflineProvider) {
     let request = CreateIntent {
         amount: eur(5_000),
         order_id: ORDER,
@@ -263,7 +307,7 @@ async fn the_same_key_gives_the_same_result_and_acts_once() {
     let first = p.create_intent(request.clone(), &k).await.unwrap();
     let again = p.create_intent(request.clone(), &k).await.unwrap();
     assert_eq!(first, again);
-    assert_eq!(p.intent_count(), 1);
+    assert_eq!(p.intent_count().await.unwrap(), 1);
     // The same key for another request is refused.
     let other = CreateIntent {
         amount: eur(5_001),
@@ -313,16 +357,15 @@ async fn the_same_key_gives_the_same_result_and_acts_once() {
         p.refund(&first.id, Some(eur(500)), &rk).await.unwrap(),
         refund
     );
-    assert_eq!(p.refunds(), vec![refund]);
+    assert_eq!(p.refunds().await.unwrap(), vec![refund]);
     assert_eq!(
         p.retrieve(&first.id).await.unwrap().amount_refunded,
         eur(500)
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_duplicates_create_one_intent_and_capture_once() {
-    let p = Arc::new(OfflineProvider::new());
+async fn concurrent_duplicates_create_one_intent_and_capture_once(p: OfflineProvider) {
+    let p = Arc::new(p);
     let k = key("order-7-create");
     let tasks: Vec<_> = (0..20)
         .map(|_| {
@@ -347,7 +390,7 @@ async fn concurrent_duplicates_create_one_intent_and_capture_once() {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1);
-    assert_eq!(p.intent_count(), 1);
+    assert_eq!(p.intent_count().await.unwrap(), 1);
 
     let id = ids.remove(0);
     confirm(&p, &id, "4242424242424242").await;
@@ -364,9 +407,7 @@ async fn concurrent_duplicates_create_one_intent_and_capture_once() {
     }
 }
 
-#[tokio::test]
-async fn no_full_card_number_is_kept_and_fingerprints_identify_cards() {
-    let p = OfflineProvider::new();
+async fn no_full_card_number_is_kept_and_fingerprints_identify_cards(p: OfflineProvider) {
     let a = intent(&p, 100).await;
     let b = intent(&p, 100).await;
     let c = intent(&p, 100).await;
@@ -377,16 +418,14 @@ async fn no_full_card_number_is_kept_and_fingerprints_identify_cards() {
     assert_eq!(print(&fa), print(&fb));
     assert_ne!(print(&fa), print(&fc));
     assert!(!print(&fa).contains("4242"));
-    let everything = format!("{p:?}");
+    let everything = everything(&p).await;
     assert!(everything.contains("4242"), "last four are kept");
     for number in ["4242424242424242", "5555555555554444"] {
         assert!(!everything.contains(number), "the full number leaked");
     }
 }
 
-#[tokio::test]
-async fn invalid_requests_are_refused() {
-    let p = OfflineProvider::new();
+async fn invalid_requests_are_refused(p: OfflineProvider) {
     assert!(matches!(
         p.create_intent(
             CreateIntent {
@@ -418,4 +457,99 @@ async fn invalid_requests_are_refused() {
         IdempotencyKey::for_command("capture", id),
         IdempotencyKey::for_command("capture", id)
     );
+}
+
+async fn simulations_act_as_stripe_and_yield_its_events(p: OfflineProvider) {
+    let i = intent(&p, 4_000).await;
+    confirm(&p, &i.id, "4000002760003184").await;
+    let done = p
+        .simulate(Simulation::CompleteAction(i.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(done.intent.status, IntentStatus::RequiresCapture);
+    let body: serde_json::Value = serde_json::from_slice(&done.event.payload).unwrap();
+    assert_eq!(body["type"], "payment_intent.amount_capturable_updated");
+    assert_eq!(body["data"]["object"]["id"], i.id.0.as_str());
+    assert_eq!(body["data"]["object"]["status"], "requires_capture");
+    assert_eq!(
+        body["data"]["object"]["metadata"]["order_id"],
+        ORDER.to_string()
+    );
+    assert!(done.event.id.starts_with("evt_"));
+    assert_eq!(body["id"], done.event.id.as_str());
+
+    let j = intent(&p, 4_000).await;
+    confirm(&p, &j.id, "4000002760003184").await;
+    let failed = p
+        .simulate(Simulation::FailAction(j.id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(failed.event.event_type, "payment_intent.payment_failed");
+    assert_eq!(failed.intent.last_decline, Some(DeclineCode::Other));
+
+    p.capture(&i.id, None, &fresh()).await.unwrap();
+    let refunded = p
+        .simulate(Simulation::DashboardRefund {
+            intent: i.id.clone(),
+            amount: Some(eur(1_500)),
+        })
+        .await
+        .unwrap();
+    assert_eq!(refunded.intent.amount_refunded, eur(1_500));
+    let body: serde_json::Value = serde_json::from_slice(&refunded.event.payload).unwrap();
+    assert_eq!(body["type"], "charge.refunded");
+    assert_eq!(body["data"]["object"]["object"], "charge");
+    assert_eq!(body["data"]["object"]["payment_intent"], i.id.0.as_str());
+    assert_eq!(body["data"]["object"]["amount_refunded"], 1_500);
+    assert_eq!(p.refunds().await.unwrap().len(), 1);
+    let parsed = StripeEvent::parse(&refunded.event.payload).unwrap();
+    assert_eq!(parsed.intent, Some(i.id.clone()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_durable_provider_sees_the_same_intent_for_the_same_key() {
+    let db = emporium_tests::TestDatabase::create(4).await.unwrap();
+    crate::db::migrate(db.pool()).await.unwrap();
+    let request = CreateIntent {
+        amount: eur(1_200),
+        order_id: ORDER,
+    };
+    let k = key("create_intent-restart");
+    let first = OfflineProvider::durable(db.pool().clone());
+    let created = first.create_intent(request.clone(), &k).await.unwrap();
+    let summary = first
+        .confirm(
+            &created.id,
+            card("4242424242424242"),
+            &key("confirm-restart"),
+        )
+        .await
+        .unwrap();
+    drop(first);
+    // "Restarted": a new provider over the same database.
+    let second = OfflineProvider::durable(db.pool().clone());
+    assert_eq!(second.create_intent(request, &k).await.unwrap(), created);
+    assert_eq!(second.intent_count().await.unwrap(), 1);
+    let retrieved = second.retrieve(&created.id).await.unwrap();
+    assert_eq!(retrieved.status, IntentStatus::RequiresCapture);
+    // The fingerprint key is the database's, so the same card keeps its fingerprint.
+    let other = second
+        .create_intent(
+            CreateIntent {
+                amount: eur(50),
+                order_id: ORDER,
+            },
+            &fresh(),
+        )
+        .await
+        .unwrap();
+    let again = second
+        .confirm(&other.id, card("4242424242424242"), &fresh())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.intent().card.as_ref().unwrap().fingerprint,
+        summary.intent().card.as_ref().unwrap().fingerprint
+    );
+    db.drop_database().await.unwrap();
 }
