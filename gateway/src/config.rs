@@ -243,6 +243,10 @@ pub struct HttpSettings {
     /// entry (the one the trusted proxy in front of the gateway appended). Off by
     /// default: without a proxy, clients could pick their own address.
     pub trust_forwarded_for: bool,
+    /// Browser origins allowed to call the API (CORS): `https://shop.example.com`,
+    /// `http://localhost:*` (any port) or `*`. None by default; development allows
+    /// localhost.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -252,6 +256,7 @@ impl Default for HttpSettings {
             port: 8000,
             shutdown_grace_seconds: 20,
             trust_forwarded_for: false,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -532,6 +537,9 @@ pub enum LoadSettingsError {
     /// Production with the development signing key.
     #[error("auth.jwt_secret must be set in production (EMPORIUM_AUTH__JWT_SECRET)")]
     DevelopmentSecretInProduction,
+    /// An entry of `http.cors_allowed_origins` is not an origin.
+    #[error("http.cors_allowed_origins: {0}")]
+    InvalidCorsOrigin(String),
 }
 
 impl Settings {
@@ -591,6 +599,9 @@ impl Settings {
     fn validated(self) -> Result<Self, LoadSettingsError> {
         if self.env == Environment::Production && self.auth.jwt_secret.expose() == DEV_JWT_SECRET {
             return Err(LoadSettingsError::DevelopmentSecretInProduction);
+        }
+        for origin in &self.http.cors_allowed_origins {
+            crate::cors::OriginRule::parse(origin).map_err(LoadSettingsError::InvalidCorsOrigin)?;
         }
         Ok(self)
     }

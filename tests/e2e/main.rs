@@ -9,3 +9,4 @@ mod rate_limits;
 mod shop;
 mod smoke;
 mod smtp;
+mod subscriptions;

@@ -7,12 +7,14 @@
 mod account;
 mod customer;
 pub mod guard;
+pub(crate) mod live;
+mod loaders;
 mod shop;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Object, Schema};
+use async_graphql::{Context, MergedObject, MergedSubscription, Object, Schema};
 
 use crate::auth::{Accounts, Viewer};
 use crate::config::LimitSettings;
@@ -21,7 +23,7 @@ use crate::limits::Guardrails;
 use crate::shop::Shop;
 
 /// The schema type served at `/graphql`.
-pub type ApiSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type ApiSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Root of every query.
 #[derive(Debug, Default, MergedObject)]
@@ -39,6 +41,10 @@ pub struct MutationRoot(
     shop::ShopMutation,
     customer::CustomerMutation,
 );
+
+/// Root of every subscription (served over WebSocket at `/graphql/ws`).
+#[derive(Debug, Default, MergedSubscription)]
+pub struct SubscriptionRoot(live::LiveSubscription);
 
 /// Queries about the platform itself.
 #[derive(Debug, Default)]
@@ -119,7 +125,7 @@ pub fn build_schema(
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot::default(),
     )
     .extension(Guardrails::new(options.limits.clone()));
     if !options.introspection {
@@ -132,6 +138,7 @@ pub fn build_schema(
         builder = builder.data(accounts);
     }
     if let Some(shop) = shop {
+        builder = builder.data(loaders::product_loader(Arc::clone(&shop)));
         builder = builder.data(shop);
     }
     builder.finish()

@@ -366,7 +366,7 @@ impl Shop {
     }
 
     /// Published products by id, in no particular order (one query).
-    pub(super) async fn products_by_id(&self, ids: &[Uuid]) -> Result<Vec<ProductRow>, ApiError> {
+    pub(crate) async fn products_by_id(&self, ids: &[Uuid]) -> Result<Vec<ProductRow>, ApiError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
