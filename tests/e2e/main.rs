@@ -5,6 +5,7 @@ mod attacks;
 mod auth;
 mod helpers;
 mod inbox;
+mod plumbing;
 mod rate_limits;
 mod shop;
 mod smoke;
