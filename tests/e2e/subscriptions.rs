@@ -24,6 +24,29 @@ use uuid::Uuid;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
+/// A second gateway replica on the same database and stream, without a backbone of
+/// its own (the first app's relay and projections serve both): its address, and a
+/// sender that stops it.
+async fn replica(
+    app: &TestApp,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let mut settings = app.settings.clone();
+    settings.backbone.in_process = false;
+    let replica = emporium_gateway::app::Application::build(settings, false)
+        .await
+        .expect("replica builds");
+    let address = format!("http://{}", replica.local_addr().expect("bound"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(replica.run_until(async {
+        let _ = rx.await;
+    }));
+    (address, tx, server)
+}
+
 const WAIT: Duration = Duration::from_secs(30);
 const UPDATE_FIELDS: &str = "orderId status step at currentStatus order { id status }";
 
@@ -40,7 +63,11 @@ struct Ws {
 
 impl Ws {
     async fn connect(app: &TestApp) -> Self {
-        let url = format!("{}/graphql/ws", app.address.replacen("http://", "ws://", 1));
+        Self::connect_to(&app.address).await
+    }
+
+    async fn connect_to(address: &str) -> Self {
+        let url = format!("{}/graphql/ws", address.replacen("http://", "ws://", 1));
         let mut request = url.into_client_request().expect("request");
         request.headers_mut().insert(
             "sec-websocket-protocol",
@@ -221,7 +248,7 @@ async fn customer(app: &TestApp, email: &str) -> (String, Uuid) {
 }
 
 /// Waits until `n` subscriptions to `feed` have read their starting point in this
-/// process (each e2e test runs in a process of its own under nextest): from then on
+/// process (both replicas of a test share it) (each e2e test runs in a process of its own under nextest): from then on
 /// nothing they should see can be missed.
 async fn started(app: &TestApp, feed: &str, n: u64) {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -553,5 +580,62 @@ async fn subscriptions_obey_the_query_shape_limits() {
     );
     assert_eq!(refused["errors"][0]["extensions"]["limit"], "depth");
     ws.complete("deep").await;
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_replica_without_a_backbone_serves_subscriptions_from_the_same_feed() {
+    let app = spawn_app().await;
+    let (access, user) = customer(&app, "ada@example.com").await;
+    let (address, stop, server) = replica(&app).await;
+    let mut ws = Ws::connect_to(&address).await;
+    ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {access}") } }))
+        .await;
+    match ws.recv().await {
+        Incoming::Json(v) => assert_eq!(v["type"], "connection_ack", "{v}"),
+        other => panic!("not acknowledged: {other:?}"),
+    }
+    ws.subscribe(
+        "all",
+        &format!("subscription {{ myOrderUpdates {{ {UPDATE_FIELDS} }} }}"),
+        json!({}),
+    )
+    .await;
+    ws.subscribe(
+        "inbox",
+        "subscription { myNotifications { kind orderId } }",
+        json!({}),
+    )
+    .await;
+    started(&app, "orders", 1).await;
+    started(&app, "notifications", 1).await;
+    // The change is projected by the first app's backbone; the replica hears the
+    // checkpoint through PostgreSQL.
+    let orders = Orders::new(&app).await;
+    let order = orders.place(user).await;
+    let mut got = (false, false);
+    while got != (true, true) {
+        match ws.recv().await {
+            Incoming::Json(v) if v["type"] == "next" && v["id"] == "all" => {
+                let update = &v["payload"]["data"]["myOrderUpdates"];
+                assert_eq!(update["orderId"], order.to_string(), "{v}");
+                assert_eq!(update["step"], "pending");
+                got.0 = true;
+            }
+            Incoming::Json(v) if v["type"] == "next" && v["id"] == "inbox" => {
+                assert_eq!(
+                    v["payload"]["data"]["myNotifications"]["kind"], "order_placed",
+                    "{v}"
+                );
+                got.1 = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let _ = stop.send(());
+    server
+        .await
+        .expect("replica task")
+        .expect("replica stopped");
     app.teardown().await;
 }
