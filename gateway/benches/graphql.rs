@@ -127,24 +127,40 @@ where
         in_flight.fetch_add(1, Ordering::Relaxed);
         tasks.push(tokio::spawn(async move {
             let result = tokio::time::timeout(Duration::from_secs(seconds + 5), async {
-                let response = request.send().await.ok()?;
-                let ok = response.status().is_success();
-                let body: Value = response.json().await.ok()?;
-                Some(ok && body.get("errors").is_none())
+                let response = request.send().await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                let body: Value = response.json().await.map_err(|e| e.to_string())?;
+                if status.is_success() && body.get("errors").is_none() {
+                    Ok(())
+                } else {
+                    Err(format!("{status}: {body}"))
+                }
             })
-            .await;
+            .await
+            .unwrap_or_else(|_| Err("timed out".to_owned()));
             in_flight.fetch_sub(1, Ordering::Relaxed);
             // Measured from the slot it was due in, not from when it was sent.
-            (matches!(result, Ok(Some(true))), due.elapsed())
+            (result, due.elapsed())
         }));
     }
     let mut latencies = Vec::with_capacity(total);
     let mut failed = 0;
+    let mut first_error = None;
     for task in tasks {
         match task.await {
-            Ok((true, latency)) => latencies.push(latency),
-            _ => failed += 1,
+            Ok((Ok(()), latency)) => latencies.push(latency),
+            Ok((Err(e), _)) => {
+                failed += 1;
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert(e.to_string());
+            }
         }
+    }
+    if let Some(e) = first_error {
+        eprintln!("first failure: {}", e.chars().take(300).collect::<String>());
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
@@ -305,6 +321,8 @@ fn main() -> anyhow::Result<()> {
         settings.nats.url = SecretUrl::new(nats_url());
         settings.nats.stream_prefix = unique_prefix();
         settings.limits.rate.enabled = false;
+        // The demo seed prices everything in USD.
+        settings.shop.currency = "USD".to_owned();
         settings.log.filter = "error".to_owned();
         emporium_gateway::telemetry::init_tracing(settings.log_format(), &settings.log.filter);
         let app = Application::build(settings, true).await?;
