@@ -281,7 +281,8 @@ impl Application {
 
 fn router(state: AppState, webhooks: Router<AppState>) -> Router {
     let max_body = state.settings.limits.max_body_bytes;
-    Router::new()
+    let cors = crate::cors::layer(&state.settings.http.cors_allowed_origins);
+    let router = Router::new()
         .merge(webhooks)
         .route(
             "/graphql",
@@ -289,11 +290,15 @@ fn router(state: AppState, webhooks: Router<AppState>) -> Router {
                 .post(http::post)
                 .layer(DefaultBodyLimit::max(max_body)),
         )
+        .route("/graphql/ws", get(crate::ws::subscriptions))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .layer(middleware::from_fn(track_requests))
-        .with_state(state)
+        .layer(middleware::from_fn(track_requests));
+    match cors {
+        Some(cors) => router.layer(cors).with_state(state),
+        None => router.with_state(state),
+    }
 }
 
 /// Counts requests and their latency per matched route (never the raw path: its

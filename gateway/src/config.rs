@@ -340,6 +340,10 @@ pub struct HttpSettings {
     /// entry (the one the trusted proxy in front of the gateway appended). Off by
     /// default: without a proxy, clients could pick their own address.
     pub trust_forwarded_for: bool,
+    /// Browser origins allowed to call the API (CORS): `https://shop.example.com`,
+    /// `http://localhost:*` (any port) or `*`. None by default; development allows
+    /// localhost.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -349,6 +353,7 @@ impl Default for HttpSettings {
             port: 8000,
             shutdown_grace_seconds: 20,
             trust_forwarded_for: false,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -639,6 +644,9 @@ pub enum LoadSettingsError {
         "payments.provider = \"stripe\" needs payments.stripe.secret_key (EMPORIUM_PAYMENTS__STRIPE__SECRET_KEY)"
     )]
     StripeKeyMissing,
+    /// An entry of `http.cors_allowed_origins` is not an origin.
+    #[error("http.cors_allowed_origins: {0}")]
+    InvalidCorsOrigin(String),
 }
 
 impl Settings {
@@ -714,6 +722,9 @@ impl Settings {
                 .is_none_or(|k| k.expose().is_empty())
         {
             return Err(LoadSettingsError::StripeKeyMissing);
+        }
+        for origin in &self.http.cors_allowed_origins {
+            crate::cors::OriginRule::parse(origin).map_err(LoadSettingsError::InvalidCorsOrigin)?;
         }
         Ok(self)
     }

@@ -127,7 +127,13 @@ pub(crate) async fn get(
         if state.settings.env == Environment::Production {
             return StatusCode::NOT_FOUND.into_response();
         }
-        return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
+        return Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql/ws")
+                .finish(),
+        )
+        .into_response();
     };
     let request = match async_graphql::http::parse_query_string(&raw) {
         Ok(request) => request,
@@ -212,7 +218,13 @@ async fn run(
             request.data.insert(token.clone());
         }
     }
-    let response = state.schema.execute_batch(batch).await;
+    // The operation joins the caller's trace (W3C `traceparent`), and every command
+    // it dispatches carries it into the event store and onto the bus.
+    let trace = crate::tracecontext::TraceContext::for_request(
+        headers.get("traceparent").and_then(|v| v.to_str().ok()),
+        headers.get("tracestate").and_then(|v| v.to_str().ok()),
+    );
+    let response = crate::tracecontext::scope(trace, state.schema.execute_batch(batch)).await;
     respond(&response)
 }
 

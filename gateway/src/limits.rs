@@ -9,8 +9,15 @@
 //! - errors without a code get one (`GRAPHQL_PARSE_FAILED`,
 //!   `GRAPHQL_VALIDATION_FAILED`, `BAD_USER_INPUT` for field arguments, else
 //!   `BAD_REQUEST`);
-//! - each operation gets a span and `emporium_graphql_operations_total{operation_type,
-//!   status}` plus a latency histogram.
+//! - each operation gets a span (`graphql.operation`, with the W3C trace id the
+//!   request joined, see [`crate::tracecontext`]) and
+//!   `emporium_graphql_operations_total{operation, operation_type, status}` plus
+//!   `emporium_graphql_operation_duration_seconds{operation, operation_type, status}`.
+//!   `operation` names the operation by its root fields (`products`,
+//!   `addToCart`, `me,products`), known only once validation has accepted them, so
+//!   its values are bounded by the schema: a client-chosen operation name never
+//!   becomes a label. A document that fails before validation is `invalid`; a
+//!   selection of more than three root fields is `(multiple)`.
 //!
 //! Batch size and body size are limited in [`crate::http`], before any parsing of
 //! GraphQL.
@@ -78,6 +85,56 @@ impl Shape {
     }
 }
 
+/// The most root fields an `operation` label names.
+const MAX_LABELLED_FIELDS: usize = 3;
+
+fn collect_root_fields<'a>(
+    doc: &'a ExecutableDocument,
+    set: &'a SelectionSet,
+    names: &mut Vec<&'a str>,
+    depth: usize,
+) {
+    // Fragments nest; a cycle is a validation error, so stop early rather than loop.
+    if depth > 8 {
+        return;
+    }
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(field) => names.push(field.node.name.node.as_str()),
+            Selection::InlineFragment(inline) => {
+                collect_root_fields(doc, &inline.node.selection_set.node, names, depth + 1);
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = doc.fragments.get(&spread.node.fragment_name.node) {
+                    collect_root_fields(doc, &fragment.node.selection_set.node, names, depth + 1);
+                }
+            }
+        }
+    }
+}
+
+/// The metrics label of the operation `name` selects in `doc`: its root fields,
+/// sorted, comma-separated.
+pub(crate) fn operation_label(doc: &ExecutableDocument, name: Option<&str>) -> String {
+    let operation = match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    let Some(operation) = operation else {
+        return "invalid".to_owned();
+    };
+    let mut names = Vec::new();
+    collect_root_fields(doc, &operation.node.selection_set.node, &mut names, 0);
+    names.sort_unstable();
+    names.dedup();
+    if names.len() > MAX_LABELLED_FIELDS {
+        return "(multiple)".to_owned();
+    }
+    names.join(",")
+}
+
 /// The type of the operation `name` selects in `doc` (the only one when unnamed).
 pub(crate) fn operation_type(
     doc: &ExecutableDocument,
@@ -131,6 +188,9 @@ impl ExtensionFactory for Guardrails {
 struct State {
     operation_name: Option<String>,
     operation_type: Option<OperationType>,
+    /// The root fields, once parsed; a label only once validation accepted them.
+    root_fields: Option<String>,
+    validated: bool,
     executed: bool,
 }
 
@@ -157,17 +217,29 @@ fn set_code_if_missing(error: &mut ServerError, code: &str) {
 #[async_trait::async_trait]
 impl Extension for Guardrail {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let trace = crate::tracecontext::current();
         let span = tracing::info_span!(
             "graphql.operation",
             otel.kind = "server",
             operation_type = tracing::field::Empty,
             operation_name = tracing::field::Empty,
+            operation = tracing::field::Empty,
+            trace_id = trace
+                .as_ref()
+                .map(crate::tracecontext::TraceContext::trace_id),
+            span_id = trace
+                .as_ref()
+                .map(crate::tracecontext::TraceContext::span_id),
         );
         let started = Instant::now();
         let mut response = next.run(ctx).instrument(span).await;
-        let (operation_type, executed) = {
-            let state = self.state();
-            (type_label(state.operation_type), state.executed)
+        let (operation_type, operation, executed) = {
+            let mut state = self.state();
+            let operation = match (state.validated, state.root_fields.take()) {
+                (true, Some(fields)) => fields,
+                _ => "invalid".to_owned(),
+            };
+            (type_label(state.operation_type), operation, state.executed)
         };
         for error in &mut response.errors {
             let code = if error.path.is_empty() {
@@ -182,10 +254,20 @@ impl Extension for Guardrail {
             (false, true) => "error",
             (false, false) => "rejected",
         };
-        metrics::counter!("emporium_graphql_operations_total", "operation_type" => operation_type, "status" => status)
-            .increment(1);
-        metrics::histogram!("emporium_graphql_operation_duration_seconds", "operation_type" => operation_type)
-            .record(started.elapsed().as_secs_f64());
+        metrics::counter!(
+            "emporium_graphql_operations_total",
+            "operation" => operation.clone(),
+            "operation_type" => operation_type,
+            "status" => status
+        )
+        .increment(1);
+        metrics::histogram!(
+            "emporium_graphql_operation_duration_seconds",
+            "operation" => operation,
+            "operation_type" => operation_type,
+            "status" => status
+        )
+        .record(started.elapsed().as_secs_f64());
         response
     }
 
@@ -213,6 +295,7 @@ impl Extension for Guardrail {
         {
             let mut state = self.state();
             state.operation_type = operation_type(&doc, state.operation_name.as_deref());
+            state.root_fields = Some(operation_label(&doc, state.operation_name.as_deref()));
             let span = tracing::Span::current();
             span.record("operation_type", type_label(state.operation_type));
             if let Some(name) = &state.operation_name {
@@ -251,6 +334,13 @@ impl Extension for Guardrail {
             }
             errors
         })?;
+        {
+            let mut state = self.state();
+            state.validated = true;
+            if let Some(fields) = &state.root_fields {
+                tracing::Span::current().record("operation", fields.as_str());
+            }
+        }
         let limits = &self.limits;
         if result.depth > limits.max_depth {
             return Err(vec![
@@ -306,6 +396,20 @@ mod tests {
                 directives: 7
             }
         );
+    }
+
+    #[test]
+    fn labels_operations_by_their_root_fields() {
+        let doc = parse_query(
+            "query A { products { nodes { id } } me { id } ...F } fragment F on QueryRoot { version }
+             mutation B { addToCart(sku: \"X\", quantity: 1) { id } }",
+        )
+        .unwrap();
+        assert_eq!(operation_label(&doc, Some("A")), "me,products,version");
+        assert_eq!(operation_label(&doc, Some("B")), "addToCart");
+        assert_eq!(operation_label(&doc, None), "invalid");
+        let many = parse_query("{ a b c d }").unwrap();
+        assert_eq!(operation_label(&many, None), "(multiple)");
     }
 
     #[test]

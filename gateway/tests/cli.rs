@@ -361,7 +361,7 @@ mod backbone {
             .unwrap();
         let (stdout, stderr) = text(&output);
         assert!(output.status.success(), "{stderr}");
-        assert!(stdout.contains("rebuilt catalog v1"), "{stdout}");
+        assert!(stdout.contains("rebuilt catalog v2"), "{stdout}");
         let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM catalog_products")
             .fetch_one(db.pool())
             .await

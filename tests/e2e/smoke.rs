@@ -32,7 +32,10 @@ async fn health_readiness_metrics_and_graphql_answer() {
         "{text}"
     );
     assert!(
-        text.contains(r#"emporium_graphql_operations_total{operation_type="query",status="ok"}"#),
+        text.lines()
+            .any(|l| l.starts_with("emporium_graphql_operations_total{")
+                && l.contains(r#"operation_type="query""#)
+                && l.contains(r#"status="ok""#)),
         "{text}"
     );
 

@@ -213,7 +213,11 @@ impl Accounts {
     }
 
     fn metadata(&self, actor: Uuid) -> EventMetadata {
-        EventMetadata::new(Uuid::new_v4(), Actor::User(actor), self.clock.now())
+        crate::tracecontext::stamp(EventMetadata::new(
+            Uuid::new_v4(),
+            Actor::User(actor),
+            self.clock.now(),
+        ))
     }
 
     /// Counts a hit against a quota; fails open (logged) when the store is down.
@@ -313,9 +317,22 @@ impl Accounts {
     /// # Errors
     /// `UNAUTHENTICATED` for any invalid, expired, mistyped or revoked token.
     pub async fn authenticate(&self, token: &str) -> Result<Viewer, ApiError> {
+        Ok(self.authenticate_for(token).await?.0)
+    }
+
+    /// [`Accounts::authenticate`], with how much longer the token stays valid (for
+    /// connections that outlive a request: subscriptions end when it runs out).
+    ///
+    /// # Errors
+    /// As [`Accounts::authenticate`].
+    pub async fn authenticate_for(
+        &self,
+        token: &str,
+    ) -> Result<(Viewer, std::time::Duration), ApiError> {
+        let now = self.clock.now();
         let claims = self
             .tokens
-            .decode(token, TokenType::Access, self.clock.now())
+            .decode(token, TokenType::Access, now)
             .map_err(|e| {
                 tracing::debug!(reason = %e, "access token refused");
                 ApiError::Unauthenticated
@@ -326,11 +343,15 @@ impl Accounts {
         {
             return Err(ApiError::Unauthenticated);
         }
-        Ok(Viewer {
-            user_id: claims.sub,
-            role: claims.role.unwrap_or_default(),
-            session_id: claims.sid,
-        })
+        let left = u64::try_from(claims.exp.saturating_sub(now.timestamp())).unwrap_or(0);
+        Ok((
+            Viewer {
+                user_id: claims.sub,
+                role: claims.role.unwrap_or_default(),
+                session_id: claims.sid,
+            },
+            std::time::Duration::from_secs(left),
+        ))
     }
 
     /// Creates a customer account, mails a verification link and signs in.

@@ -6,12 +6,14 @@
 //! answered exactly like a missing one (`NOT_FOUND`). Inputs carry no owner, status,
 //! price or verified-purchase flag; those come from the viewer and the read models.
 
-use async_graphql::{Context, Enum, ID, Json, Object, SimpleObject};
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{ComplexObject, Context, Enum, ID, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::ContextExt;
-use super::shop::{Money, PageInfo};
+use super::loaders::ProductLoader;
+use super::shop::{Money, PageInfo, Product};
 use crate::error::ApiError;
 use crate::shop::{InboxCounts, NotificationRow, OrderPage, OrderRow, ReviewRow};
 
@@ -98,7 +100,7 @@ pub(crate) enum OrderStatus {
 }
 
 impl OrderStatus {
-    fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         match s {
             "pending" => Self::Pending,
             "reserved" => Self::Reserved,
@@ -115,11 +117,14 @@ impl OrderStatus {
 
 /// A line of an order, as it was sold.
 #[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
 pub(crate) struct OrderLine {
     /// The SKU.
     sku: String,
     /// The catalogue product.
     product_id: ID,
+    #[graphql(skip)]
+    product_uuid: Uuid,
     /// The product's name at the time of sale.
     name: String,
     /// Units.
@@ -201,6 +206,7 @@ impl From<OrderRow> for Order {
                 .map(|l| OrderLine {
                     sku: l.sku.as_str().to_owned(),
                     product_id: ID(l.product_id.to_string()),
+                    product_uuid: l.product_id,
                     name: l.name,
                     quantity: i64::from(l.quantity.get()),
                     unit_price: Money::new(l.unit_price.amount_minor(), c),
@@ -302,11 +308,14 @@ impl ReviewStatus {
 
 /// A product review (its author is not named).
 #[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
 pub(crate) struct Review {
     /// The review id.
     id: ID,
     /// The product reviewed.
     product_id: ID,
+    #[graphql(skip)]
+    product_uuid: Uuid,
     /// Stars, 1 to 5.
     rating: i32,
     /// Headline.
@@ -330,6 +339,7 @@ impl From<ReviewRow> for Review {
         Self {
             id: ID(r.review_id.to_string()),
             product_id: ID(r.product_id.to_string()),
+            product_uuid: r.product_id,
             rating: r.rating,
             title: r.title,
             body: r.body,
@@ -339,6 +349,35 @@ impl From<ReviewRow> for Review {
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
+    }
+}
+
+/// The catalogue product `id` as the viewer may see it now (null once it left the
+/// catalogue, or is not for sale and the viewer is not staff), through the request's
+/// [`ProductLoader`]: every such field of a response is one query.
+async fn current_product(ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Option<Product>> {
+    let loader = ctx
+        .data::<DataLoader<ProductLoader>>()
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("product loader missing")))?;
+    let staff = ctx.request_context()?.viewer.is_some_and(|v| v.is_staff());
+    let row = loader.load_one(id).await.map_err(|e| e.to_graphql())?;
+    Ok(row.filter(|p| p.published || staff).map(Product::from))
+}
+
+#[ComplexObject]
+impl OrderLine {
+    /// The product as the catalogue shows it now (null once it is no longer for
+    /// sale); `name` and `unitPrice` are what was sold.
+    async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
+        current_product(ctx, self.product_uuid).await
+    }
+}
+
+#[ComplexObject]
+impl Review {
+    /// The product reviewed (null once it is no longer for sale).
+    async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Product>> {
+        current_product(ctx, self.product_uuid).await
     }
 }
 

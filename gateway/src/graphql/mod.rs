@@ -9,13 +9,15 @@ mod addresses;
 mod customer;
 pub mod guard;
 mod payments;
+pub(crate) mod live;
+mod loaders;
 mod shop;
 mod staff;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Object, Schema};
+use async_graphql::{Context, MergedObject, MergedSubscription, Object, Schema};
 
 use crate::auth::{Accounts, Viewer};
 use crate::config::LimitSettings;
@@ -24,7 +26,7 @@ use crate::limits::Guardrails;
 use crate::shop::Shop;
 
 /// The schema type served at `/graphql`.
-pub type ApiSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type ApiSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// Root of every query.
 #[derive(Debug, Default, MergedObject)]
@@ -56,6 +58,9 @@ pub struct BackOfficeQuery(addresses::AddressQuery, staff::StaffQuery);
 pub struct BackOfficeMutation(addresses::AddressMutation, staff::StaffMutation);
 
 pub(crate) use shop::CartToken;
+/// Root of every subscription (served over WebSocket at `/graphql/ws`).
+#[derive(Debug, Default, MergedSubscription)]
+pub struct SubscriptionRoot(live::LiveSubscription);
 
 /// Queries about the platform itself.
 #[derive(Debug, Default)]
@@ -136,7 +141,7 @@ pub fn build_schema(
     let mut builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot::default(),
     )
     .extension(Guardrails::new(options.limits.clone()));
     if !options.introspection {
@@ -150,6 +155,7 @@ pub fn build_schema(
     }
     if let Some(shop) = shop {
         builder = builder.data(Arc::new(crate::staff::Staff::new(Arc::clone(&shop))));
+        builder = builder.data(loaders::product_loader(Arc::clone(&shop)));
         builder = builder.data(shop);
     }
     builder.finish()

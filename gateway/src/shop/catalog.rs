@@ -204,6 +204,73 @@ fn escape_like(s: &str) -> String {
     out
 }
 
+/// The listing query (one statement whatever the filter and sort), after `prefix`
+/// (`EXPLAIN ...` in the index tests). It orders by the sort key then the product id,
+/// both in the sort's direction: exactly the column order of the catalog projection's
+/// listing indexes, so a page is an index range scan that stops after `first + 1`
+/// rows, with no sort.
+fn listing_query<'a>(
+    prefix: &str,
+    filter: &'a ProductFilter,
+    sort: ProductSort,
+    first: i64,
+    after: Option<&'a Cursor>,
+    include_unpublished: bool,
+) -> QueryBuilder<'a, Postgres> {
+    let (key, key_type, ascending) = sort.key();
+    let mut q = QueryBuilder::<Postgres>::new(format!(
+        "{prefix}SELECT {PRODUCT_COLUMNS}, ({key})::text AS sort_key FROM catalog_products p WHERE true"
+    ));
+    if !include_unpublished {
+        q.push(" AND p.published");
+    }
+    if let Some(category) = filter.category_id {
+        // `category_ids` holds the product's category and its ancestors.
+        q.push(" AND p.category_ids @> ARRAY[")
+            .push_bind(category)
+            .push("]::uuid[]");
+    }
+    if let Some(min) = filter.min_price_minor {
+        q.push(" AND p.min_price_minor >= ").push_bind(min);
+    }
+    if let Some(max) = filter.max_price_minor {
+        q.push(" AND p.min_price_minor <= ").push_bind(max);
+    }
+    if let Some(in_stock) = filter.in_stock {
+        q.push(" AND p.in_stock = ").push_bind(in_stock);
+    }
+    if !filter.tags.is_empty() {
+        q.push(" AND p.tags @> ")
+            .push_bind(filter.tags.clone())
+            .push("::text[]");
+    }
+    if let Some(search) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let pattern = escape_like(search);
+        q.push(" AND (p.name ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR p.description ILIKE ")
+            .push_bind(pattern)
+            .push(")");
+    }
+    if let Some(cursor) = &after {
+        let op = if ascending { ">" } else { "<" };
+        q.push(format!(" AND (({key}), p.product_id) {op} ("))
+            .push_bind(cursor.k.clone())
+            .push(format!("::{key_type}, "))
+            .push_bind(cursor.i)
+            .push(")");
+    }
+    let dir = if ascending { "ASC" } else { "DESC" };
+    q.push(format!(" ORDER BY {key} {dir}, p.product_id {dir} LIMIT "))
+        .push_bind(first + 1);
+    q
+}
+
 impl Shop {
     /// One page of products: one query, whatever the filter and sort.
     ///
@@ -225,57 +292,7 @@ impl Shop {
             ));
         }
         let after = after.map(|a| Cursor::decode(a, sort)).transpose()?;
-        let (key, key_type, ascending) = sort.key();
-        let mut q = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {PRODUCT_COLUMNS}, ({key})::text AS sort_key FROM catalog_products p WHERE true"
-        ));
-        if !include_unpublished {
-            q.push(" AND p.published");
-        }
-        if let Some(category) = filter.category_id {
-            // `category_ids` holds the product's category and its ancestors.
-            q.push(" AND p.category_ids @> ARRAY[")
-                .push_bind(category)
-                .push("]::uuid[]");
-        }
-        if let Some(min) = filter.min_price_minor {
-            q.push(" AND p.min_price_minor >= ").push_bind(min);
-        }
-        if let Some(max) = filter.max_price_minor {
-            q.push(" AND p.min_price_minor <= ").push_bind(max);
-        }
-        if let Some(in_stock) = filter.in_stock {
-            q.push(" AND p.in_stock = ").push_bind(in_stock);
-        }
-        if !filter.tags.is_empty() {
-            q.push(" AND p.tags @> ")
-                .push_bind(filter.tags.clone())
-                .push("::text[]");
-        }
-        if let Some(search) = filter
-            .search
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            let pattern = escape_like(search);
-            q.push(" AND (p.name ILIKE ")
-                .push_bind(pattern.clone())
-                .push(" OR p.description ILIKE ")
-                .push_bind(pattern)
-                .push(")");
-        }
-        if let Some(cursor) = &after {
-            let op = if ascending { ">" } else { "<" };
-            q.push(format!(" AND (({key}), p.product_id) {op} ("))
-                .push_bind(cursor.k.clone())
-                .push(format!("::{key_type}, "))
-                .push_bind(cursor.i)
-                .push(")");
-        }
-        let dir = if ascending { "ASC" } else { "DESC" };
-        q.push(format!(" ORDER BY {key} {dir}, p.product_id {dir} LIMIT "))
-            .push_bind(first + 1);
+        let mut q = listing_query("", filter, sort, first, after.as_ref(), include_unpublished);
         let mut rows: Vec<ListedRow> =
             q.build_query_as()
                 .fetch_all(&self.pool)
@@ -368,7 +385,7 @@ impl Shop {
     }
 
     /// Published products by id, in no particular order (one query).
-    pub(super) async fn products_by_id(&self, ids: &[Uuid]) -> Result<Vec<ProductRow>, ApiError> {
+    pub(crate) async fn products_by_id(&self, ids: &[Uuid]) -> Result<Vec<ProductRow>, ApiError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -411,6 +428,102 @@ mod tests {
         assert_eq!(Cursor::decode(&raw, ProductSort::Newest).unwrap().k, c.k);
         assert!(Cursor::decode(&raw, ProductSort::Name).is_err());
         assert!(Cursor::decode("garbage!", ProductSort::Name).is_err());
+    }
+
+    /// Every node of an `EXPLAIN (FORMAT JSON)` plan.
+    fn nodes(plan: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+        out.push(plan.clone());
+        for child in plan["Plans"].as_array().into_iter().flatten() {
+            nodes(child, out);
+        }
+    }
+
+    /// Over 10,000 published products, each listing order (first page and a later
+    /// page) is an index scan on its own index with no sort node.
+    #[tokio::test]
+    async fn every_listing_order_is_an_index_scan_without_a_sort() {
+        use std::sync::Arc;
+
+        let db = emporium_tests::TestDatabase::create(2).await.unwrap();
+        crate::db::prepare(db.url(), db.pool()).await.unwrap();
+        emporium_projections::projection::rebuild::rebuild(
+            db.pool(),
+            Arc::new(emporium_projections::views::CatalogProjection),
+            100,
+        )
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO catalog_products
+                 (product_id, sku, slug, name, description, category_id, currency, price_minor,
+                  min_price_minor, max_price_minor, rating_count, rating_sum, published,
+                  created_at, updated_at)
+             SELECT gen_random_uuid(), 'SKU-' || i, 'p-' || i, 'Product ' || md5(i::text), '',
+                    gen_random_uuid(), 'EUR', 100 + (i * 7919) % 100000, 100 + (i * 7919) % 100000,
+                    100 + (i * 7919) % 100000, i % 7, (i % 7) * (1 + i % 5), true,
+                    now() - make_interval(secs => i), now()
+             FROM generate_series(1, 10000) AS i",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        sqlx::query("ANALYZE catalog_products")
+            .execute(db.pool())
+            .await
+            .unwrap();
+
+        let filter = ProductFilter::default();
+        for (sort, index) in [
+            (ProductSort::Newest, "catalog_products_newest"),
+            (ProductSort::PriceAsc, "catalog_products_price"),
+            (ProductSort::PriceDesc, "catalog_products_price"),
+            (ProductSort::Rating, "catalog_products_rating"),
+            (ProductSort::Name, "catalog_products_name"),
+        ] {
+            // A cursor from the middle of the listing, as a client would hold it.
+            let rows: Vec<ListedRow> = listing_query("", &filter, sort, 5_000, None, false)
+                .build_query_as()
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+            let last = rows.last().unwrap();
+            let cursor = Cursor {
+                s: sort,
+                k: last.sort_key.clone(),
+                i: last.product.product_id,
+            };
+            for after in [None, Some(&cursor)] {
+                let (plan,): (sqlx::types::Json<serde_json::Value>,) =
+                    listing_query("EXPLAIN (FORMAT JSON) ", &filter, sort, 20, after, false)
+                        .build_query_as()
+                        .fetch_one(db.pool())
+                        .await
+                        .unwrap();
+                let mut all = Vec::new();
+                nodes(&plan.0[0]["Plan"], &mut all);
+                let types: Vec<&str> = all.iter().filter_map(|n| n["Node Type"].as_str()).collect();
+                assert!(
+                    !types.iter().any(|t| t.contains("Sort")),
+                    "{sort:?} (cursor: {}): {types:?}",
+                    after.is_some()
+                );
+                let scan = all
+                    .iter()
+                    .find(|n| n["Node Type"] == "Index Scan")
+                    .unwrap_or_else(|| panic!("{sort:?}: no index scan in {types:?}"));
+                assert_eq!(scan["Index Name"], index, "{sort:?}");
+                if after.is_some() {
+                    // The cursor bounds the scan, rather than filtering it.
+                    assert!(
+                        scan["Index Cond"]
+                            .as_str()
+                            .is_some_and(|c| c.contains("product_id")),
+                        "{sort:?}: {scan}"
+                    );
+                }
+            }
+        }
+        drop(db.drop_database().await);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod cart;
 mod catalog;
 mod guest;
 mod inbox;
+mod live;
 mod orders;
 mod reviews;
 mod wishlist;
@@ -35,7 +36,8 @@ pub(crate) use cart::{CartState, Shopper, parse_quantity};
 pub(crate) use catalog::{CategoryRow, ProductFilter, ProductRow, ProductSort};
 pub(crate) use guest::{key_for as guest_key_for, mint as mint_guest_token};
 pub(crate) use inbox::{InboxCounts, NotificationRow};
-pub(crate) use orders::{COLUMNS as ORDER_COLUMNS, OrderPage, OrderRow};
+pub(crate) use live::{Live, OrderUpdate};
+pub(crate) use orders::{COLUMNS as ORDER_COLUMNS, OrderPage, OrderRow, StatusChange};
 pub(crate) use reviews::ReviewRow;
 pub(crate) use wishlist::WishlistEntry;
 
@@ -56,6 +58,8 @@ pub struct Shop {
     clock: Arc<dyn Clock>,
     currency: Currency,
     read_your_writes: Duration,
+    /// The change feeds subscriptions follow.
+    live: Live,
 }
 
 impl std::fmt::Debug for Shop {
@@ -80,11 +84,12 @@ impl Shop {
             wishlists: Dispatcher::new(pool.clone(), Loading::Replay),
             inboxes: Dispatcher::new(pool.clone(), Loading::Replay),
             reviews: Dispatcher::new(pool.clone(), Loading::Replay),
-            pool,
+            pool: pool.clone(),
             watch: OnceCell::new(),
             clock,
             currency,
             read_your_writes: settings.backbone.read_your_writes_timeout(),
+            live: Live::new(pool),
         })
     }
 
@@ -104,8 +109,17 @@ impl Shop {
         self.clock.now()
     }
 
+    /// The change feeds subscriptions follow.
+    pub(crate) fn live(&self) -> &Live {
+        &self.live
+    }
+
     fn metadata(&self, user_id: Uuid) -> EventMetadata {
-        EventMetadata::new(Uuid::new_v4(), Actor::User(user_id), self.clock.now())
+        crate::tracecontext::stamp(EventMetadata::new(
+            Uuid::new_v4(),
+            Actor::User(user_id),
+            self.clock.now(),
+        ))
     }
 
     /// Waits until `projection` has applied the event at `position` (nothing to wait

@@ -67,9 +67,13 @@ CREATE TABLE catalog_products (
 );
 CREATE UNIQUE INDEX catalog_products_slug ON catalog_products (slug);
 CREATE INDEX catalog_products_old_slugs ON catalog_products USING gin (old_slugs);
-CREATE INDEX catalog_products_newest ON catalog_products (created_at DESC, product_id) WHERE published;
+-- One index per storefront listing order, each exactly the listing's ORDER BY (key,
+-- then product id, same direction; PRICE_DESC scans the price index backwards), so a
+-- keyset page is an index range scan with no sort (v2; see gateway/src/shop/catalog.rs).
+CREATE INDEX catalog_products_newest ON catalog_products (created_at DESC, product_id DESC) WHERE published;
 CREATE INDEX catalog_products_price ON catalog_products (min_price_minor, product_id) WHERE published;
-CREATE INDEX catalog_products_rating ON catalog_products (rating_average DESC NULLS LAST, product_id) WHERE published;
+CREATE INDEX catalog_products_rating ON catalog_products ((coalesce(rating_average, -1)) DESC, product_id DESC) WHERE published;
+CREATE INDEX catalog_products_name ON catalog_products (name, product_id) WHERE published;
 CREATE INDEX catalog_products_featured ON catalog_products (updated_at DESC) WHERE published AND featured;
 CREATE INDEX catalog_products_categories ON catalog_products USING gin (category_ids);
 CREATE INDEX catalog_products_tags ON catalog_products USING gin (tags);
@@ -168,7 +172,9 @@ impl Projection for CatalogProjection {
     }
 
     fn version(&self) -> u32 {
-        1
+        // v2: listing indexes that match every sort order (NEWEST and RATING did not,
+        // NAME had none).
+        2
     }
 
     fn tables(&self) -> &'static [&'static str] {
