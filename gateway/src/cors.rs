@@ -102,6 +102,8 @@ pub(crate) fn layer(entries: &[String]) -> Option<CorsLayer> {
                 header::AUTHORIZATION,
                 HeaderName::from_static("traceparent"),
                 HeaderName::from_static("tracestate"),
+                // Guest carts travel in this header (see the shop's guest carts).
+                HeaderName::from_static("x-cart-token"),
             ])
             .expose_headers([header::RETRY_AFTER])
             .max_age(Duration::from_secs(600)),

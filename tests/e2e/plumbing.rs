@@ -140,7 +140,7 @@ async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
         .header("access-control-request-method", "POST")
         .header(
             "access-control-request-headers",
-            "content-type,authorization",
+            "content-type,authorization,x-cart-token",
         )
         .send()
         .await
@@ -177,7 +177,9 @@ async fn cors_preflights_are_answered_for_configured_origins_only() {
         .unwrap_or_default()
         .to_ascii_lowercase();
     assert!(
-        headers.contains("authorization") && headers.contains("content-type"),
+        headers.contains("authorization")
+            && headers.contains("content-type")
+            && headers.contains("x-cart-token"),
         "{headers}"
     );
     assert!(
