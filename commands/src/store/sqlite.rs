@@ -4,8 +4,10 @@
 //! [`SqliteStore::open`] takes an exclusive OS lock on `<file>.lock` for as long as
 //! the store lives (the OS drops it when the process dies, kill -9 included), so one
 //! process owns a store; a second gets [`StoreInUse`]. Within it, SQLite admits one
-//! writer at a time: commits queue on the write lock (`BEGIN IMMEDIATE`, busy timeout
-//! 30 s), and optimistic concurrency between dispatchers still comes from the
+//! writer at a time, so writers take turns on an in-process lock before `BEGIN
+//! IMMEDIATE` (SQLite's own busy handler would make them poll with sleeps of up to
+//! 100 ms; the busy timeout, 30 s, remains for readers meeting a checkpoint).
+//! Optimistic concurrency between dispatchers still comes from the
 //! `(aggregate_type, aggregate_id, sequence)` key.
 //!
 //! # Durability
@@ -86,6 +88,8 @@ struct Inner {
     pool: SqlitePool,
     path: PathBuf,
     keys: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Writers' turns (see the module docs).
+    writer: Arc<tokio::sync::Mutex<()>>,
     // Held, never read: the OS lock lives as long as the open file.
     _lock: std::fs::File,
 }
@@ -155,6 +159,7 @@ impl SqliteStore {
                 pool,
                 path: path.to_owned(),
                 keys: std::sync::Mutex::default(),
+                writer: Arc::default(),
                 _lock: lock,
             }),
         })
@@ -270,6 +275,7 @@ impl PendingClaim for SqlitePending {
 
     async fn confirm(self) -> anyhow::Result<()> {
         if !self.already_ours {
+            let _turn = self.guard.store.inner.writer.lock().await;
             sqlx::query("INSERT INTO unique_keys (scope, key, owner_id) VALUES (?, ?, ?)")
                 .bind(&self.key.scope)
                 .bind(&self.key.key)
@@ -296,6 +302,7 @@ impl EventStore for SqliteStore {
         SqliteRepository {
             loader: SqliteEventRepository::new(self.inner.pool.clone()),
             pool: self.inner.pool.clone(),
+            writer: Arc::clone(&self.inner.writer),
         }
     }
 
@@ -344,7 +351,8 @@ impl EventStore for SqliteStore {
     }
 
     async fn release(&self, scope: &str, key: &str, owner_id: &str) -> anyhow::Result<()> {
-        let _turn = self.lock_key(format!("{scope}\u{0}{key}")).await;
+        let _claim = self.lock_key(format!("{scope}\u{0}{key}")).await;
+        let _turn = self.inner.writer.lock().await;
         sqlx::query("DELETE FROM unique_keys WHERE scope = ? AND key = ? AND owner_id = ?")
             .bind(scope)
             .bind(key)
@@ -394,6 +402,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn import(&self, events: &[LoggedEvent], keys: &[UniqueKey]) -> anyhow::Result<()> {
+        let _turn = self.inner.writer.lock().await;
         let mut tx = self
             .pool()
             .begin_with("BEGIN IMMEDIATE")
@@ -531,6 +540,7 @@ async fn insert_event(
 pub struct SqliteRepository {
     loader: SqliteEventRepository,
     pool: SqlitePool,
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for SqliteRepository {
@@ -585,6 +595,7 @@ impl PersistedEventRepository for SqliteRepository {
         events: &[SerializedEvent],
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
+        let _turn = self.writer.lock().await;
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
