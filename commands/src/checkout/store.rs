@@ -61,12 +61,11 @@ pub(super) struct CheckoutRow {
     pub(super) client_ip: Option<String>,
     pub(super) request: Json<Choices>,
     pub(super) payment_method: Option<Json<StoredMethod>>,
-    pub(super) state: String,
     pub(super) failure: Option<Json<CheckoutFailure>>,
     pub(super) expires_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "order_id, cart_id, customer_id, email, client_ip, request, payment_method, state, failure, expires_at";
+const COLUMNS: &str = "order_id, cart_id, customer_id, email, client_ip, request, payment_method, failure, expires_at";
 
 /// A new row.
 pub(super) struct NewCheckout<'a> {
@@ -120,6 +119,15 @@ pub(super) async fn insert(pool: &PgPool, new: NewCheckout<'_>) -> anyhow::Resul
 pub(super) async fn find(pool: &PgPool, order_id: Uuid) -> anyhow::Result<Option<CheckoutRow>> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM checkouts WHERE order_id = $1"))
         .bind(order_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("read checkout"))
+}
+
+/// The row of a cart's checkout.
+pub(super) async fn find_by_cart(pool: &PgPool, cart_id: Uuid) -> anyhow::Result<Option<CheckoutRow>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM checkouts WHERE cart_id = $1"))
+        .bind(cart_id)
         .fetch_optional(pool)
         .await
         .map_err(|e| anyhow::Error::from(e).context("read checkout"))
