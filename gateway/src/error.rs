@@ -65,6 +65,17 @@ pub enum ApiError {
     MethodNotAllowed,
     /// The target changed concurrently; retrying may succeed.
     Conflict,
+    /// A business refusal with its own stable code (`OUT_OF_STOCK`,
+    /// `PAYMENT_DECLINED`, `COUPON_*`, `ORDER_NOT_CANCELLABLE`, ...) and details for
+    /// the client (`declineCode`, `orderId`, `sku`).
+    Refused {
+        /// The stable code.
+        code: &'static str,
+        /// For humans.
+        message: String,
+        /// Extra `extensions` entries.
+        details: Vec<(&'static str, String)>,
+    },
     /// Anything else. The cause is logged, never shown.
     Internal(anyhow::Error),
 }
@@ -111,6 +122,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "requests must be application/json".to_owned(),
             Self::MethodNotAllowed => "mutations are only accepted over POST".to_owned(),
             Self::Conflict => "changed concurrently; try again".to_owned(),
+            Self::Refused { message, .. } => message.clone(),
             Self::Internal(_) => "internal error".to_owned(),
         }
     }
@@ -132,6 +144,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::Conflict => "CONFLICT",
+            Self::Refused { code, .. } => code,
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -176,6 +189,11 @@ impl ApiError {
                 Self::LimitExceeded { limit, max, .. } => {
                     ext.set("limit", *limit);
                     ext.set("max", Value::from(*max as u64));
+                }
+                Self::Refused { details, .. } => {
+                    for (key, value) in details {
+                        ext.set(*key, value.as_str());
+                    }
                 }
                 _ => {}
             }

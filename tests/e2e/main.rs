@@ -3,6 +3,7 @@
 
 mod attacks;
 mod auth;
+mod checkout;
 mod helpers;
 mod inbox;
 mod rate_limits;

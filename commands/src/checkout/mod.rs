@@ -534,6 +534,16 @@ impl Checkouts {
                 }));
             }
         }
+        let email = match request.email {
+            Some(email) => Some(email),
+            None => self
+                .users
+                .load(&request.customer_id.to_string())
+                .await
+                .map_err(unexpected("load user"))?
+                .email()
+                .map(|e| e.as_str().to_owned()),
+        };
         let choices = Choices {
             shipping_address: request.shipping_address,
             billing_address: request.billing_address,
@@ -547,7 +557,7 @@ impl Checkouts {
                 order_id: request.order_id,
                 cart_id: request.cart_id,
                 customer_id: request.customer_id,
-                email: request.email.as_deref(),
+                email: email.as_deref(),
                 client_ip: request.client_ip.as_deref(),
                 choices: &choices,
                 method: &method,
@@ -617,7 +627,17 @@ impl Checkouts {
                 }
             }
         }
+        // The last step may have recorded a failure on the row.
+        let row = store::find(&self.pool, order_id)
+            .await?
+            .ok_or(CheckoutError::NotFound)?;
         let view = self.view_of(&row, &run).await?;
+        if view.status.is_none() && view.failure.is_some() {
+            // Refused before an order existed (a coupon lost its last use, say): the
+            // cart is still open, so the record goes and a new submission starts over.
+            store::forget(&self.pool, order_id).await?;
+            return Ok(view);
+        }
         let paid = matches!(
             view.status,
             Some(OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered)
@@ -654,6 +674,30 @@ impl Checkouts {
             decline: None,
         };
         self.view_of(&row, &run).await
+    }
+
+    /// When the checkout of `cart_id` was started, if it was.
+    ///
+    /// # Errors
+    /// `Unexpected` when the store cannot be read.
+    pub async fn created_at(&self, cart_id: Uuid) -> Result<Option<DateTime<Utc>>, CheckoutError> {
+        Ok(store::created_at(&self.pool, cart_id).await?)
+    }
+
+    /// The fraud gate's reasons for an order (empty before the gate).
+    ///
+    /// # Errors
+    /// `Unexpected` when the store cannot be read.
+    pub async fn fraud_reasons(
+        &self,
+        order_id: Uuid,
+    ) -> Result<Vec<emporium_domain::fraud::FraudReason>, CheckoutError> {
+        let order = self
+            .orders
+            .load(&order_id.to_string())
+            .await
+            .map_err(unexpected("load order"))?;
+        Ok(order.fraud().map(|(_, r)| r.to_vec()).unwrap_or_default())
     }
 
     /// The customer who owns the checkout of `order_id`.

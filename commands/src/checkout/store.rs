@@ -124,6 +124,15 @@ pub(super) async fn find(pool: &PgPool, order_id: Uuid) -> anyhow::Result<Option
         .map_err(|e| anyhow::Error::from(e).context("read checkout"))
 }
 
+/// When the checkout of a cart was started.
+pub(super) async fn created_at(pool: &PgPool, cart_id: Uuid) -> anyhow::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar("SELECT created_at FROM checkouts WHERE cart_id = $1")
+        .bind(cart_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("read checkout"))
+}
+
 /// The row of a cart's checkout.
 pub(super) async fn find_by_cart(pool: &PgPool, cart_id: Uuid) -> anyhow::Result<Option<CheckoutRow>> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM checkouts WHERE cart_id = $1"))
@@ -149,6 +158,16 @@ pub(super) async fn set_failure(
     .execute(pool)
     .await
     .map_err(|e| anyhow::Error::from(e).context("record checkout failure"))?;
+    Ok(())
+}
+
+/// Deletes a checkout that ended before its order was placed.
+pub(super) async fn forget(pool: &PgPool, order_id: Uuid) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM checkouts WHERE order_id = $1")
+        .bind(order_id)
+        .execute(pool)
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("forget checkout"))?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! merged roots below.
 
 mod account;
+mod checkout;
 mod customer;
 pub mod guard;
 mod shop;
@@ -30,6 +31,7 @@ pub struct QueryRoot(
     account::AccountQuery,
     shop::ShopQuery,
     customer::CustomerQuery,
+    checkout::CheckoutQuery,
 );
 
 /// Root of every mutation.
@@ -38,6 +40,7 @@ pub struct MutationRoot(
     account::AccountMutation,
     shop::ShopMutation,
     customer::CustomerMutation,
+    checkout::CheckoutMutation,
 );
 
 /// Queries about the platform itself.

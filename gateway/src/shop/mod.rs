@@ -10,6 +10,7 @@
 
 mod cart;
 mod catalog;
+pub mod checkout;
 mod inbox;
 mod orders;
 mod reviews;
@@ -31,6 +32,7 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 pub(crate) use cart::CartState;
+pub(crate) use checkout::{CheckoutAnswer, CheckoutInput, HeldOrder};
 pub(crate) use catalog::{CategoryRow, ProductFilter, ProductRow, ProductSort};
 pub(crate) use inbox::{InboxCounts, NotificationRow};
 pub(crate) use orders::{OrderPage, OrderRow};
@@ -54,6 +56,8 @@ pub struct Shop {
     clock: Arc<dyn Clock>,
     currency: Currency,
     read_your_writes: Duration,
+    /// The checkout process manager (absent in a shop built without one).
+    checkouts: Option<Arc<emporium_commands::checkout::Checkouts>>,
 }
 
 impl std::fmt::Debug for Shop {
@@ -83,7 +87,15 @@ impl Shop {
             clock,
             currency,
             read_your_writes: settings.backbone.read_your_writes_timeout(),
+            checkouts: None,
         })
+    }
+
+    /// The shop with the checkout process manager.
+    #[must_use]
+    pub fn with_checkouts(mut self, checkouts: Arc<emporium_commands::checkout::Checkouts>) -> Self {
+        self.checkouts = Some(checkouts);
+        self
     }
 
     fn metadata(&self, user_id: Uuid) -> EventMetadata {
