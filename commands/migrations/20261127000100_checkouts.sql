@@ -22,6 +22,8 @@ CREATE TABLE IF NOT EXISTS checkouts
     failure         jsonb,
     grand_total_minor bigint,
     paid            boolean     NOT NULL DEFAULT false,
+    -- The reservations were committed because the order shipped.
+    stock_committed boolean     NOT NULL DEFAULT false,
     expires_at      timestamptz NOT NULL,
     next_attempt_at timestamptz NOT NULL,
     attempts        integer     NOT NULL DEFAULT 0,
@@ -34,3 +36,5 @@ CREATE INDEX IF NOT EXISTS checkouts_expiry ON checkouts (expires_at) WHERE stat
 CREATE INDEX IF NOT EXISTS checkouts_customer ON checkouts (customer_id, created_at);
 CREATE INDEX IF NOT EXISTS checkouts_email ON checkouts (email, created_at);
 CREATE INDEX IF NOT EXISTS checkouts_ip ON checkouts (client_ip, created_at);
+-- Paid checkouts whose shipment has not committed their stock yet.
+CREATE INDEX IF NOT EXISTS checkouts_uncommitted ON checkouts (order_id) WHERE paid AND NOT stock_committed;

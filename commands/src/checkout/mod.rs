@@ -111,9 +111,9 @@ pub struct CheckoutConfig {
     /// How often a checkout waiting on the customer or the provider is re-checked
     /// (reconciling with the provider's intent).
     pub recheck_after: chrono::Duration,
-    /// Test-only fault injection: abort the process right after this step commits
-    /// (`"stock_reserved"`, `"payment_created"`, `"payment_authorised"`), which is a
-    /// kill -9 at a known point.
+    /// Test-only fault injection: a run stops for good right after this step commits
+    /// (`"stock_reserved"`, `"payment_created"`, `"payment_authorised"`), so a test
+    /// can kill -9 the process at a known point.
     pub crash_after: Option<String>,
 }
 
@@ -379,10 +379,13 @@ impl Checkouts {
         &self.locks[i]
     }
 
-    fn crash_point(&self, step: &str) {
+    /// Test-only fault injection: at the configured step the run stops for good
+    /// (the process stays up, holding the order's lock) so a test can kill -9 it at a
+    /// known point.
+    async fn crash_point(&self, step: &str) {
         if self.config.crash_after.as_deref() == Some(step) {
-            tracing::error!(step, "checkout.crash_after reached: aborting (fault injection)");
-            std::process::abort();
+            tracing::error!(step, "checkout.crash_after reached: parking this run (fault injection)");
+            std::future::pending::<()>().await;
         }
     }
 
@@ -896,6 +899,13 @@ impl Checkouts {
                 }
             }
         }
+        // Shipments are recorded by staff outside the checkout: commit their stock.
+        for order_id in store::shipped(&self.pool, 200).await? {
+            match self.advance(order_id, now).await {
+                Ok(_) => report.resumed += 1,
+                Err(_) => report.failed += 1,
+            }
+        }
         for order_id in store::due(&self.pool, now, 200).await? {
             match self.advance(order_id, now).await {
                 Ok(_) => report.resumed += 1,
@@ -971,6 +981,7 @@ impl Checkouts {
             Some(OrderStatus::Paid) => Ok(Next::Done),
             Some(OrderStatus::Shipped | OrderStatus::Delivered) => {
                 self.commit_stock(&order, run).await?;
+                store::mark_committed(&self.pool, row.order_id).await?;
                 Ok(Next::Done)
             }
             Some(OrderStatus::Cancelled) => {
@@ -1231,7 +1242,7 @@ impl Checkouts {
             Err(CommandError::Rejected(OrderError::InvalidTransition { .. }) | CommandError::Conflict { .. }) => {}
             Err(e) => return Err(unexpected("record reservation")(e)),
         }
-        self.crash_point(step);
+        self.crash_point(step).await;
         Ok(Next::Continue)
     }
 
@@ -1365,7 +1376,7 @@ impl Checkouts {
                 Err(CommandError::Conflict { .. }) => {}
                 Err(e) => return Err(unexpected("record payment")(e)),
             }
-            self.crash_point("payment_created");
+            self.crash_point("payment_created").await;
             return Ok(Next::Continue);
         };
         let intent_id = IntentId(
@@ -1393,7 +1404,7 @@ impl Checkouts {
                     .await?;
                 store::clear_method(&self.pool, row.order_id).await?;
                 if matches!(confirmation, Confirmation::Authorised(_)) {
-                    self.crash_point("payment_authorised");
+                    self.crash_point("payment_authorised").await;
                 }
                 Ok(next)
             }

@@ -251,6 +251,33 @@ pub(super) async fn expired(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> an
     .map_err(|e| anyhow::Error::from(e).context("find expired checkouts"))
 }
 
+/// Paid checkouts whose order shipped (or was delivered) and whose reservations are
+/// not committed yet: the event store says so, the row remembers the commit.
+pub(super) async fn shipped(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT c.order_id FROM checkouts c
+         WHERE c.paid AND NOT c.stock_committed
+           AND EXISTS (SELECT 1 FROM events e
+                       WHERE e.aggregate_type = 'order' AND e.aggregate_id = c.order_id::text
+                         AND e.event_type IN ('OrderShipped', 'OrderDelivered'))
+         LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("find shipped checkouts"))
+}
+
+/// Records that the order's reservations are committed.
+pub(super) async fn mark_committed(pool: &PgPool, order_id: Uuid) -> anyhow::Result<()> {
+    sqlx::query("UPDATE checkouts SET stock_committed = true WHERE order_id = $1")
+        .bind(order_id)
+        .execute(pool)
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("mark stock committed"))?;
+    Ok(())
+}
+
 /// Open checkouts due for an attempt by `now`.
 pub(super) async fn due(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyhow::Result<Vec<Uuid>> {
     sqlx::query_scalar(
