@@ -80,7 +80,10 @@ pub struct Application {
     nats: async_nats::Client,
     password_verifications: Arc<AtomicU64>,
     backbone: Option<InProcessBackbone>,
-    checkout_driver: Option<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
+    checkout_driver: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl Application {

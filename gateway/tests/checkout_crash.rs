@@ -28,7 +28,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 fn meta() -> EventMetadata {
-    EventMetadata::new(Uuid::new_v4(), Actor::System("test-seed".into()), Utc::now())
+    EventMetadata::new(
+        Uuid::new_v4(),
+        Actor::System("test-seed".into()),
+        Utc::now(),
+    )
 }
 
 fn free_port() -> u16 {
@@ -70,7 +74,9 @@ fn graphql(port: u16, query: &str, variables: Value, bearer: Option<&str>) -> Va
         body.len()
     );
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     stream.write_all(request.as_bytes()).expect("send");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
@@ -159,7 +165,10 @@ async fn a_checkout_killed_mid_way_completes_exactly_once_after_restart() {
             at: Utc::now(),
         },
     ] {
-        inventory.execute("CRASH-1", command, &meta()).await.unwrap();
+        inventory
+            .execute("CRASH-1", command, &meta())
+            .await
+            .unwrap();
     }
 
     let prefix = unique_prefix();
@@ -187,10 +196,9 @@ async fn a_checkout_killed_mid_way_completes_exactly_once_after_restart() {
     // The catalogue read model must know the SKU before it can go in a cart.
     let t = token.clone();
     tokio::task::spawn_blocking(move || {
-        let mut last = Value::Null;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            last = graphql(
+            let last = graphql(
                 port,
                 "mutation { addToCart(sku: \"CRASH-1\", quantity: 1) { itemCount } }",
                 json!({}),
@@ -199,7 +207,10 @@ async fn a_checkout_killed_mid_way_completes_exactly_once_after_restart() {
             if last["data"]["addToCart"]["itemCount"] == 1 {
                 break;
             }
-            assert!(Instant::now() < deadline, "the product never reached the catalogue: {last}");
+            assert!(
+                Instant::now() < deadline,
+                "the product never reached the catalogue: {last}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     })
@@ -224,17 +235,27 @@ async fn a_checkout_killed_mid_way_completes_exactly_once_after_restart() {
     });
     let deadline = Instant::now() + Duration::from_secs(60);
     while count(&pool, "OrderStockReserved").await < 1 {
-        assert!(Instant::now() < deadline, "the checkout never reserved stock");
+        assert!(
+            Instant::now() < deadline,
+            "the checkout never reserved stock"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(count(&pool, "PaymentCreated").await, 0, "parked before payment");
+    assert_eq!(
+        count(&pool, "PaymentCreated").await,
+        0,
+        "parked before payment"
+    );
     first.kill().expect("kill -9");
     first.wait().expect("reaped");
 
     let mut second = serve(db.url(), &prefix, port, None);
     let deadline = Instant::now() + Duration::from_secs(90);
     while count(&pool, "OrderPaid").await < 1 {
-        assert!(Instant::now() < deadline, "the restarted driver never finished the checkout");
+        assert!(
+            Instant::now() < deadline,
+            "the restarted driver never finished the checkout"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Give a duplicate a chance to show before counting: one more full sweep cycle

@@ -14,8 +14,8 @@ use emporium_commands::checkout::ids;
 use emporium_commands::payments::IntentId;
 use emporium_commands::{Dispatcher, Loading};
 use emporium_domain::catalog::{
-    AltText, Attributes, CategoryCommand, CategoryName, CategoryTree, Description, ImageSource, ProductCommand,
-    ProductName, Slug,
+    AltText, Attributes, CategoryCommand, CategoryName, CategoryTree, Description, ImageSource,
+    ProductCommand, ProductName, Slug,
 };
 use emporium_domain::coupon::{Coupon, CouponCode, CouponCommand};
 use emporium_domain::inventory::{Inventory, InventoryCommand};
@@ -39,7 +39,11 @@ const THREE_DS_CARD: &str = "4000002760003184";
 const RESULT_FIELDS: &str = "orderId status requiresAction nextAction { kind clientSecret } order { id grandTotal { amountMinor } discount { amountMinor } tax { amountMinor } shipping { amountMinor } }";
 
 fn meta() -> EventMetadata {
-    EventMetadata::new(Uuid::new_v4(), Actor::System("test-seed".into()), Utc::now())
+    EventMetadata::new(
+        Uuid::new_v4(),
+        Actor::System("test-seed".into()),
+        Utc::now(),
+    )
 }
 
 /// A shop with one product per SKU, stock, and checkouts' helpers.
@@ -123,7 +127,10 @@ impl Shop {
             },
             ProductCommand::PublishProduct { at: Utc::now() },
         ] {
-            let c = products.execute(id, command, &meta()).await.expect("product");
+            let c = products
+                .execute(id, command, &meta())
+                .await
+                .expect("product");
             self.track(c.position);
         }
         let inventory = Dispatcher::<Inventory>::new(self.pool.clone(), Loading::Replay);
@@ -165,7 +172,9 @@ impl Shop {
                 let email = format!("c{i}-{tag}@example.com");
                 async move {
                     let (access, _) = self.app.signed_up(&email, PASSWORD).await;
-                    self.add(&access, sku, json!(quantity)).await.ok("addToCart");
+                    self.add(&access, sku, json!(quantity))
+                        .await
+                        .ok("addToCart");
                     access
                 }
             })
@@ -187,7 +196,9 @@ impl Shop {
     async fn checkout(&self, access: &str, input: Value) -> Gql {
         self.app
             .post_graphql(
-                &format!("mutation($i: CheckoutInput!) {{ checkout(input: $i) {{ {RESULT_FIELDS} }} }}"),
+                &format!(
+                    "mutation($i: CheckoutInput!) {{ checkout(input: $i) {{ {RESULT_FIELDS} }} }}"
+                ),
                 json!({ "i": input }),
                 Some(access),
             )
@@ -302,7 +313,10 @@ where
 {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !check().await {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -316,7 +330,9 @@ async fn the_last_five_units_go_to_exactly_five_of_a_hundred_checkouts() {
     let customers = shop.customers_with(100, "LAST-5", 1).await;
 
     let answers: Vec<Gql> = futures::future::join_all(
-        customers.iter().map(|access| shop.checkout(access, input(OK_CARD))),
+        customers
+            .iter()
+            .map(|access| shop.checkout(access, input(OK_CARD))),
     )
     .await;
 
@@ -325,17 +341,28 @@ async fn the_last_five_units_go_to_exactly_five_of_a_hundred_checkouts() {
         .iter()
         .filter(|a| a.code() == Some("OUT_OF_STOCK"))
         .count();
-    assert_eq!(paid.len(), 5, "{:?}", answers.iter().map(|a| &a.body).collect::<Vec<_>>());
+    assert_eq!(
+        paid.len(),
+        5,
+        "{:?}",
+        answers.iter().map(|a| &a.body).collect::<Vec<_>>()
+    );
     assert_eq!(out_of_stock, 95);
     for answer in &paid {
         assert_eq!(answer.data("checkout")["status"], "paid", "{}", answer.body);
         // 10.00 incl. 19 % VAT, 4.99 shipping under the 50.00 free-shipping line.
-        assert_eq!(answer.data("checkout")["order"]["grandTotal"]["amountMinor"], 1_499);
+        assert_eq!(
+            answer.data("checkout")["order"]["grandTotal"]["amountMinor"],
+            1_499
+        );
     }
     assert_eq!(shop.count_events("OrderPaid").await, 5);
     assert_eq!(shop.count_events("PaymentCaptured").await, 5);
     let stock = shop.stock("LAST-5").await;
-    assert_eq!((stock.on_hand(), stock.reserved(), stock.available()), (5, 5, 0));
+    assert_eq!(
+        (stock.on_hand(), stock.reserved(), stock.available()),
+        (5, 5, 0)
+    );
     assert_eq!(shop.inventory_read_model("LAST-5").await, (5, 5, 0));
     // No reservation ever went past the stock: every StockReserved saw available >= 0
     // (u32 in the event), and the ones that lost were released.
@@ -375,12 +402,19 @@ async fn a_coupon_with_one_use_discounts_exactly_one_of_fifty_checkouts() {
     with_coupon["couponCode"] = json!("once");
 
     let answers: Vec<Gql> = futures::future::join_all(
-        customers.iter().map(|access| shop.checkout(access, with_coupon.clone())),
+        customers
+            .iter()
+            .map(|access| shop.checkout(access, with_coupon.clone())),
     )
     .await;
 
     let discounted: Vec<&Gql> = answers.iter().filter(|a| a.code().is_none()).collect();
-    assert_eq!(discounted.len(), 1, "{:?}", answers.iter().map(|a| &a.body).collect::<Vec<_>>());
+    assert_eq!(
+        discounted.len(),
+        1,
+        "{:?}",
+        answers.iter().map(|a| &a.body).collect::<Vec<_>>()
+    );
     assert_eq!(
         discounted[0].data("checkout")["order"]["discount"]["amountMinor"],
         200
@@ -399,7 +433,10 @@ async fn a_coupon_with_one_use_discounts_exactly_one_of_fifty_checkouts() {
     let refused = answers.iter().position(|a| a.code().is_some()).unwrap();
     let retry = shop.checkout(&customers[refused], input(OK_CARD)).await;
     assert_eq!(retry.ok("checkout")["status"], "paid", "{}", retry.body);
-    assert_eq!(retry.data("checkout")["order"]["discount"]["amountMinor"], 0);
+    assert_eq!(
+        retry.data("checkout")["order"]["discount"]["amountMinor"],
+        0
+    );
     shop.teardown().await;
 }
 
@@ -444,8 +481,14 @@ async fn every_test_card_pays_declines_with_its_code_or_asks_for_3d_secure() {
         let ext = &r.body["errors"][0]["extensions"];
         assert_eq!(ext["declineCode"], *code, "{card}");
         let order_id = Uuid::parse_str(ext["orderId"].as_str().unwrap()).unwrap();
-        assert_eq!(shop.order(order_id).await.status(), Some(OrderStatus::PaymentFailed));
-        assert_eq!(shop.payment(order_id).await.status(), Some(PaymentStatus::Failed));
+        assert_eq!(
+            shop.order(order_id).await.status(),
+            Some(OrderStatus::PaymentFailed)
+        );
+        assert_eq!(
+            shop.payment(order_id).await.status(),
+            Some(PaymentStatus::Failed)
+        );
     }
     // Every declined order's stock went back.
     assert_eq!(shop.stock("CARDS").await.available(), 100);
@@ -460,15 +503,33 @@ async fn every_test_card_pays_declines_with_its_code_or_asks_for_3d_secure() {
     assert_eq!(result["requiresAction"], true, "{}", r.body);
     assert_eq!(result["status"], "awaiting_payment");
     assert_eq!(result["nextAction"]["kind"], "use_sdk");
-    assert!(result["nextAction"]["clientSecret"].as_str().unwrap().contains("_secret_"));
+    assert!(
+        result["nextAction"]["clientSecret"]
+            .as_str()
+            .unwrap()
+            .contains("_secret_")
+    );
     let order_id = order_id_of(&r);
     // Still waiting: confirming before the customer acted changes nothing.
     let again = shop.confirm(access, &order_id.to_string()).await;
     assert_eq!(again.ok("confirmCheckoutPayment")["requiresAction"], true);
-    let intent = shop.payment(order_id).await.provider_intent_id().unwrap().to_owned();
-    shop.app.payments.complete_action(&IntentId(intent)).expect("3-D Secure completed");
+    let intent = shop
+        .payment(order_id)
+        .await
+        .provider_intent_id()
+        .unwrap()
+        .to_owned();
+    shop.app
+        .payments
+        .complete_action(&IntentId(intent))
+        .expect("3-D Secure completed");
     let done = shop.confirm(access, &order_id.to_string()).await;
-    assert_eq!(done.ok("confirmCheckoutPayment")["status"], "paid", "{}", done.body);
+    assert_eq!(
+        done.ok("confirmCheckoutPayment")["status"],
+        "paid",
+        "{}",
+        done.body
+    );
     assert_eq!(shop.order(order_id).await.status(), Some(OrderStatus::Paid));
     assert_eq!(shop.stock("CARDS").await.reserved(), 6);
     shop.teardown().await;
@@ -487,7 +548,10 @@ async fn an_expired_reservation_releases_stock_and_cancels_the_unpaid_order() {
 
     shop.app.advance(Duration::from_secs(14 * 60));
     // Before the expiry nothing happens; after it the driver cancels.
-    assert_eq!(shop.order(order_id).await.status(), Some(OrderStatus::AwaitingPayment));
+    assert_eq!(
+        shop.order(order_id).await.status(),
+        Some(OrderStatus::AwaitingPayment)
+    );
     shop.app.advance(Duration::from_secs(2 * 60));
     eventually("the expired order to be cancelled", || async {
         shop.order(order_id).await.status() == Some(OrderStatus::Cancelled)
@@ -527,11 +591,18 @@ async fn prices_cannot_be_sent_and_bad_quantities_record_nothing() {
     let mut priced_line = input(OK_CARD);
     priced_line["grandTotal"] = json!(1);
     assert!(shop.checkout(&access, priced_line).await.code().is_some());
-    assert_eq!(shop.all_events().await, before, "refused input recorded events");
+    assert_eq!(
+        shop.all_events().await,
+        before,
+        "refused input recorded events"
+    );
 
     // The real checkout charges the catalogue price.
     let r = shop.checkout(&access, input(OK_CARD)).await;
-    assert_eq!(r.ok("checkout")["order"]["grandTotal"]["amountMinor"], 1_499);
+    assert_eq!(
+        r.ok("checkout")["order"]["grandTotal"]["amountMinor"],
+        1_499
+    );
     shop.teardown().await;
 }
 
@@ -542,7 +613,10 @@ async fn a_held_order_is_approved_to_paid_or_rejected_with_its_stock_released() 
     shop.product("HOLD", 1_000, 10).await;
     shop.caught_up().await;
     let customers = shop.customers_with(2, "HOLD", 2).await;
-    let staff = shop.app.staff_signed_up("staff@example.com", PASSWORD).await;
+    let staff = shop
+        .app
+        .staff_signed_up("staff@example.com", PASSWORD)
+        .await;
     let mut risky = input(OK_CARD);
     risky["billingAddress"] = address("FR");
 
@@ -566,19 +640,35 @@ async fn a_held_order_is_approved_to_paid_or_rejected_with_its_stock_released() 
     assert_eq!(held[0]["reasons"][0]["signal"]["rule"], "country_mismatch");
     // Customers cannot see the queue or decide.
     shop.app
-        .post_graphql("{ heldOrders { riskScore } }", json!({}), Some(&customers[0]))
+        .post_graphql(
+            "{ heldOrders { riskScore } }",
+            json!({}),
+            Some(&customers[0]),
+        )
         .await
         .expect_code("FORBIDDEN");
     shop.order_op(&customers[0], "approveHeldOrder", &first.to_string())
         .await
         .expect_code("FORBIDDEN");
 
-    let approved = shop.order_op(&staff, "approveHeldOrder", &first.to_string()).await;
-    assert_eq!(approved.ok("approveHeldOrder")["status"], "PAID", "{}", approved.body);
+    let approved = shop
+        .order_op(&staff, "approveHeldOrder", &first.to_string())
+        .await;
+    assert_eq!(
+        approved.ok("approveHeldOrder")["status"],
+        "PAID",
+        "{}",
+        approved.body
+    );
     assert_eq!(shop.order(first).await.status(), Some(OrderStatus::Paid));
-    let rejected = shop.order_op(&staff, "rejectHeldOrder", &second.to_string()).await;
+    let rejected = shop
+        .order_op(&staff, "rejectHeldOrder", &second.to_string())
+        .await;
     assert_eq!(rejected.ok("rejectHeldOrder")["status"], "CANCELLED");
-    assert_eq!(shop.order(second).await.status(), Some(OrderStatus::Cancelled));
+    assert_eq!(
+        shop.order(second).await.status(),
+        Some(OrderStatus::Cancelled)
+    );
     let stock = shop.stock("HOLD").await;
     assert_eq!((stock.reserved(), stock.available()), (2, 8));
     // A decided order cannot be decided again.
@@ -597,16 +687,26 @@ async fn a_cancel_before_capture_voids_and_after_capture_refunds() {
 
     // Before capture: a 3-D Secure payment waiting on the customer.
     let waiting = order_id_of(&shop.checkout(&customers[0], input(THREE_DS_CARD)).await);
-    let r = shop.order_op(&customers[0], "cancelOrder", &waiting.to_string()).await;
+    let r = shop
+        .order_op(&customers[0], "cancelOrder", &waiting.to_string())
+        .await;
     assert_eq!(r.ok("cancelOrder")["status"], "CANCELLED", "{}", r.body);
-    assert_eq!(shop.payment(waiting).await.status(), Some(PaymentStatus::Voided));
+    assert_eq!(
+        shop.payment(waiting).await.status(),
+        Some(PaymentStatus::Voided)
+    );
 
     // After capture: refunded in full.
     let paid = order_id_of(&shop.checkout(&customers[1], input(OK_CARD)).await);
-    let r = shop.order_op(&customers[1], "cancelOrder", &paid.to_string()).await;
+    let r = shop
+        .order_op(&customers[1], "cancelOrder", &paid.to_string())
+        .await;
     r.ok("cancelOrder");
     assert_eq!(shop.order(paid).await.status(), Some(OrderStatus::Refunded));
-    assert_eq!(shop.payment(paid).await.status(), Some(PaymentStatus::Refunded));
+    assert_eq!(
+        shop.payment(paid).await.status(),
+        Some(PaymentStatus::Refunded)
+    );
     assert_eq!(shop.app.payments.refunds().len(), 1);
     assert_eq!(shop.stock("CANCEL").await.available(), 10);
 

@@ -27,7 +27,10 @@ pub fn payment(order_id: Uuid) -> Uuid {
 /// The stock reservation of one SKU of the order (lines sharing a SKU share it).
 #[must_use]
 pub fn reservation(order_id: Uuid, sku: &Sku) -> Uuid {
-    Uuid::new_v5(&order_id, format!("reservation:{}", sku.as_str()).as_bytes())
+    Uuid::new_v5(
+        &order_id,
+        format!("reservation:{}", sku.as_str()).as_bytes(),
+    )
 }
 
 /// The coupon redemption of the order.

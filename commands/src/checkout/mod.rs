@@ -51,9 +51,7 @@ use emporium_domain::fraud::{
 };
 use emporium_domain::inventory::{Inventory, InventoryCommand, InventoryError};
 use emporium_domain::metadata::Actor;
-use emporium_domain::order::{
-    CancellationReason, Order, OrderCommand, OrderError, OrderStatus,
-};
+use emporium_domain::order::{CancellationReason, Order, OrderCommand, OrderError, OrderStatus};
 use emporium_domain::payment::{
     DeclineCode, NextAction, Payment, PaymentCommand, PaymentError, PaymentStatus,
 };
@@ -384,7 +382,10 @@ impl Checkouts {
     /// known point.
     async fn crash_point(&self, step: &str) {
         if self.config.crash_after.as_deref() == Some(step) {
-            tracing::error!(step, "checkout.crash_after reached: parking this run (fault injection)");
+            tracing::error!(
+                step,
+                "checkout.crash_after reached: parking this run (fault injection)"
+            );
             std::future::pending::<()>().await;
         }
     }
@@ -419,7 +420,11 @@ impl Checkouts {
                 "the cart is empty",
             )));
         }
-        if cart.owner() != Some(&CartOwner::User { user_id: customer_id }) {
+        if cart.owner()
+            != Some(&CartOwner::User {
+                user_id: customer_id,
+            })
+        {
             return Err(CheckoutError::NotFound);
         }
         let skus: Vec<Sku> = lines.iter().map(|l| l.sku.clone()).collect();
@@ -920,7 +925,11 @@ impl Checkouts {
     async fn expire(&self, order_id: Uuid, now: DateTime<Utc>) -> anyhow::Result<bool> {
         let _turn = self.lock(order_id).lock().await;
         let key = order_id.to_string();
-        let order = self.orders.load(&key).await.map_err(unexpected("load order"))?;
+        let order = self
+            .orders
+            .load(&key)
+            .await
+            .map_err(unexpected("load order"))?;
         let cancelled = match order.status() {
             Some(OrderStatus::Pending | OrderStatus::Reserved | OrderStatus::AwaitingPayment) => {
                 let run = Run {
@@ -995,7 +1004,12 @@ impl Checkouts {
         }
     }
 
-    async fn fail(&self, row: &CheckoutRow, run: &Run, failure: CheckoutFailure) -> anyhow::Result<Next> {
+    async fn fail(
+        &self,
+        row: &CheckoutRow,
+        run: &Run,
+        failure: CheckoutFailure,
+    ) -> anyhow::Result<Next> {
         store::set_failure(&self.pool, row.order_id, &failure, run.now).await?;
         Ok(Next::Done)
     }
@@ -1007,7 +1021,11 @@ impl Checkouts {
         }
         let choices = &row.request.0;
         let cart_key = row.cart_id.to_string();
-        let cart = self.carts.load(&cart_key).await.map_err(unexpected("load cart"))?;
+        let cart = self
+            .carts
+            .load(&cart_key)
+            .await
+            .map_err(unexpected("load cart"))?;
         let coupon = match &choices.coupon {
             Some(code) => Some(
                 self.coupons
@@ -1022,7 +1040,11 @@ impl Checkouts {
                 let lines = cart.lines();
                 if lines.is_empty() {
                     return self
-                        .fail(row, run, CheckoutFailure::invalid("cart", "cart_empty", "the cart is empty"))
+                        .fail(
+                            row,
+                            run,
+                            CheckoutFailure::invalid("cart", "cart_empty", "the cart is empty"),
+                        )
                         .await;
                 }
                 let skus: Vec<Sku> = lines.iter().map(|l| l.sku.clone()).collect();
@@ -1061,7 +1083,14 @@ impl Checkouts {
                 }
                 match self
                     .carts
-                    .execute(&cart_key, CartCommand::CheckOut { prices, at: run.now }, &run.meta("check_out"))
+                    .execute(
+                        &cart_key,
+                        CartCommand::CheckOut {
+                            prices,
+                            at: run.now,
+                        },
+                        &run.meta("check_out"),
+                    )
                     .await
                 {
                     Ok(c) => run.note(&c),
@@ -1070,7 +1099,11 @@ impl Checkouts {
                     Err(CommandError::Rejected(e)) => {
                         self.release_coupon_of(row, run).await?;
                         return self
-                            .fail(row, run, CheckoutFailure::invalid("cart", "cart_refused", e))
+                            .fail(
+                                row,
+                                run,
+                                CheckoutFailure::invalid("cart", "cart_refused", e),
+                            )
                             .await;
                     }
                     Err(e) => return Err(unexpected("check out cart")(e)),
@@ -1080,7 +1113,11 @@ impl Checkouts {
             Some(CartStatus::CheckedOut) => {}
             _ => {
                 return self
-                    .fail(row, run, CheckoutFailure::invalid("cart", "cart_closed", "the cart is closed"))
+                    .fail(
+                        row,
+                        run,
+                        CheckoutFailure::invalid("cart", "cart_closed", "the cart is closed"),
+                    )
                     .await;
             }
         }
@@ -1112,7 +1149,8 @@ impl Checkouts {
                 }
             })
             .collect();
-        let discount: Option<Discount> = coupon.as_ref().and_then(|c| c.terms().map(|t| t.discount));
+        let discount: Option<Discount> =
+            coupon.as_ref().and_then(|c| c.terms().map(|t| t.discount));
         let quote = match self.config.pricing.quote(
             &priced,
             &choices.shipping_address,
@@ -1123,7 +1161,11 @@ impl Checkouts {
             Err(e) => {
                 self.release_coupon_of(row, run).await?;
                 return self
-                    .fail(row, run, CheckoutFailure::invalid("shippingMethod", "shipping_unavailable", e))
+                    .fail(
+                        row,
+                        run,
+                        CheckoutFailure::invalid("shippingMethod", "shipping_unavailable", e),
+                    )
                     .await;
             }
         };
@@ -1146,7 +1188,10 @@ impl Checkouts {
         {
             Ok(c) => run.note(&c),
             // Placed by a concurrent run (perhaps with a newer product name).
-            Err(CommandError::Rejected(OrderError::AlreadyPlaced { .. }) | CommandError::Conflict { .. }) => {}
+            Err(
+                CommandError::Rejected(OrderError::AlreadyPlaced { .. })
+                | CommandError::Conflict { .. },
+            ) => {}
             Err(e) => return Err(unexpected("place order")(e)),
         }
         store::set_total(&self.pool, row.order_id, quote.total()).await?;
@@ -1186,7 +1231,12 @@ impl Checkouts {
     }
 
     /// Every SKU of the order reserved, all or nothing.
-    async fn reserve(&self, row: &CheckoutRow, order: &Order, run: &mut Run) -> anyhow::Result<Next> {
+    async fn reserve(
+        &self,
+        row: &CheckoutRow,
+        order: &Order,
+        run: &mut Run,
+    ) -> anyhow::Result<Next> {
         let key = row.order_id.to_string();
         let mut cancel = None;
         for (sku, quantity) in quantities(order.lines().iter().map(|l| (&l.sku, l.quantity))) {
@@ -1203,7 +1253,11 @@ impl Checkouts {
             };
             match self
                 .inventory
-                .execute_retrying(sku.as_str(), command, &run.meta(&format!("reserve:{}", sku.as_str())))
+                .execute_retrying(
+                    sku.as_str(),
+                    command,
+                    &run.meta(&format!("reserve:{}", sku.as_str())),
+                )
                 .await
             {
                 Ok(c) => run.note(&c),
@@ -1233,13 +1287,25 @@ impl Checkouts {
                     )
                     .await?;
                 }
-                (OrderCommand::CancelOrder { reason, at: run.now }, "cancel_unreserved")
+                (
+                    OrderCommand::CancelOrder {
+                        reason,
+                        at: run.now,
+                    },
+                    "cancel_unreserved",
+                )
             }
-            None => (OrderCommand::MarkStockReserved { at: run.now }, "stock_reserved"),
+            None => (
+                OrderCommand::MarkStockReserved { at: run.now },
+                "stock_reserved",
+            ),
         };
         match self.orders.execute(&key, command, &run.meta(step)).await {
             Ok(c) => run.note(&c),
-            Err(CommandError::Rejected(OrderError::InvalidTransition { .. }) | CommandError::Conflict { .. }) => {}
+            Err(
+                CommandError::Rejected(OrderError::InvalidTransition { .. })
+                | CommandError::Conflict { .. },
+            ) => {}
             Err(e) => return Err(unexpected("record reservation")(e)),
         }
         self.crash_point(step).await;
@@ -1247,7 +1313,12 @@ impl Checkouts {
     }
 
     /// The fraud gate: score, reasons, pass or hold.
-    async fn assess_fraud(&self, row: &CheckoutRow, order: &Order, run: &mut Run) -> anyhow::Result<Next> {
+    async fn assess_fraud(
+        &self,
+        row: &CheckoutRow,
+        order: &Order,
+        run: &mut Run,
+    ) -> anyhow::Result<Next> {
         let total = order
             .grand_total()
             .ok_or_else(|| anyhow::anyhow!("placed order without total"))?;
@@ -1271,19 +1342,34 @@ impl Checkouts {
             .await
         {
             Ok(c) => run.note(&c),
-            Err(CommandError::Rejected(OrderError::InvalidTransition { .. }) | CommandError::Conflict { .. }) => {}
+            Err(
+                CommandError::Rejected(OrderError::InvalidTransition { .. })
+                | CommandError::Conflict { .. },
+            ) => {}
             Err(e) => return Err(unexpected("record fraud assessment")(e)),
         }
         Ok(Next::Continue)
     }
 
-    async fn fraud_facts(&self, row: &CheckoutRow, total: Money, now: DateTime<Utc>) -> anyhow::Result<FraudFacts> {
+    async fn fraud_facts(
+        &self,
+        row: &CheckoutRow,
+        total: Money,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<FraudFacts> {
         let counts = |(hour, day): (i64, i64)| WindowCounts {
             last_hour: u32::try_from(hour).unwrap_or(u32::MAX),
             last_day: u32::try_from(day).unwrap_or(u32::MAX),
         };
         let user = counts(
-            store::velocity(&self.pool, "customer_id", &row.customer_id.to_string(), row.order_id, now).await?,
+            store::velocity(
+                &self.pool,
+                "customer_id",
+                &row.customer_id.to_string(),
+                row.order_id,
+                now,
+            )
+            .await?,
         );
         let email = match &row.email {
             Some(e) => counts(store::velocity(&self.pool, "email", e, row.order_id, now).await?),
@@ -1349,7 +1435,11 @@ impl Checkouts {
                 .await;
             return self.after_mark_paid(paid, run);
         }
-        let payment = self.payments.load(&payment_key).await.map_err(unexpected("load payment"))?;
+        let payment = self
+            .payments
+            .load(&payment_key)
+            .await
+            .map_err(unexpected("load payment"))?;
         let Some(status) = payment.status() else {
             let key = IdempotencyKey::for_command("create_intent", payment_id);
             let intent = self
@@ -1371,7 +1461,11 @@ impl Checkouts {
                 idempotency_key: key.as_str().to_owned(),
                 at: run.now,
             };
-            match self.payments.execute(&payment_key, command, &run.meta("create_payment")).await {
+            match self
+                .payments
+                .execute(&payment_key, command, &run.meta("create_payment"))
+                .await
+            {
                 Ok(c) => run.note(&c),
                 Err(CommandError::Conflict { .. }) => {}
                 Err(e) => return Err(unexpected("record payment")(e)),
@@ -1390,7 +1484,9 @@ impl Checkouts {
                 let Some(method) = &row.payment_method else {
                     // Confirmed earlier (the method is cleared after): ask the provider.
                     let intent = self.provider.retrieve(&intent_id).await?;
-                    return self.reconcile(&payment_key, &payment, &intent, None, run).await;
+                    return self
+                        .reconcile(&payment_key, &payment, &intent, None, run)
+                        .await;
                 };
                 let method = method.0.to_method()?;
                 let key = IdempotencyKey::for_command("confirm", payment_id);
@@ -1411,12 +1507,14 @@ impl Checkouts {
             PaymentStatus::RequiresAction => {
                 // Waiting for the customer's 3-D Secure: has the provider moved on?
                 let intent = self.provider.retrieve(&intent_id).await?;
-                self.reconcile(&payment_key, &payment, &intent, None, run).await
+                self.reconcile(&payment_key, &payment, &intent, None, run)
+                    .await
             }
             PaymentStatus::Authorised => {
                 let key = IdempotencyKey::for_command("capture", payment_id);
                 let intent = self.provider.capture(&intent_id, None, &key).await?;
-                self.reconcile(&payment_key, &payment, &intent, None, run).await
+                self.reconcile(&payment_key, &payment, &intent, None, run)
+                    .await
             }
             PaymentStatus::Captured => {
                 let amount = payment.captured().unwrap_or(total);
@@ -1449,7 +1547,10 @@ impl Checkouts {
                     .await
                 {
                     Ok(c) => run.note(&c),
-                    Err(CommandError::Rejected(OrderError::InvalidTransition { .. }) | CommandError::Conflict { .. }) => {}
+                    Err(
+                        CommandError::Rejected(OrderError::InvalidTransition { .. })
+                        | CommandError::Conflict { .. },
+                    ) => {}
                     Err(e) => return Err(unexpected("record payment failure")(e)),
                 }
                 Ok(Next::Continue)
@@ -1468,7 +1569,10 @@ impl Checkouts {
         match paid {
             Ok(c) => run.note(&c),
             // Cancelled meanwhile: the next look compensates (refund).
-            Err(CommandError::Rejected(OrderError::InvalidTransition { .. }) | CommandError::Conflict { .. }) => {}
+            Err(
+                CommandError::Rejected(OrderError::InvalidTransition { .. })
+                | CommandError::Conflict { .. },
+            ) => {}
             Err(e) => return Err(unexpected("mark paid")(e)),
         }
         Ok(Next::Continue)
@@ -1487,7 +1591,11 @@ impl Checkouts {
         let waiting = commands.is_empty();
         for (i, command) in commands.into_iter().enumerate() {
             let step = format!("payment:{}:{i}", intent.status);
-            match self.payments.execute(payment_key, command, &run.meta(&step)).await {
+            match self
+                .payments
+                .execute(payment_key, command, &run.meta(&step))
+                .await
+            {
                 Ok(c) => run.note(&c),
                 Err(CommandError::Conflict { .. }) => return Ok(Next::Continue),
                 Err(CommandError::Rejected(e)) => {
@@ -1503,7 +1611,12 @@ impl Checkouts {
         Ok(Next::Continue)
     }
 
-    async fn release_stock(&self, order: &Order, run: &mut Run, expired: bool) -> anyhow::Result<()> {
+    async fn release_stock(
+        &self,
+        order: &Order,
+        run: &mut Run,
+        expired: bool,
+    ) -> anyhow::Result<()> {
         for (sku, _) in quantities(order.lines().iter().map(|l| (&l.sku, l.quantity))) {
             let reservation_id = ids::reservation(run.order_id, sku);
             let command = if expired {
@@ -1518,7 +1631,11 @@ impl Checkouts {
                 }
             };
             let step = format!("release:{}", sku.as_str());
-            let result = match self.inventory.execute_retrying(sku.as_str(), command, &run.meta(&step)).await {
+            let result = match self
+                .inventory
+                .execute_retrying(sku.as_str(), command, &run.meta(&step))
+                .await
+            {
                 // Expired before its time (a customer cancel carried the expiry
                 // reason, say): release instead.
                 Err(CommandError::Rejected(InventoryError::ReservationNotExpired { .. })) => {
@@ -1556,9 +1673,15 @@ impl Checkouts {
                 at: run.now,
             };
             let step = format!("commit:{}", sku.as_str());
-            match self.inventory.execute_retrying(sku.as_str(), command, &run.meta(&step)).await {
+            match self
+                .inventory
+                .execute_retrying(sku.as_str(), command, &run.meta(&step))
+                .await
+            {
                 Ok(c) => run.note(&c),
-                Err(CommandError::Rejected(e @ InventoryError::ReservationAlreadyReleased { .. })) => {
+                Err(CommandError::Rejected(
+                    e @ InventoryError::ReservationAlreadyReleased { .. },
+                )) => {
                     tracing::error!(order_id = %run.order_id, sku = sku.as_str(), error = %e, error_code = "shipped_without_reservation", "shipped stock was released");
                 }
                 Err(e) => return Err(unexpected("commit stock")(e)),
@@ -1567,7 +1690,12 @@ impl Checkouts {
         Ok(())
     }
 
-    async fn release_coupon(&self, row: &CheckoutRow, order: &Order, run: &mut Run) -> anyhow::Result<()> {
+    async fn release_coupon(
+        &self,
+        row: &CheckoutRow,
+        order: &Order,
+        run: &mut Run,
+    ) -> anyhow::Result<()> {
         // The coupon comes back only for an order that was never paid.
         if order.paid().is_some() {
             return Ok(());
@@ -1592,7 +1720,9 @@ impl Checkouts {
             .await
         {
             Ok(c) => run.note(&c),
-            Err(CommandError::Rejected(CouponError::UnknownRedemption { .. } | CouponError::NotCreated)) => {}
+            Err(CommandError::Rejected(
+                CouponError::UnknownRedemption { .. } | CouponError::NotCreated,
+            )) => {}
             Err(e) => return Err(unexpected("release coupon")(e)),
         }
         Ok(())
@@ -1602,7 +1732,11 @@ impl Checkouts {
     async fn compensate_payment(&self, order: &Order, run: &mut Run) -> anyhow::Result<Next> {
         let payment_id = ids::payment(run.order_id);
         let payment_key = payment_id.to_string();
-        let payment = self.payments.load(&payment_key).await.map_err(unexpected("load payment"))?;
+        let payment = self
+            .payments
+            .load(&payment_key)
+            .await
+            .map_err(unexpected("load payment"))?;
         let Some(status) = payment.status() else {
             return Ok(Next::Done);
         };
@@ -1613,10 +1747,13 @@ impl Checkouts {
                 let intent = match self.provider.cancel(&intent_id, &key).await {
                     Ok(intent) => intent,
                     // Captured at the provider meanwhile: record it, then refund.
-                    Err(ProviderError::UnexpectedState { .. }) => self.provider.retrieve(&intent_id).await?,
+                    Err(ProviderError::UnexpectedState { .. }) => {
+                        self.provider.retrieve(&intent_id).await?
+                    }
                     Err(e) => return Err(e.into()),
                 };
-                self.reconcile(&payment_key, &payment, &intent, None, run).await?;
+                self.reconcile(&payment_key, &payment, &intent, None, run)
+                    .await?;
                 Ok(Next::Continue)
             }
             PaymentStatus::Captured => {
@@ -1637,7 +1774,9 @@ impl Checkouts {
                 .await?;
                 Ok(Next::Continue)
             }
-            PaymentStatus::Failed | PaymentStatus::Voided | PaymentStatus::Refunded => Ok(Next::Done),
+            PaymentStatus::Failed | PaymentStatus::Voided | PaymentStatus::Refunded => {
+                Ok(Next::Done)
+            }
         }
     }
 
@@ -1674,7 +1813,11 @@ impl Checkouts {
             }
             Err(e) => return Err(unexpected("request refund")(e)),
         }
-        let payment = self.payments.load(&payment_key).await.map_err(unexpected("load payment"))?;
+        let payment = self
+            .payments
+            .load(&payment_key)
+            .await
+            .map_err(unexpected("load payment"))?;
         let intent_id = IntentId(payment.provider_intent_id().unwrap_or_default().to_owned());
         let refund = self
             .provider

@@ -62,7 +62,10 @@ pub fn commands_for(
         }
         IntentStatus::RequiresPaymentMethod => {
             if let Some(reason) = intent.last_decline.or(decline)
-                && matches!(status, PaymentStatus::Created | PaymentStatus::RequiresAction)
+                && matches!(
+                    status,
+                    PaymentStatus::Created | PaymentStatus::RequiresAction
+                )
             {
                 commands.push(PaymentCommand::FailPayment { reason, at });
             }
@@ -177,7 +180,15 @@ mod tests {
                 "{status}"
             );
         }
-        assert!(commands_for(&Payment::default(), &intent(IntentStatus::Succeeded), None, now).is_empty());
+        assert!(
+            commands_for(
+                &Payment::default(),
+                &intent(IntentStatus::Succeeded),
+                None,
+                now
+            )
+            .is_empty()
+        );
     }
 
     #[test]

@@ -117,15 +117,20 @@ pub(super) async fn insert(pool: &PgPool, new: NewCheckout<'_>) -> anyhow::Resul
 
 /// The row of an order's checkout.
 pub(super) async fn find(pool: &PgPool, order_id: Uuid) -> anyhow::Result<Option<CheckoutRow>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM checkouts WHERE order_id = $1"))
-        .bind(order_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| anyhow::Error::from(e).context("read checkout"))
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM checkouts WHERE order_id = $1"
+    ))
+    .bind(order_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("read checkout"))
 }
 
 /// When the checkout of a cart was started.
-pub(super) async fn created_at(pool: &PgPool, cart_id: Uuid) -> anyhow::Result<Option<DateTime<Utc>>> {
+pub(super) async fn created_at(
+    pool: &PgPool,
+    cart_id: Uuid,
+) -> anyhow::Result<Option<DateTime<Utc>>> {
     sqlx::query_scalar("SELECT created_at FROM checkouts WHERE cart_id = $1")
         .bind(cart_id)
         .fetch_optional(pool)
@@ -134,12 +139,17 @@ pub(super) async fn created_at(pool: &PgPool, cart_id: Uuid) -> anyhow::Result<O
 }
 
 /// The row of a cart's checkout.
-pub(super) async fn find_by_cart(pool: &PgPool, cart_id: Uuid) -> anyhow::Result<Option<CheckoutRow>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM checkouts WHERE cart_id = $1"))
-        .bind(cart_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| anyhow::Error::from(e).context("read checkout"))
+pub(super) async fn find_by_cart(
+    pool: &PgPool,
+    cart_id: Uuid,
+) -> anyhow::Result<Option<CheckoutRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM checkouts WHERE cart_id = $1"
+    ))
+    .bind(cart_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("read checkout"))
 }
 
 /// Records why the checkout ended without (or before) payment.
@@ -239,7 +249,11 @@ pub(super) async fn backoff(
 }
 
 /// Open checkouts whose reservation expired by `now`.
-pub(super) async fn expired(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyhow::Result<Vec<Uuid>> {
+pub(super) async fn expired(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> anyhow::Result<Vec<Uuid>> {
     sqlx::query_scalar(
         "SELECT order_id FROM checkouts WHERE state = 'open' AND expires_at <= $1
          ORDER BY expires_at LIMIT $2",
@@ -279,7 +293,11 @@ pub(super) async fn mark_committed(pool: &PgPool, order_id: Uuid) -> anyhow::Res
 }
 
 /// Open checkouts due for an attempt by `now`.
-pub(super) async fn due(pool: &PgPool, now: DateTime<Utc>, limit: i64) -> anyhow::Result<Vec<Uuid>> {
+pub(super) async fn due(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> anyhow::Result<Vec<Uuid>> {
     sqlx::query_scalar(
         "SELECT order_id FROM checkouts WHERE state = 'open' AND next_attempt_at <= $1
          ORDER BY next_attempt_at LIMIT $2",
@@ -316,7 +334,10 @@ pub(super) async fn velocity(
 }
 
 /// The customer's paid orders: how many, and the median total in minor units.
-pub(super) async fn history(pool: &PgPool, customer_id: Uuid) -> anyhow::Result<(i64, Option<f64>)> {
+pub(super) async fn history(
+    pool: &PgPool,
+    customer_id: Uuid,
+) -> anyhow::Result<(i64, Option<f64>)> {
     sqlx::query_as(
         "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY grand_total_minor)
          FROM checkouts WHERE customer_id = $1 AND paid AND grand_total_minor IS NOT NULL",
@@ -335,7 +356,10 @@ pub(super) struct CartSnapshot {
 }
 
 /// Reads the cart's `CartCheckedOut` event (the cart state keeps no prices).
-pub(super) async fn checked_out_cart(pool: &PgPool, cart_id: Uuid) -> anyhow::Result<Option<CartSnapshot>> {
+pub(super) async fn checked_out_cart(
+    pool: &PgPool,
+    cart_id: Uuid,
+) -> anyhow::Result<Option<CartSnapshot>> {
     let payload: Option<serde_json::Value> = sqlx::query_scalar(
         "SELECT payload FROM events
          WHERE aggregate_type = 'cart' AND aggregate_id = $1 AND event_type = 'CartCheckedOut'

@@ -942,9 +942,6 @@ fn an_expiry_cancels_only_an_unpaid_order() {
         for e in &history {
             order.apply(e);
         }
-        assert_eq!(
-            order.handle(expire()),
-            Err(invalid(from, "CancelOrder"))
-        );
+        assert_eq!(order.handle(expire()), Err(invalid(from, "CancelOrder")));
     }
 }

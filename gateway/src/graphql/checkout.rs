@@ -97,7 +97,8 @@ pub(crate) struct CheckoutQuoteInput {
 }
 
 fn method_code(raw: &str) -> Result<ShippingMethodCode, ApiError> {
-    ShippingMethodCode::parse(raw).map_err(|e| ApiError::bad_input("shippingMethod", "shipping_method", e))
+    ShippingMethodCode::parse(raw)
+        .map_err(|e| ApiError::bad_input("shippingMethod", "shipping_method", e))
 }
 
 fn coupon(raw: Option<&str>) -> Result<Option<CouponCode>, ApiError> {
@@ -317,7 +318,10 @@ impl CheckoutQuery {
     ) -> async_graphql::Result<Vec<ShippingOption>> {
         let country = self::country(&country)?;
         let methods = ctx.shop()?.shipping_methods(&country)?;
-        Ok(methods.iter().filter_map(|m| option_for(m, &country)).collect())
+        Ok(methods
+            .iter()
+            .filter_map(|m| option_for(m, &country))
+            .collect())
     }
 
     /// What checking out the viewer's cart would cost; writes nothing.
@@ -400,7 +404,11 @@ impl CheckoutMutation {
     async fn cancel_order(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Order> {
         let viewer = ctx.viewer()?;
         let id = order_id(&id)?;
-        Ok(ctx.shop()?.cancel_my_order(viewer.user_id, id).await?.into())
+        Ok(ctx
+            .shop()?
+            .cancel_my_order(viewer.user_id, id)
+            .await?
+            .into())
     }
 
     /// Staff: a held order goes on to payment.

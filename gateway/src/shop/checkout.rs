@@ -14,7 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use emporium_commands::Dispatcher;
 use emporium_commands::checkout::{
-    CatalogItem, Catalog, CheckoutConfig, CheckoutError, CheckoutFailure, CheckoutRequest,
+    Catalog, CatalogItem, CheckoutConfig, CheckoutError, CheckoutFailure, CheckoutRequest,
     CheckoutView, Checkouts, ids,
 };
 use emporium_commands::payments::{OfflineProvider, PaymentMethod, PaymentProvider};
@@ -54,7 +54,15 @@ struct VariantJson {
     price_minor: i64,
 }
 
-type CatalogDbRow = (String, Uuid, String, String, String, i64, Json<Vec<VariantJson>>);
+type CatalogDbRow = (
+    String,
+    Uuid,
+    String,
+    String,
+    String,
+    i64,
+    Json<Vec<VariantJson>>,
+);
 
 #[async_trait]
 impl Catalog for ReadModelCatalog {
@@ -74,7 +82,11 @@ impl Catalog for ReadModelCatalog {
             let price = if sku == product_sku {
                 Some(price_minor)
             } else {
-                variants.0.iter().find(|v| v.sku == sku).map(|v| v.price_minor)
+                variants
+                    .0
+                    .iter()
+                    .find(|v| v.sku == sku)
+                    .map(|v| v.price_minor)
             };
             if let (Some(price), Ok(sku)) = (price, Sku::parse(&sku)) {
                 items.insert(
@@ -305,7 +317,11 @@ impl Shop {
                 .map_err(checkout_error)?
                 .is_some_and(|at| now - at <= DUPLICATE_WINDOW);
             if !recent && input.idempotency_key.is_none() {
-                return Err(ApiError::bad_input("cart", "cart_empty", "the cart is empty"));
+                return Err(ApiError::bad_input(
+                    "cart",
+                    "cart_empty",
+                    "the cart is empty",
+                ));
             }
         }
         let request = CheckoutRequest {
@@ -322,7 +338,10 @@ impl Shop {
             coupon: input.coupon,
             payment_method: input.payment_method,
         };
-        let view = checkouts.start(request, now).await.map_err(checkout_error)?;
+        let view = checkouts
+            .start(request, now)
+            .await
+            .map_err(checkout_error)?;
         self.answer(user_id, view).await
     }
 
@@ -454,17 +473,19 @@ impl Shop {
 
     /// Any order by id (staff).
     async fn any_order(&self, order_id: Uuid) -> Result<(OrderRow, Uuid), ApiError> {
-        let order: OrderRow = sqlx::query_as(&format!("SELECT {COLUMNS} FROM orders WHERE order_id = $1"))
-            .bind(order_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read order")))?
-            .ok_or(ApiError::NotFound { what: "order" })?;
-        let customer: Uuid = sqlx::query_scalar("SELECT customer_id FROM orders WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read order")))?;
+        let order: OrderRow =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM orders WHERE order_id = $1"))
+                .bind(order_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read order")))?
+                .ok_or(ApiError::NotFound { what: "order" })?;
+        let customer: Uuid =
+            sqlx::query_scalar("SELECT customer_id FROM orders WHERE order_id = $1")
+                .bind(order_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read order")))?;
         Ok((order, customer))
     }
 
@@ -538,7 +559,10 @@ impl Shop {
     ///
     /// # Errors
     /// When checkout is not configured.
-    pub(crate) fn shipping_methods(&self, country: &CountryCode) -> Result<Vec<ShippingMethod>, ApiError> {
+    pub(crate) fn shipping_methods(
+        &self,
+        country: &CountryCode,
+    ) -> Result<Vec<ShippingMethod>, ApiError> {
         Ok(self
             .checkouts()?
             .pricing()
@@ -561,7 +585,11 @@ impl Shop {
     ) -> Result<Quote, ApiError> {
         let (cart_id, open) = self.checkout_cart(user_id).await?;
         if !open {
-            return Err(ApiError::bad_input("cart", "cart_empty", "the cart is empty"));
+            return Err(ApiError::bad_input(
+                "cart",
+                "cart_empty",
+                "the cart is empty",
+            ));
         }
         self.checkouts()?
             .quote(user_id, cart_id, address, method, coupon, self.clock.now())

@@ -32,8 +32,8 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 pub(crate) use cart::CartState;
-pub(crate) use checkout::{CheckoutAnswer, CheckoutInput, HeldOrder};
 pub(crate) use catalog::{CategoryRow, ProductFilter, ProductRow, ProductSort};
+pub(crate) use checkout::{CheckoutAnswer, CheckoutInput, HeldOrder};
 pub(crate) use inbox::{InboxCounts, NotificationRow};
 pub(crate) use orders::{OrderPage, OrderRow};
 pub(crate) use reviews::ReviewRow;
@@ -93,7 +93,10 @@ impl Shop {
 
     /// The shop with the checkout process manager.
     #[must_use]
-    pub fn with_checkouts(mut self, checkouts: Arc<emporium_commands::checkout::Checkouts>) -> Self {
+    pub fn with_checkouts(
+        mut self,
+        checkouts: Arc<emporium_commands::checkout::Checkouts>,
+    ) -> Self {
         self.checkouts = Some(checkouts);
         self
     }

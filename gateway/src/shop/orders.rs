@@ -50,7 +50,8 @@ pub(crate) struct StatusChange {
     pub(crate) at: DateTime<Utc>,
 }
 
-pub(super) const COLUMNS: &str = "order_id, status, currency, lines, item_count, subtotal_minor, tax_minor,
+pub(super) const COLUMNS: &str =
+    "order_id, status, currency, lines, item_count, subtotal_minor, tax_minor,
     shipping_minor, discount_minor, grand_total_minor, refunded_minor, shipping_address,
     billing_address, tracking_number, cancellation_reason, history, placed_at, updated_at,
     paid_at, shipped_at, delivered_at, cancelled_at";
