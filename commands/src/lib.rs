@@ -11,6 +11,7 @@
 //! in `projections`) or know about HTTP and GraphQL (that is `gateway`).
 
 pub mod catalog;
+pub mod checkout;
 pub mod db;
 pub mod dispatch;
 pub mod es;

@@ -47,6 +47,8 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     /// Outgoing mail; `None` picks from `settings.mail`.
     pub mailer: Option<Arc<dyn Mailer>>,
+    /// The payment provider; `None` picks from the settings (`payments::provider`).
+    pub payments: Option<Arc<dyn emporium_commands::payments::PaymentProvider>>,
 }
 
 impl Default for Ports {
@@ -54,6 +56,7 @@ impl Default for Ports {
         Self {
             clock: Arc::new(SystemClock),
             mailer: None,
+            payments: None,
         }
     }
 }
@@ -76,6 +79,10 @@ pub struct Application {
     nats: async_nats::Client,
     password_verifications: Arc<AtomicU64>,
     backbone: Option<InProcessBackbone>,
+    checkout_driver: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl Application {
@@ -125,7 +132,10 @@ impl Application {
         };
         // The payment provider the settings select (the one constructor; the checkout
         // takes it from here too).
-        let payment_provider = crate::payments::provider(&settings, &pool)?;
+        let payment_provider = match ports.payments {
+            Some(provider) => provider,
+            None => crate::payments::provider(&settings, &pool)?,
+        };
         let webhooks = crate::payments::routes(
             &settings,
             pool.clone(),
@@ -144,11 +154,25 @@ impl Application {
             .await
             .context("start password hasher")??;
         let password_verifications = passwords.verifications();
-        let shop = Arc::new(Shop::new(
+        let checkouts = crate::shop::checkout::checkouts(
             pool.clone(),
-            Arc::clone(&ports.clock),
             &settings,
-        )?);
+            Arc::clone(&payment_provider),
+        )?;
+        let shop = Arc::new(
+            Shop::new(pool.clone(), Arc::clone(&ports.clock), &settings)?
+                .with_checkouts(Arc::clone(&checkouts)),
+        );
+        let checkout_driver = settings.checkout.driver.then(|| {
+            let (stop, stop_rx) = tokio::sync::watch::channel(false);
+            let task = crate::backbone::spawn_checkout_driver(
+                checkouts,
+                Arc::clone(&ports.clock),
+                Duration::from_millis(settings.checkout.sweep_interval_ms.max(10)),
+                stop_rx,
+            );
+            (stop, task)
+        });
         let accounts = Arc::new(Accounts::new(
             pool.clone(),
             passwords,
@@ -200,6 +224,7 @@ impl Application {
             nats,
             password_verifications,
             backbone,
+            checkout_driver,
         })
     }
 
@@ -241,7 +266,14 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let backbone = self.backbone.take();
+        let checkout_driver = self.checkout_driver.take();
         let served = self.serve_until(shutdown).await;
+        if let Some((stop, task)) = checkout_driver {
+            stop.send_replace(true);
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "checkout driver panicked");
+            }
+        }
         if let Some(backbone) = backbone {
             backbone.stop().await?;
         }

@@ -145,3 +145,45 @@ pub(crate) async fn join_runners(runners: Vec<(&'static str, JoinHandle<()>)>) {
         }
     }
 }
+
+/// The checkout driver: every `interval` (real time) it sweeps the checkouts at the
+/// application clock's "now": unpaid orders whose reservation expired are cancelled
+/// and compensated, and open checkouts that are due (a crash mid-way, a provider
+/// outage, a 3-D Secure intent to reconcile) are resumed. Stops once `stop` turns
+/// true; a failing sweep is logged and the next one runs.
+pub(crate) fn spawn_checkout_driver(
+    checkouts: Arc<emporium_commands::checkout::Checkouts>,
+    clock: Arc<dyn crate::clock::Clock>,
+    interval: std::time::Duration,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stopped = stopped(stop);
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                () = &mut stopped => break,
+                _ = ticks.tick() => {
+                    match checkouts.sweep(clock.now()).await {
+                        Ok(report) if report != Default::default() => {
+                            tracing::info!(
+                                expired = report.expired,
+                                resumed = report.resumed,
+                                failed = report.failed,
+                                "checkout sweep"
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(
+                            error_code = "checkout_sweep_failed",
+                            error = format!("{e:#}"),
+                            "checkout sweep failed"
+                        ),
+                    }
+                }
+            }
+        }
+    })
+}

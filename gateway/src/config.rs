@@ -167,6 +167,8 @@ pub struct Settings {
     pub payments: PaymentSettings,
     /// Notification e-mails.
     pub notifications: NotificationSettings,
+    /// The checkout: reservation expiry, pricing (taxes, shipping), fraud gate, driver.
+    pub checkout: CheckoutSettings,
 }
 
 impl Default for Settings {
@@ -185,6 +187,7 @@ impl Default for Settings {
             shop: ShopSettings::default(),
             payments: PaymentSettings::default(),
             notifications: NotificationSettings::default(),
+            checkout: CheckoutSettings::default(),
         }
     }
 }
@@ -323,6 +326,114 @@ impl Default for ShopSettings {
         Self {
             currency: "EUR".to_owned(),
         }
+    }
+}
+
+/// The checkout process manager and its driver.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckoutSettings {
+    /// How long reserved stock waits for payment before the order is cancelled.
+    pub reservation_ttl_seconds: u64,
+    /// How long after a checkout starts (or last failed) the driver may resume it.
+    pub resume_after_ms: u64,
+    /// How often a checkout waiting on 3-D Secure or the provider is reconciled.
+    pub recheck_after_seconds: u64,
+    /// Run the driver (expiry and resumption sweeps) in this process.
+    pub driver: bool,
+    /// How often the driver sweeps, in real milliseconds (what is due is decided on
+    /// the application clock).
+    pub sweep_interval_ms: u64,
+    /// Test-only fault injection: abort right after this checkout step
+    /// (`stock_reserved`, `payment_created`, `payment_authorised`).
+    pub crash_after: Option<String>,
+    /// The fraud gate's rules.
+    pub fraud: FraudSettings,
+    /// Taxes and shipping methods, as `emporium_domain::pricing::Pricing` reads them
+    /// (validated at startup): `currency`, `tax = { mode, rules = [{ country,
+    /// region?, rate_bp, shipping_taxable? }] }`, `methods = [{ code, name, rates =
+    /// [{ zone = { name, countries }, rate = { flat = <money> } | { by_weight =
+    /// [{ up_to_grams, price }] }, free_over? }] }]`, money as `{ amount_minor,
+    /// currency }`. Products carry no weight yet, so weight tiers see 0 g.
+    pub pricing: toml::Table,
+}
+
+/// The fraud gate's rules (the rest are `FraudRules::with_defaults`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FraudSettings {
+    /// Scores at or above this hold the order for staff review (0 to 100).
+    pub review_threshold: u8,
+    /// The amount (minor units of the shop currency) a new account's order must reach
+    /// to count as high value.
+    pub high_value_minor: i64,
+}
+
+impl Default for FraudSettings {
+    fn default() -> Self {
+        Self {
+            review_threshold: 50,
+            high_value_minor: 100_000,
+        }
+    }
+}
+
+/// The pricing a fresh configuration has: EU VAT included in prices, standard and
+/// express shipping in the EU, standard by weight to the rest of the world.
+const DEFAULT_PRICING: &str = r#"
+currency = "EUR"
+
+[tax]
+mode = "tax_inclusive"
+rules = [
+    { country = "DE", rate_bp = 1900 },
+    { country = "FR", rate_bp = 2000 },
+    { country = "NL", rate_bp = 2100 },
+    { country = "AT", rate_bp = 2000 },
+    { country = "ES", rate_bp = 2100 },
+    { country = "IT", rate_bp = 2200 },
+]
+
+[[methods]]
+code = "standard"
+name = "Standard (3-5 days)"
+rates = [
+    { zone = { name = "EU", countries = ["DE", "FR", "NL", "AT", "ES", "IT", "BE", "LU"] }, rate = { flat = { amount_minor = 499, currency = "EUR" } }, free_over = { amount_minor = 5000, currency = "EUR" } },
+    { zone = { name = "World", countries = ["GB", "US", "CH", "CA"] }, rate = { by_weight = [{ up_to_grams = 2000, price = { amount_minor = 1499, currency = "EUR" } }, { up_to_grams = 20000, price = { amount_minor = 2999, currency = "EUR" } }] } },
+]
+
+[[methods]]
+code = "express"
+name = "Express (next day)"
+rates = [
+    { zone = { name = "EU", countries = ["DE", "FR", "NL", "AT", "ES", "IT", "BE", "LU"] }, rate = { flat = { amount_minor = 1299, currency = "EUR" } } },
+]
+"#;
+
+impl Default for CheckoutSettings {
+    fn default() -> Self {
+        Self {
+            reservation_ttl_seconds: 900,
+            resume_after_ms: 10_000,
+            recheck_after_seconds: 60,
+            driver: true,
+            sweep_interval_ms: 500,
+            crash_after: None,
+            fraud: FraudSettings::default(),
+            pricing: toml::from_str(DEFAULT_PRICING).unwrap_or_default(),
+        }
+    }
+}
+
+impl CheckoutSettings {
+    /// The pricing configuration, validated.
+    ///
+    /// # Errors
+    /// When `checkout.pricing` is not a valid pricing configuration.
+    pub fn pricing(&self) -> anyhow::Result<emporium_domain::pricing::Pricing> {
+        toml::Value::Table(self.pricing.clone())
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("checkout.pricing: {e}"))
     }
 }
 
@@ -788,6 +899,10 @@ mod tests {
         assert!(s.backbone.in_process);
         assert_eq!(s.backbone.read_your_writes_timeout_ms, 2_000);
         assert_eq!(s.shop.currency, "EUR");
+        assert_eq!(s.checkout.reservation_ttl_seconds, 900);
+        let pricing = s.checkout.pricing().expect("default pricing is valid");
+        assert_eq!(pricing.currency().code(), "EUR");
+        assert_eq!(pricing.methods().len(), 2);
     }
 
     #[test]

@@ -82,6 +82,17 @@ pub enum ApiError {
         /// Explanation for humans.
         message: String,
     },
+    /// A business refusal with its own stable code (`OUT_OF_STOCK`,
+    /// `PAYMENT_DECLINED`, `COUPON_*`, `ORDER_NOT_CANCELLABLE`, ...) and details for
+    /// the client (`declineCode`, `orderId`, `sku`).
+    Refused {
+        /// The stable code.
+        code: &'static str,
+        /// For humans.
+        message: String,
+        /// Extra `extensions` entries.
+        details: Vec<(&'static str, String)>,
+    },
     /// Anything else. The cause is logged, never shown.
     Internal(anyhow::Error),
 }
@@ -130,6 +141,7 @@ impl ApiError {
             Self::Conflict => "changed concurrently; try again".to_owned(),
             Self::Taken { field, message } => format!("{field}: {message}"),
             Self::Precondition { message, .. } => message.clone(),
+            Self::Refused { message, .. } => message.clone(),
             Self::Internal(_) => "internal error".to_owned(),
         }
     }
@@ -152,6 +164,7 @@ impl ApiError {
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::Conflict | Self::Taken { .. } => "CONFLICT",
             Self::Precondition { .. } => "FAILED_PRECONDITION",
+            Self::Refused { code, .. } => code,
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -203,6 +216,11 @@ impl ApiError {
                 Self::LimitExceeded { limit, max, .. } => {
                     ext.set("limit", *limit);
                     ext.set("max", Value::from(*max as u64));
+                }
+                Self::Refused { details, .. } => {
+                    for (key, value) in details {
+                        ext.set(*key, value.as_str());
+                    }
                 }
                 _ => {}
             }

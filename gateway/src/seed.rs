@@ -1291,6 +1291,7 @@ impl Seeder {
                 at,
                 OrderCommand::PassFraudCheck {
                     risk_score: u8::try_from(o.index % 17).unwrap_or(0),
+                    reasons: Vec::new(),
                     at,
                 },
             ),

@@ -24,6 +24,9 @@ pub(crate) struct TestApp {
     pub(crate) clock: Arc<ManualClock>,
     pub(crate) mail: SmtpSink,
     pub(crate) settings: Settings,
+    /// The offline payment provider the platform pays through (tests complete 3-D
+    /// Secure on it and count its intents).
+    pub(crate) payments: Arc<emporium_commands::payments::OfflineProvider>,
     password_verifications: Arc<AtomicU64>,
     db: Option<TestDatabase>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -88,9 +91,15 @@ pub(crate) async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> Tes
     emporium_gateway::telemetry::init_tracing(settings.log_format(), &settings.log.filter);
 
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    // The durable offline provider, as `serve` builds it: the webhook endpoint and the
+    // checkout share it, and tests inspect it.
+    let payments = Arc::new(emporium_commands::payments::OfflineProvider::durable(
+        db.pool().clone(),
+    ));
     let ports = Ports {
         clock: Arc::clone(&clock) as Arc<dyn Clock>,
         mailer: None,
+        payments: Some(Arc::clone(&payments) as _),
     };
     let app = Application::build_with(settings.clone(), true, ports)
         .await
@@ -110,6 +119,7 @@ pub(crate) async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> Tes
         clock,
         mail,
         settings,
+        payments,
         password_verifications,
         db: Some(db),
         shutdown: Some(tx),

@@ -211,6 +211,7 @@ fn paid(total: i64) -> Vec<OrderCommand> {
         OrderCommand::MarkStockReserved { at: Utc::now() },
         OrderCommand::PassFraudCheck {
             risk_score: 5,
+            reasons: Vec::new(),
             at: Utc::now(),
         },
         OrderCommand::MarkPaid {

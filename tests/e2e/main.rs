@@ -7,6 +7,7 @@ mod auth;
 mod bola;
 mod guest_carts;
 mod emails;
+mod checkout;
 mod helpers;
 mod inbox;
 mod payments;

@@ -127,6 +127,7 @@ impl Checkout {
             },
             OrderCommand::MarkStockReserved { at: Utc::now() },
             OrderCommand::PassFraudCheck {
+                reasons: Vec::new(),
                 risk_score: 5,
                 at: Utc::now(),
             },

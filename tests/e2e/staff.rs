@@ -211,6 +211,7 @@ pub(crate) async fn seed_order(app: &TestApp, customer: Uuid, paid: bool) -> Uui
         commands.extend([
             OrderCommand::MarkStockReserved { at: Utc::now() },
             OrderCommand::PassFraudCheck {
+                reasons: Vec::new(),
                 risk_score: 7,
                 at: Utc::now(),
             },

@@ -340,6 +340,7 @@ async fn order_status_changes_and_notifications_reach_the_viewer() {
     for command in [
         OrderCommand::MarkStockReserved { at: Utc::now() },
         OrderCommand::PassFraudCheck {
+            reasons: Vec::new(),
             risk_score: 5,
             at: Utc::now(),
         },

@@ -11,6 +11,7 @@ use super::error::OrderError;
 use super::event::{CancellationReason, OrderEvent, OrderLine};
 use super::status::OrderStatus;
 use crate::aggregate::Aggregate;
+use crate::fraud::FraudReason;
 use crate::{Address, Currency, Money, MoneyError};
 
 /// One order.
@@ -23,6 +24,7 @@ pub struct Order {
     paid: Option<Money>,
     refunds: BTreeMap<Uuid, Money>,
     refunded: Option<Money>,
+    fraud: Option<(u8, Vec<FraudReason>)>,
 }
 
 /// The snapshot the order was placed with.
@@ -135,6 +137,28 @@ impl Order {
     #[must_use]
     pub fn refunded(&self) -> Option<Money> {
         self.refunded
+    }
+    /// The fraud gate's score and reasons, once assessed.
+    #[must_use]
+    pub fn fraud(&self) -> Option<(u8, &[FraudReason])> {
+        self.fraud.as_ref().map(|(s, r)| (*s, r.as_slice()))
+    }
+    /// The shipping and billing addresses, once placed.
+    #[must_use]
+    pub fn addresses(&self) -> Option<(&Address, &Address)> {
+        self.placed
+            .as_ref()
+            .map(|p| (&p.shipping_address, &p.billing_address))
+    }
+    /// The currency, once placed.
+    #[must_use]
+    pub fn currency(&self) -> Option<Currency> {
+        self.placed.as_ref().map(|p| p.currency)
+    }
+    /// The payment that paid it, once paid.
+    #[must_use]
+    pub fn payment_id(&self) -> Option<Uuid> {
+        self.payment_id
     }
     /// Why it was cancelled, if it was.
     #[must_use]
@@ -331,6 +355,16 @@ impl Order {
         at: DateTime<Utc>,
     ) -> Result<Vec<OrderEvent>, OrderError> {
         let from = self.transition("CancelOrder", OrderStatus::Cancelled, None)?;
+        let unpaid = matches!(
+            from,
+            OrderStatus::Pending | OrderStatus::Reserved | OrderStatus::AwaitingPayment
+        );
+        if reason == CancellationReason::ReservationExpired && !unpaid {
+            return Err(OrderError::InvalidTransition {
+                from,
+                command: "CancelOrder",
+            });
+        }
         Ok(vec![OrderEvent::OrderCancelled { reason, from, at }])
     }
 
@@ -408,19 +442,35 @@ impl Aggregate for Order {
                 self.transition("MarkStockReserved", OrderStatus::Reserved, None)?;
                 Ok(vec![OrderEvent::OrderStockReserved { at }])
             }
-            OrderCommand::PassFraudCheck { risk_score, at } => {
+            OrderCommand::PassFraudCheck {
+                risk_score,
+                reasons,
+                at,
+            } => {
                 self.transition(
                     "PassFraudCheck",
                     OrderStatus::AwaitingPayment,
                     Some(OrderStatus::Reserved),
                 )?;
                 let risk_score = Self::risk_score(risk_score)?;
-                Ok(vec![OrderEvent::OrderFraudCheckPassed { risk_score, at }])
+                Ok(vec![OrderEvent::OrderFraudCheckPassed {
+                    risk_score,
+                    reasons,
+                    at,
+                }])
             }
-            OrderCommand::HoldForReview { risk_score, at } => {
+            OrderCommand::HoldForReview {
+                risk_score,
+                reasons,
+                at,
+            } => {
                 self.transition("HoldForReview", OrderStatus::HeldForReview, None)?;
                 let risk_score = Self::risk_score(risk_score)?;
-                Ok(vec![OrderEvent::OrderHeldForReview { risk_score, at }])
+                Ok(vec![OrderEvent::OrderHeldForReview {
+                    risk_score,
+                    reasons,
+                    at,
+                }])
             }
             OrderCommand::ApproveHeldOrder { at } => {
                 self.transition(
@@ -501,12 +551,24 @@ impl Aggregate for Order {
                 self.status = Some(OrderStatus::Pending);
             }
             OrderEvent::OrderStockReserved { .. } => self.status = Some(OrderStatus::Reserved),
-            OrderEvent::OrderFraudCheckPassed { .. }
-            | OrderEvent::OrderReleasedFromReview { .. } => {
+            OrderEvent::OrderFraudCheckPassed {
+                risk_score,
+                reasons,
+                ..
+            } => {
+                self.status = Some(OrderStatus::AwaitingPayment);
+                self.fraud = Some((*risk_score, reasons.clone()));
+            }
+            OrderEvent::OrderReleasedFromReview { .. } => {
                 self.status = Some(OrderStatus::AwaitingPayment);
             }
-            OrderEvent::OrderHeldForReview { .. } => {
+            OrderEvent::OrderHeldForReview {
+                risk_score,
+                reasons,
+                ..
+            } => {
                 self.status = Some(OrderStatus::HeldForReview);
+                self.fraud = Some((*risk_score, reasons.clone()));
             }
             OrderEvent::OrderPaymentFailed { .. } => {
                 self.status = Some(OrderStatus::PaymentFailed);

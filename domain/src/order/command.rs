@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::event::{CancellationReason, OrderLine};
+use crate::fraud::FraudReason;
 use crate::{Address, Currency, Money};
 
 /// A command to one order.
@@ -47,6 +48,8 @@ pub enum OrderCommand {
     PassFraudCheck {
         /// Risk score 0 (safe) to 100 (certain fraud).
         risk_score: u8,
+        /// What made up the score (empty when nothing fired).
+        reasons: Vec<FraudReason>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -54,6 +57,8 @@ pub enum OrderCommand {
     HoldForReview {
         /// Risk score 0 to 100.
         risk_score: u8,
+        /// What made up the score.
+        reasons: Vec<FraudReason>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -96,7 +101,9 @@ pub enum OrderCommand {
         /// When.
         at: DateTime<Utc>,
     },
-    /// Cancels the order before it ships.
+    /// Cancels the order before it ships. With [`CancellationReason::ReservationExpired`]
+    /// only an unpaid order (pending, reserved, awaiting payment) can be cancelled: an
+    /// expiry sweep racing a payment must lose to it.
     CancelOrder {
         /// Why.
         reason: CancellationReason,

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::status::OrderStatus;
 use crate::aggregate::DomainEvent;
+use crate::fraud::FraudReason;
 use crate::{Address, Currency, Money, Quantity, Sku};
 
 /// One line of an order: a snapshot of the product as it was sold.
@@ -89,6 +90,9 @@ pub enum OrderEvent {
     OrderFraudCheckPassed {
         /// Risk score 0 to 100.
         risk_score: u8,
+        /// What made up the score (v1.1; empty in upcast v1.0 events).
+        #[serde(default)]
+        reasons: Vec<FraudReason>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -96,6 +100,9 @@ pub enum OrderEvent {
     OrderHeldForReview {
         /// Risk score 0 to 100.
         risk_score: u8,
+        /// What made up the score (v1.1; empty in upcast v1.0 events).
+        #[serde(default)]
+        reasons: Vec<FraudReason>,
         /// When.
         at: DateTime<Utc>,
     },
@@ -163,6 +170,9 @@ impl DomainEvent for OrderEvent {
     }
 
     fn event_version(&self) -> &'static str {
-        "1.0"
+        match self {
+            Self::OrderFraudCheckPassed { .. } | Self::OrderHeldForReview { .. } => "1.1",
+            _ => "1.0",
+        }
     }
 }

@@ -43,6 +43,32 @@ pub(crate) fn event_schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![(Order::TYPE, schemars::schema_for!(OrderEvent))]
 }
 
+/// `OrderFraudCheckPassed` and `OrderHeldForReview` 1.0 -> 1.1: the fraud reasons
+/// were added; a 1.0 event had none recorded.
 pub(crate) fn upcasters() -> Vec<Upcaster> {
-    Vec::new()
+    ["OrderFraudCheckPassed", "OrderHeldForReview"]
+        .into_iter()
+        .map(|event_type| Upcaster {
+            aggregate_type: Order::TYPE,
+            event_type,
+            from_version: "1.0",
+            to_version: "1.1",
+            upcast: add_empty_reasons,
+        })
+        .collect()
+}
+
+/// Adds `"reasons": []` to a 1.0 fraud event; anything else passes unchanged.
+fn add_empty_reasons(payload: serde_json::Value) -> serde_json::Value {
+    let serde_json::Value::Object(mut outer) = payload else {
+        return payload;
+    };
+    for variant in ["OrderFraudCheckPassed", "OrderHeldForReview"] {
+        if let Some(serde_json::Value::Object(fields)) = outer.get_mut(variant) {
+            fields
+                .entry("reasons")
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        }
+    }
+    serde_json::Value::Object(outer)
 }

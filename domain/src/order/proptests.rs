@@ -69,9 +69,9 @@ fn command() -> impl Strategy<Value = OrderCommand> {
         1 => place(false),
         8 => minute.clone().prop_map(|at| OrderCommand::MarkStockReserved { at }),
         6 => (0u8..120, minute.clone())
-            .prop_map(|(risk_score, at)| OrderCommand::PassFraudCheck { risk_score, at }),
+            .prop_map(|(risk_score, at)| OrderCommand::PassFraudCheck { risk_score, reasons: Vec::new(), at }),
         2 => (0u8..120, minute.clone())
-            .prop_map(|(risk_score, at)| OrderCommand::HoldForReview { risk_score, at }),
+            .prop_map(|(risk_score, at)| OrderCommand::HoldForReview { risk_score, reasons: Vec::new(), at }),
         4 => minute.clone().prop_map(|at| OrderCommand::ApproveHeldOrder { at }),
         1 => minute.clone().prop_map(|at| OrderCommand::RejectHeldOrder { at }),
         1 => (payment.clone(), minute.clone())

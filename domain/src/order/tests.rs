@@ -107,6 +107,7 @@ fn held() -> Vec<OrderEvent> {
     let mut h = reserved();
     h.push(OrderEvent::OrderHeldForReview {
         risk_score: 80,
+        reasons: Vec::new(),
         at: at(2),
     });
     h
@@ -116,6 +117,7 @@ fn awaiting_payment() -> Vec<OrderEvent> {
     let mut h = reserved();
     h.push(OrderEvent::OrderFraudCheckPassed {
         risk_score: 10,
+        reasons: Vec::new(),
         at: at(2),
     });
     h
@@ -351,10 +353,12 @@ fn commands_before_placement_are_refused() {
         OrderCommand::MarkStockReserved { at: at(1) },
         OrderCommand::PassFraudCheck {
             risk_score: 1,
+            reasons: Vec::new(),
             at: at(1),
         },
         OrderCommand::HoldForReview {
             risk_score: 1,
+            reasons: Vec::new(),
             at: at(1),
         },
         OrderCommand::ApproveHeldOrder { at: at(1) },
@@ -413,6 +417,7 @@ fn pass_fraud_check_clears_for_payment() {
     let (events, state) = given::<Order>(reserved())
         .when(OrderCommand::PassFraudCheck {
             risk_score: 10,
+            reasons: Vec::new(),
             at: at(2),
         })
         .then_state();
@@ -420,6 +425,7 @@ fn pass_fraud_check_clears_for_payment() {
         events,
         vec![OrderEvent::OrderFraudCheckPassed {
             risk_score: 10,
+            reasons: Vec::new(),
             at: at(2)
         }]
     );
@@ -435,6 +441,7 @@ fn pass_fraud_check_is_refused_outside_reserved_and_for_bad_scores() {
         let err = given::<Order>(history)
             .when(OrderCommand::PassFraudCheck {
                 risk_score: 10,
+                reasons: Vec::new(),
                 at: at(2),
             })
             .then_expect_error();
@@ -443,6 +450,7 @@ fn pass_fraud_check_is_refused_outside_reserved_and_for_bad_scores() {
     let err = given::<Order>(reserved())
         .when(OrderCommand::PassFraudCheck {
             risk_score: 101,
+            reasons: Vec::new(),
             at: at(2),
         })
         .then_expect_error();
@@ -454,6 +462,7 @@ fn hold_for_review_from_reserved() {
     let (events, state) = given::<Order>(reserved())
         .when(OrderCommand::HoldForReview {
             risk_score: 80,
+            reasons: Vec::new(),
             at: at(2),
         })
         .then_state();
@@ -462,6 +471,7 @@ fn hold_for_review_from_reserved() {
     let err = given::<Order>(awaiting_payment())
         .when(OrderCommand::HoldForReview {
             risk_score: 80,
+            reasons: Vec::new(),
             at: at(2),
         })
         .then_expect_error();
@@ -469,6 +479,7 @@ fn hold_for_review_from_reserved() {
     let err = given::<Order>(reserved())
         .when(OrderCommand::HoldForReview {
             risk_score: 200,
+            reasons: Vec::new(),
             at: at(2),
         })
         .then_expect_error();
@@ -841,11 +852,96 @@ fn events_round_trip_through_json_and_messages_read_well() {
             json.get(e.event_type()).is_some(),
             "externally tagged: {json}"
         );
-        assert_eq!(e.event_version(), "1.0");
+        let expected = if matches!(e, OrderEvent::OrderFraudCheckPassed { .. }) {
+            "1.1"
+        } else {
+            "1.0"
+        };
+        assert_eq!(e.event_version(), expected);
         assert_eq!(serde_json::from_value::<OrderEvent>(json).unwrap(), e);
     }
     assert_eq!(
         invalid(OrderStatus::Shipped, "CancelOrder").to_string(),
         "CancelOrder is not allowed when the order is shipped"
     );
+}
+
+#[test]
+fn the_fraud_reasons_are_recorded_and_kept() {
+    use crate::CountryCode;
+    use crate::aggregate::DomainEvent as _;
+    use crate::fraud::{FraudReason, FraudSignal};
+    let reasons = vec![FraudReason {
+        signal: FraudSignal::CountryMismatch {
+            billing: CountryCode::parse("DE").unwrap(),
+            shipping: CountryCode::parse("FR").unwrap(),
+        },
+        points: 20,
+    }];
+    let mut order = Order::default();
+    for e in reserved() {
+        order.apply(&e);
+    }
+    let events = order
+        .handle(OrderCommand::HoldForReview {
+            risk_score: 20,
+            reasons: reasons.clone(),
+            at: at(2),
+        })
+        .unwrap();
+    assert_eq!(
+        events,
+        vec![OrderEvent::OrderHeldForReview {
+            risk_score: 20,
+            reasons: reasons.clone(),
+            at: at(2),
+        }]
+    );
+    assert_eq!(events[0].event_version(), "1.1");
+    order.apply(&events[0]);
+    assert_eq!(order.fraud(), Some((20, reasons.as_slice())));
+}
+
+#[test]
+fn a_version_1_0_fraud_event_is_upcast_with_no_reasons() {
+    let v1 = serde_json::json!({"OrderFraudCheckPassed": {"risk_score": 5, "at": at(2)}});
+    let upcaster = super::upcasters()
+        .into_iter()
+        .find(|u| u.event_type == "OrderFraudCheckPassed")
+        .unwrap();
+    assert_eq!((upcaster.from_version, upcaster.to_version), ("1.0", "1.1"));
+    let event: OrderEvent = serde_json::from_value((upcaster.upcast)(v1)).unwrap();
+    assert_eq!(
+        event,
+        OrderEvent::OrderFraudCheckPassed {
+            risk_score: 5,
+            reasons: Vec::new(),
+            at: at(2),
+        }
+    );
+}
+
+#[test]
+fn an_expiry_cancels_only_an_unpaid_order() {
+    let expire = || OrderCommand::CancelOrder {
+        reason: CancellationReason::ReservationExpired,
+        at: at(9),
+    };
+    for history in [reserved(), awaiting_payment()] {
+        let mut order = Order::default();
+        for e in &history {
+            order.apply(e);
+        }
+        assert!(order.handle(expire()).is_ok());
+    }
+    for (history, from) in [
+        (paid(), OrderStatus::Paid),
+        (held(), OrderStatus::HeldForReview),
+    ] {
+        let mut order = Order::default();
+        for e in &history {
+            order.apply(e);
+        }
+        assert_eq!(order.handle(expire()), Err(invalid(from, "CancelOrder")));
+    }
 }

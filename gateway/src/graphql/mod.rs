@@ -6,6 +6,7 @@
 
 mod account;
 mod addresses;
+mod checkout;
 mod customer;
 pub mod guard;
 mod payments;
@@ -37,6 +38,7 @@ pub struct QueryRoot(
     customer::CustomerQuery,
     BackOfficeQuery,
     payments::PaymentsQuery,
+    checkout::CheckoutQuery,
 );
 
 /// Root of every mutation.
@@ -47,6 +49,7 @@ pub struct MutationRoot(
     customer::CustomerMutation,
     BackOfficeMutation,
     payments::PaymentsMutation,
+    checkout::CheckoutMutation,
 );
 
 /// The address book and the staff back office (one entry in each root).

@@ -10,6 +10,7 @@
 
 mod cart;
 mod catalog;
+pub mod checkout;
 mod guest;
 mod inbox;
 mod live;
@@ -34,6 +35,7 @@ use uuid::Uuid;
 
 pub(crate) use cart::{CartState, Shopper, parse_quantity};
 pub(crate) use catalog::{CategoryRow, ProductFilter, ProductRow, ProductSort};
+pub(crate) use checkout::{CheckoutAnswer, CheckoutInput, HeldOrder};
 pub(crate) use guest::{key_for as guest_key_for, mint as mint_guest_token};
 pub(crate) use inbox::{InboxCounts, NotificationRow};
 pub(crate) use live::{Live, OrderUpdate};
@@ -60,6 +62,8 @@ pub struct Shop {
     read_your_writes: Duration,
     /// The change feeds subscriptions follow.
     live: Live,
+    /// The checkout process manager (absent in a shop built without one).
+    checkouts: Option<Arc<emporium_commands::checkout::Checkouts>>,
 }
 
 impl std::fmt::Debug for Shop {
@@ -90,7 +94,18 @@ impl Shop {
             currency,
             read_your_writes: settings.backbone.read_your_writes_timeout(),
             live: Live::new(pool),
+            checkouts: None,
         })
+    }
+
+    /// The shop with the checkout process manager.
+    #[must_use]
+    pub fn with_checkouts(
+        mut self,
+        checkouts: Arc<emporium_commands::checkout::Checkouts>,
+    ) -> Self {
+        self.checkouts = Some(checkouts);
+        self
     }
 
     /// The pool over the event store and read models (for services beside the shop's

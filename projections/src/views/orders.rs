@@ -128,13 +128,13 @@ impl Projection for OrdersProjection {
                 return Ok(());
             }
             E::OrderStockReserved { at } => ("reserved", at, "", vec![]),
-            E::OrderFraudCheckPassed { risk_score, at } => (
+            E::OrderFraudCheckPassed { risk_score, at, .. } => (
                 "awaiting_payment",
                 at,
                 ", risk_score = $4",
                 vec![Bind::Int(i64::from(risk_score))],
             ),
-            E::OrderHeldForReview { risk_score, at } => (
+            E::OrderHeldForReview { risk_score, at, .. } => (
                 "held_for_review",
                 at,
                 ", risk_score = $4",

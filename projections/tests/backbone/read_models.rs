@@ -427,6 +427,7 @@ async fn customers_carts_orders_and_wishlists_follow_the_commands() {
         OrderCommand::MarkStockReserved { at: Utc::now() },
         OrderCommand::PassFraudCheck {
             risk_score: 12,
+            reasons: Vec::new(),
             at: Utc::now(),
         },
         OrderCommand::MarkPaid {
@@ -669,6 +670,7 @@ async fn notifications_and_user_activity_follow_the_commands() {
         OrderCommand::MarkStockReserved { at: t.tick() },
         OrderCommand::PassFraudCheck {
             risk_score: 3,
+            reasons: Vec::new(),
             at: t.tick(),
         },
         OrderCommand::MarkPaid {

@@ -1,0 +1,392 @@
+//! The `checkouts` table: the process manager's own durable state (see the
+//! migration), and the one read of the event store it needs beyond aggregates (the
+//! priced cart snapshot).
+
+use chrono::{DateTime, Utc};
+use emporium_domain::cart::CartEvent;
+use emporium_domain::coupon::CouponCode;
+use emporium_domain::pricing::ShippingMethodCode;
+use emporium_domain::{Address, Currency, Money};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::CheckoutFailure;
+use crate::payments::{CardNumber, PaymentMethod};
+use emporium_domain::cart::CheckedOutLine;
+
+/// The customer's checkout choices, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Choices {
+    pub(super) shipping_address: Address,
+    pub(super) billing_address: Address,
+    pub(super) shipping_method: ShippingMethodCode,
+    pub(super) coupon: Option<CouponCode>,
+}
+
+/// A payment method as stored until the provider has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum StoredMethod {
+    Provider(String),
+    Card(String),
+}
+
+impl StoredMethod {
+    pub(super) fn from_method(m: &PaymentMethod) -> Self {
+        match m {
+            PaymentMethod::Provider(id) => Self::Provider(id.clone()),
+            PaymentMethod::Card(card) => Self::Card(card.digits().to_owned()),
+        }
+    }
+
+    pub(super) fn to_method(&self) -> anyhow::Result<PaymentMethod> {
+        Ok(match self {
+            Self::Provider(id) => PaymentMethod::Provider(id.clone()),
+            Self::Card(digits) => PaymentMethod::Card(
+                CardNumber::parse(digits).map_err(|e| anyhow::anyhow!("stored card: {e}"))?,
+            ),
+        })
+    }
+}
+
+/// One checkout row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(super) struct CheckoutRow {
+    pub(super) order_id: Uuid,
+    pub(super) cart_id: Uuid,
+    pub(super) customer_id: Uuid,
+    pub(super) email: Option<String>,
+    pub(super) client_ip: Option<String>,
+    pub(super) request: Json<Choices>,
+    pub(super) payment_method: Option<Json<StoredMethod>>,
+    pub(super) failure: Option<Json<CheckoutFailure>>,
+    pub(super) expires_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "order_id, cart_id, customer_id, email, client_ip, request, payment_method, failure, expires_at";
+
+/// A new row.
+pub(super) struct NewCheckout<'a> {
+    pub(super) order_id: Uuid,
+    pub(super) cart_id: Uuid,
+    pub(super) customer_id: Uuid,
+    pub(super) email: Option<&'a str>,
+    pub(super) client_ip: Option<&'a str>,
+    pub(super) choices: &'a Choices,
+    pub(super) method: &'a StoredMethod,
+    pub(super) expires_at: DateTime<Utc>,
+    pub(super) next_attempt_at: DateTime<Utc>,
+    pub(super) now: DateTime<Utc>,
+}
+
+/// Inserts the row unless this order or this cart already has one; returns the row
+/// that stands (the first submission's, for a duplicate).
+pub(super) async fn insert(pool: &PgPool, new: NewCheckout<'_>) -> anyhow::Result<CheckoutRow> {
+    sqlx::query(
+        "INSERT INTO checkouts (order_id, cart_id, customer_id, email, client_ip, request,
+             payment_method, expires_at, next_attempt_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(new.order_id)
+    .bind(new.cart_id)
+    .bind(new.customer_id)
+    .bind(new.email)
+    .bind(new.client_ip)
+    .bind(Json(new.choices))
+    .bind(Json(new.method))
+    .bind(new.expires_at)
+    .bind(new.next_attempt_at)
+    .bind(new.now)
+    .execute(pool)
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("insert checkout"))?;
+    let row: Option<CheckoutRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM checkouts WHERE order_id = $1 OR cart_id = $2
+         ORDER BY (order_id = $1) DESC LIMIT 1"
+    ))
+    .bind(new.order_id)
+    .bind(new.cart_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("read checkout"))?;
+    row.ok_or_else(|| anyhow::anyhow!("checkout {} vanished after insert", new.order_id))
+}
+
+/// The row of an order's checkout.
+pub(super) async fn find(pool: &PgPool, order_id: Uuid) -> anyhow::Result<Option<CheckoutRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM checkouts WHERE order_id = $1"
+    ))
+    .bind(order_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("read checkout"))
+}
+
+/// When the checkout of a cart was started.
+pub(super) async fn created_at(
+    pool: &PgPool,
+    cart_id: Uuid,
+) -> anyhow::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar("SELECT created_at FROM checkouts WHERE cart_id = $1")
+        .bind(cart_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("read checkout"))
+}
+
+/// The row of a cart's checkout.
+pub(super) async fn find_by_cart(
+    pool: &PgPool,
+    cart_id: Uuid,
+) -> anyhow::Result<Option<CheckoutRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM checkouts WHERE cart_id = $1"
+    ))
+    .bind(cart_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("read checkout"))
+}
+
+/// Records why the checkout ended without (or before) payment.
+pub(super) async fn set_failure(
+    pool: &PgPool,
+    order_id: Uuid,
+    failure: &CheckoutFailure,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE checkouts SET failure = COALESCE(failure, $2), updated_at = $3 WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(Json(failure))
+    .bind(now)
+    .execute(pool)
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("record checkout failure"))?;
+    Ok(())
+}
+
+/// Deletes a checkout that ended before its order was placed.
+pub(super) async fn forget(pool: &PgPool, order_id: Uuid) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM checkouts WHERE order_id = $1")
+        .bind(order_id)
+        .execute(pool)
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("forget checkout"))?;
+    Ok(())
+}
+
+/// Forgets the payment method: the provider has it now.
+pub(super) async fn clear_method(pool: &PgPool, order_id: Uuid) -> anyhow::Result<()> {
+    sqlx::query("UPDATE checkouts SET payment_method = NULL WHERE order_id = $1")
+        .bind(order_id)
+        .execute(pool)
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("clear payment method"))?;
+    Ok(())
+}
+
+/// Records the order total (for the customer's history in fraud checks).
+pub(super) async fn set_total(pool: &PgPool, order_id: Uuid, total: Money) -> anyhow::Result<()> {
+    sqlx::query("UPDATE checkouts SET grand_total_minor = $2 WHERE order_id = $1")
+        .bind(order_id)
+        .bind(total.amount_minor())
+        .execute(pool)
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("record order total"))?;
+    Ok(())
+}
+
+/// Schedules the next attempt (open) or closes the checkout.
+pub(super) async fn schedule(
+    pool: &PgPool,
+    order_id: Uuid,
+    open: bool,
+    paid: bool,
+    next_attempt_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE checkouts SET state = $2, paid = paid OR $3, next_attempt_at = $4, updated_at = $5
+         WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(if open { "open" } else { "closed" })
+    .bind(paid)
+    .bind(next_attempt_at)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("schedule checkout"))?;
+    Ok(())
+}
+
+/// Counts a failed attempt and backs off.
+pub(super) async fn backoff(
+    pool: &PgPool,
+    order_id: Uuid,
+    now: DateTime<Utc>,
+    base: chrono::Duration,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE checkouts SET attempts = attempts + 1,
+             next_attempt_at = $2 + $3 * power(2, LEAST(attempts, 10))::int * interval '1 millisecond',
+             updated_at = $2
+         WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(now)
+    .bind(i32::try_from(base.num_milliseconds()).unwrap_or(i32::MAX))
+    .execute(pool)
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("back off checkout"))?;
+    Ok(())
+}
+
+/// Open checkouts whose reservation expired by `now`.
+pub(super) async fn expired(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT order_id FROM checkouts WHERE state = 'open' AND expires_at <= $1
+         ORDER BY expires_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("find expired checkouts"))
+}
+
+/// Paid checkouts whose order shipped (or was delivered) and whose reservations are
+/// not committed yet: the event store says so, the row remembers the commit.
+pub(super) async fn shipped(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT c.order_id FROM checkouts c
+         WHERE c.paid AND NOT c.stock_committed
+           AND EXISTS (SELECT 1 FROM events e
+                       WHERE e.aggregate_type = 'order' AND e.aggregate_id = c.order_id::text
+                         AND e.event_type IN ('OrderShipped', 'OrderDelivered'))
+         LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("find shipped checkouts"))
+}
+
+/// Records that the order's reservations are committed.
+pub(super) async fn mark_committed(pool: &PgPool, order_id: Uuid) -> anyhow::Result<()> {
+    sqlx::query("UPDATE checkouts SET stock_committed = true WHERE order_id = $1")
+        .bind(order_id)
+        .execute(pool)
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("mark stock committed"))?;
+    Ok(())
+}
+
+/// Open checkouts due for an attempt by `now`.
+pub(super) async fn due(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> anyhow::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT order_id FROM checkouts WHERE state = 'open' AND next_attempt_at <= $1
+         ORDER BY next_attempt_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("find due checkouts"))
+}
+
+/// Checkouts in the windows before `now` for one subject, not counting `order_id`.
+pub(super) async fn velocity(
+    pool: &PgPool,
+    column: &'static str,
+    value: &str,
+    order_id: Uuid,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(i64, i64)> {
+    // `column` is one of a fixed set of names, never input.
+    let sql = format!(
+        "SELECT count(*) FILTER (WHERE created_at > $3 - interval '1 hour'),
+                count(*) FILTER (WHERE created_at > $3 - interval '1 day')
+         FROM checkouts WHERE {column}::text = $1 AND order_id <> $2
+           AND created_at > $3 - interval '1 day' AND created_at <= $3"
+    );
+    sqlx::query_as(&sql)
+        .bind(value)
+        .bind(order_id)
+        .bind(now)
+        .fetch_one(pool)
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("count recent checkouts"))
+}
+
+/// The customer's paid orders: how many, and the median total in minor units.
+pub(super) async fn history(
+    pool: &PgPool,
+    customer_id: Uuid,
+) -> anyhow::Result<(i64, Option<f64>)> {
+    sqlx::query_as(
+        "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY grand_total_minor)
+         FROM checkouts WHERE customer_id = $1 AND paid AND grand_total_minor IS NOT NULL",
+    )
+    .bind(customer_id)
+    .fetch_one(pool)
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("read order history"))
+}
+
+/// The priced snapshot of a checked-out cart, from its `CartCheckedOut` event.
+pub(super) struct CartSnapshot {
+    pub(super) lines: Vec<CheckedOutLine>,
+    pub(super) subtotal: Money,
+    pub(super) currency: Currency,
+}
+
+/// Reads the cart's `CartCheckedOut` event (the cart state keeps no prices).
+pub(super) async fn checked_out_cart(
+    pool: &PgPool,
+    cart_id: Uuid,
+) -> anyhow::Result<Option<CartSnapshot>> {
+    let payload: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM events
+         WHERE aggregate_type = 'cart' AND aggregate_id = $1 AND event_type = 'CartCheckedOut'
+         ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(cart_id.to_string())
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("read cart checkout"))?;
+    let Some(payload) = payload else {
+        return Ok(None);
+    };
+    match serde_json::from_value::<CartEvent>(payload)? {
+        CartEvent::CartCheckedOut {
+            lines,
+            subtotal,
+            currency,
+            ..
+        } => Ok(Some(CartSnapshot {
+            lines,
+            subtotal,
+            currency,
+        })),
+        other => anyhow::bail!("expected CartCheckedOut, found {}", other_name(&other)),
+    }
+}
+
+fn other_name(e: &CartEvent) -> &'static str {
+    e.into()
+}
