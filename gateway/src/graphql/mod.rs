@@ -9,9 +9,9 @@ mod addresses;
 mod checkout;
 mod customer;
 pub mod guard;
-mod payments;
 pub(crate) mod live;
 mod loaders;
+mod payments;
 mod shop;
 mod staff;
 
