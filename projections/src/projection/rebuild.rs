@@ -26,6 +26,10 @@ use crate::envelope::{CommitPosition, StoredEvent};
 /// Events read from the store and applied per transaction.
 pub const DEFAULT_BATCH: usize = 2_000;
 
+/// How often a caught-up rebuild looks whether the horizon has passed the events
+/// committed before it started (see [`Rebuild::run_to_end`]).
+const HORIZON_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// A rebuild in progress. See the module docs.
 pub struct Rebuild {
     pool: PgPool,
@@ -329,8 +333,9 @@ impl Rebuild {
         Ok(read)
     }
 
-    /// Steps until the rebuild has caught up with the horizon. Returns the events
-    /// read by this call.
+    /// Steps until the rebuild holds every event committed before this call (waiting,
+    /// when an unrelated open transaction holds the cluster-wide horizon back, until
+    /// the horizon passes them). Returns the events read by this call.
     ///
     /// # Errors
     /// As [`step`](Self::step).
@@ -347,13 +352,43 @@ impl Rebuild {
         &mut self,
         mut progress: impl FnMut(&Self) + Send,
     ) -> anyhow::Result<u64> {
+        // Every event committed before this call must be in the rebuild. The horizon
+        // is cluster-wide, so an unrelated open transaction can hold it below events
+        // that are already committed: "nothing more below the horizon" is then not
+        // the end; wait (polling, as the relay does) until the horizon passes the
+        // newest transaction committed now.
+        let newest: Option<String> =
+            sqlx::query_scalar("SELECT max(transaction_id)::text FROM events")
+                .fetch_one(&self.pool)
+                .await
+                .context("read the newest committed transaction")?;
         let mut total = 0;
         loop {
             let n = self.step().await?;
             total += n as u64;
             progress(self);
             if n == 0 {
-                return Ok(total);
+                let Some(newest) = newest.as_deref() else {
+                    return Ok(total);
+                };
+                let passed: bool =
+                    sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1::xid8")
+                        .bind(newest)
+                        .fetch_one(&self.pool)
+                        .await
+                        .context("read the visibility horizon")?;
+                if passed {
+                    // One more step reads what the horizon released since the last.
+                    let n = self.step().await?;
+                    total += n as u64;
+                    progress(self);
+                    if n == 0 {
+                        return Ok(total);
+                    }
+                } else {
+                    tokio::time::sleep(HORIZON_POLL).await;
+                }
+                continue;
             }
             if self.detached {
                 continue;
