@@ -340,9 +340,14 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
         Command::Serve { no_migrate } => {
             // The relay and the projection runners run inside the application when
             // `backbone.in_process` is on (the default), and stop after the server.
+            telemetry::traces::init(&settings.telemetry)?;
             let app = Application::build(settings, !no_migrate).await?;
             tracing::info!(addr = %app.local_addr().map_err(anyhow::Error::from)?, "serving; GraphiQL at /graphql");
-            app.run_until(shutdown_signal()).await?;
+            let served = app.run_until(shutdown_signal()).await;
+            // The exporter's last batch goes out before the process ends (its client
+            // blocks, so off the runtime's workers).
+            drop(tokio::task::spawn_blocking(telemetry::traces::shutdown).await);
+            served?;
             Ok(())
         }
         Command::Relay => {

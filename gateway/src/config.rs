@@ -153,6 +153,8 @@ pub struct Settings {
     pub redis: RedisSettings,
     /// Logs.
     pub log: LogSettings,
+    /// OpenTelemetry traces.
+    pub telemetry: TelemetrySettings,
     /// Tokens, passwords, one-time e-mail tokens.
     pub auth: AuthSettings,
     /// Abuse limits: query shape, request size, rate limits.
@@ -180,6 +182,7 @@ impl Default for Settings {
             nats: NatsSettings::default(),
             redis: RedisSettings::default(),
             log: LogSettings::default(),
+            telemetry: TelemetrySettings::default(),
             auth: AuthSettings::default(),
             limits: LimitSettings::default(),
             mail: MailSettings::default(),
@@ -579,6 +582,42 @@ impl Default for LogSettings {
             format: None,
             filter: "info,sqlx=warn,async_nats=warn".to_owned(),
         }
+    }
+}
+
+/// OpenTelemetry traces, exported over OTLP/HTTP (protobuf) by the batch span
+/// processor. Off unless an endpoint is configured here or through the standard
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT` variables.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// The collector's traces URL, used as given (e.g.
+    /// `http://127.0.0.1:4318/v1/traces`).
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "emporium".to_owned(),
+        }
+    }
+}
+
+impl TelemetrySettings {
+    /// Whether spans are exported: an endpoint here or in the standard variables.
+    #[must_use]
+    pub fn exporting(&self) -> bool {
+        self.otlp_endpoint.as_deref().is_some_and(|e| !e.is_empty())
+            || [
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ]
+            .iter()
+            .any(|v| std::env::var(v).is_ok_and(|e| !e.is_empty()))
     }
 }
 

@@ -220,12 +220,30 @@ async fn run(
     }
     // The operation joins the caller's trace (W3C `traceparent`), and every command
     // it dispatches carries it into the event store and onto the bus.
-    let trace = crate::tracecontext::TraceContext::for_request(
+    let (trace, span) = crate::telemetry::traces::request(
+        "POST /graphql",
         headers.get("traceparent").and_then(|v| v.to_str().ok()),
         headers.get("tracestate").and_then(|v| v.to_str().ok()),
     );
     let response = crate::tracecontext::scope(trace, state.schema.execute_batch(batch)).await;
-    respond(&response)
+    let http = respond(&response);
+    let ok = match &response {
+        BatchResponse::Single(r) => r.is_ok(),
+        BatchResponse::Batch(rs) => rs.iter().all(async_graphql::Response::is_ok),
+    };
+    span.end(
+        vec![
+            ("http.request.method", "POST".to_owned()),
+            ("http.route", "/graphql".to_owned()),
+            (
+                "http.response.status_code",
+                http.status().as_u16().to_string(),
+            ),
+            ("graphql.operations", operations.to_string()),
+        ],
+        ok,
+    );
+    http
 }
 
 /// 200 with the GraphQL response, or 429 with `Retry-After` when an operation was

@@ -232,6 +232,7 @@ impl Extension for Guardrail {
                 .map(crate::tracecontext::TraceContext::span_id),
         );
         let started = Instant::now();
+        let started_at = std::time::SystemTime::now();
         let mut response = next.run(ctx).instrument(span).await;
         let (operation_type, operation, executed) = {
             let mut state = self.state();
@@ -254,6 +255,23 @@ impl Extension for Guardrail {
             (false, true) => "error",
             (false, false) => "rejected",
         };
+        if let Some(trace) = &trace {
+            let mut attributes = vec![
+                ("graphql.operation.type", operation_type.to_owned()),
+                ("graphql.operation.fields", operation.clone()),
+                ("graphql.outcome", status.to_owned()),
+            ];
+            if let Some(name) = self.state().operation_name.clone() {
+                attributes.push(("graphql.operation.name", name));
+            }
+            crate::telemetry::traces::record(
+                format!("graphql {operation_type} {operation}"),
+                trace,
+                started_at,
+                attributes,
+                status == "ok",
+            );
+        }
         metrics::counter!(
             "emporium_graphql_operations_total",
             "operation" => operation.clone(),

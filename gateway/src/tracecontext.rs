@@ -118,6 +118,40 @@ impl TraceContext {
             .map_or_else(Self::root, |parent| parent.child())
     }
 
+    /// A context from its parts (the span an exporter started).
+    #[must_use]
+    pub fn from_parts(
+        trace_id: [u8; 16],
+        span_id: [u8; 8],
+        flags: u8,
+        tracestate: Option<String>,
+    ) -> Self {
+        Self {
+            trace_id,
+            span_id,
+            flags: flags & 0x01,
+            tracestate,
+        }
+    }
+
+    /// The trace id's bytes.
+    #[must_use]
+    pub fn trace_id_bytes(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
+    /// The span id's bytes.
+    #[must_use]
+    pub fn span_id_bytes(&self) -> [u8; 8] {
+        self.span_id
+    }
+
+    /// The trace flags (bit 0: sampled).
+    #[must_use]
+    pub fn flags(&self) -> u8 {
+        self.flags
+    }
+
     /// The `traceparent` header value naming this span as the parent.
     #[must_use]
     pub fn traceparent(&self) -> String {
