@@ -266,3 +266,52 @@ async fn merge_cart_moves_the_guest_cart_into_the_users_once() {
     r.expect_code("UNAUTHENTICATED");
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn a_line_the_guest_adds_while_the_cart_merges_is_never_lost() {
+    let app = spawn_app().await;
+    shop(&app).await;
+    let (ada, _) = app
+        .signed_up("ada@example.com", "correct horse battery")
+        .await;
+    let r = add(&app, "MUG-1", 1, None, None).await;
+    let token = r.ok("addToCart")["guestToken"].as_str().unwrap().to_owned();
+
+    // The guest keeps adding one mug at a time while the user merges the cart.
+    let started = tokio::sync::Notify::new();
+    let adding = async {
+        let mut acknowledged = 1;
+        for i in 0..20 {
+            add(&app, "MUG-1", 1, None, Some(&token))
+                .await
+                .ok("addToCart");
+            acknowledged += 1;
+            if i == 2 {
+                started.notify_one();
+            }
+        }
+        acknowledged
+    };
+    let merging = async {
+        started.notified().await;
+        merge(&app, &ada, &token).await
+    };
+    let (acknowledged, merged) = tokio::join!(adding, merging);
+    let moved = merged.ok("mergeCart")["itemCount"].as_i64().unwrap();
+
+    // Every acknowledged mug is in the user's cart or in the guest's next cart.
+    let user = my_cart(&app, Some(&ada), None).await;
+    let in_user_cart = user.ok("myCart")["itemCount"].as_i64().unwrap();
+    let guest = my_cart(&app, None, Some(&token)).await;
+    let in_guest_cart = guest.ok("myCart")["itemCount"].as_i64().unwrap();
+    assert!(
+        moved >= 1 && moved == in_user_cart,
+        "merge answered {moved}, cart holds {in_user_cart}"
+    );
+    assert_eq!(
+        in_user_cart + in_guest_cart,
+        acknowledged,
+        "user cart {in_user_cart} + guest cart {in_guest_cart} != {acknowledged} acknowledged"
+    );
+    app.teardown().await;
+}

@@ -80,6 +80,15 @@ impl Cart {
         self.state.as_ref().and_then(|s| s.merged_into)
     }
 
+    /// Whether this (user) cart has received the lines of the guest cart
+    /// `guest_cart_id`.
+    #[must_use]
+    pub fn has_merged(&self, guest_cart_id: Uuid) -> bool {
+        self.state
+            .as_ref()
+            .is_some_and(|c| c.merged_guest_carts.contains(&guest_cart_id))
+    }
+
     /// The lines, in SKU order.
     #[must_use]
     pub fn lines(&self) -> Vec<CartLine> {

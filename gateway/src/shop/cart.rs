@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use emporium_commands::CommandError;
 use emporium_domain::cart::{Cart, CartCommand, CartError, CartOwner, CartStatus, GuestKey};
 use emporium_domain::metadata::Actor;
-use emporium_domain::{EventMetadata, Quantity, Sku};
+use emporium_domain::{Aggregate as _, EventMetadata, Quantity, Sku};
 use sha2::{Digest, Sha256};
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -213,21 +213,34 @@ impl Shop {
     async fn change_cart(
         &self,
         shopper: &Shopper,
-        command: impl FnOnce(DateTime<Utc>) -> CartCommand,
+        command: impl Fn(DateTime<Utc>) -> CartCommand,
     ) -> Result<CartState, ApiError> {
-        let (id, opened) = self.open_cart(shopper).await?;
-        let committed = self
-            .carts
-            .execute_retrying(
-                &id.to_string(),
-                command(self.clock.now()),
-                &self.cart_metadata(shopper),
-            )
-            .await
-            .map_err(cart_error)?;
-        self.read_your_writes(PROJECTION, committed.position.or(opened))
-            .await?;
-        self.cart_state(id).await
+        // A cart closed between finding it and changing it (merged into the user's
+        // cart, or checked out, a moment ago) sends the change to the shopper's next
+        // cart, once.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (id, opened) = self.open_cart(shopper).await?;
+            let committed = match self
+                .carts
+                .execute_retrying(
+                    &id.to_string(),
+                    command(self.clock.now()),
+                    &self.cart_metadata(shopper),
+                )
+                .await
+            {
+                Ok(committed) => committed,
+                Err(CommandError::Rejected(
+                    CartError::AlreadyMerged { .. } | CartError::AlreadyCheckedOut,
+                )) if attempts < 2 => continue,
+                Err(e) => return Err(cart_error(e)),
+            };
+            self.read_your_writes(PROJECTION, committed.position.or(opened))
+                .await?;
+            return self.cart_state(id).await;
+        }
     }
 
     /// The shopper's open cart (empty when they have none yet; nothing is written).
@@ -329,7 +342,7 @@ impl Shop {
             ));
         }
         self.change_cart(shopper, |at| CartCommand::AddItem {
-            sku,
+            sku: sku.clone(),
             product_id,
             quantity,
             at,
@@ -350,7 +363,7 @@ impl Shop {
         let quantity = parse_quantity(quantity)?;
         let sku = parse_sku(sku)?;
         self.change_cart(shopper, |at| CartCommand::ChangeItemQuantity {
-            sku,
+            sku: sku.clone(),
             quantity,
             at,
         })
@@ -367,8 +380,11 @@ impl Shop {
         sku: &str,
     ) -> Result<CartState, ApiError> {
         let sku = parse_sku(sku)?;
-        self.change_cart(shopper, |at| CartCommand::RemoveItem { sku, at })
-            .await
+        self.change_cart(shopper, |at| CartCommand::RemoveItem {
+            sku: sku.clone(),
+            at,
+        })
+        .await
     }
 
     /// Removes every line.
@@ -404,14 +420,18 @@ impl Shop {
     /// closes the guest cart. Idempotent: merging a guest cart already merged into
     /// one of the user's carts answers the user's cart and records nothing.
     ///
-    /// Two steps on two aggregates, each idempotent, so a retry after a crash
-    /// between them completes the merge. A line the guest adds between the read of
-    /// its lines and the close is not carried over (the guest cart then refuses
-    /// further changes).
+    /// The guest cart is closed first, then its lines are merged: a closed cart
+    /// accepts no change, so the lines it holds once closed are exactly the lines
+    /// that move, and a line the guest adds at the same moment either lands before
+    /// the close (and moves) or after it (in the guest's next cart), never nowhere.
+    /// Before closing anything the merge is decided against the user's cart, so a
+    /// refusal (too many lines) leaves both carts as they were. Each step is
+    /// idempotent: a retry after a crash between them finishes the merge.
     ///
     /// # Errors
     /// `NOT_FOUND` (cart) for a token that names no cart, or whose cart was merged
-    /// into someone else's or checked out.
+    /// into someone else's or checked out; `BAD_USER_INPUT` when the user's cart
+    /// cannot take the guest's lines.
     pub(crate) async fn merge_guest_cart(
         &self,
         user_id: Uuid,
@@ -437,54 +457,87 @@ impl Shop {
             }
         }
         let (guest_cart_id, guest_cart) = latest.ok_or(ApiError::NotFound { what: "cart" })?;
-        match guest_cart.status() {
-            Some(CartStatus::Open) => {}
-            // Closed already: a repeat when its lines went to one of this user's
-            // carts (answered with the user's cart, nothing recorded); otherwise it
-            // names nothing this user may merge.
+        let metadata = self.metadata(user_id);
+        let (into, opened, closed) = match guest_cart.status() {
+            Some(CartStatus::Open) => {
+                let (user_cart_id, opened) = self.open_cart(&user).await?;
+                // Refused before anything is written.
+                self.load_cart(user_cart_id)
+                    .await?
+                    .handle(CartCommand::MergeGuestCart {
+                        guest_cart_id,
+                        lines: guest_cart.lines(),
+                        at: self.clock.now(),
+                    })
+                    .map_err(|e| cart_error(CommandError::Rejected(e)))?;
+                let closed = self
+                    .carts
+                    .execute_retrying(
+                        &guest_cart_id.to_string(),
+                        CartCommand::MarkMerged {
+                            into_cart_id: user_cart_id,
+                            at: self.clock.now(),
+                        },
+                        &metadata,
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        // Merged into someone else's cart a moment ago.
+                        CommandError::Rejected(CartError::AlreadyMerged { .. }) => {
+                            ApiError::NotFound { what: "cart" }
+                        }
+                        e => cart_error(e),
+                    })?;
+                (user_cart_id, opened, closed.position)
+            }
+            // Closed already: a repeat (or a retry after a crash) when it went to one
+            // of this user's carts; otherwise it names nothing this user may merge.
             Some(CartStatus::Merged) => {
-                let into = match guest_cart.merged_into() {
-                    Some(into) => self.load_cart(into).await?,
-                    None => return Err(ApiError::NotFound { what: "cart" }),
-                };
-                return if into.owner() == Some(&CartOwner::User { user_id }) {
-                    self.my_cart(&user).await
-                } else {
-                    Err(ApiError::NotFound { what: "cart" })
-                };
+                let into = guest_cart
+                    .merged_into()
+                    .ok_or(ApiError::NotFound { what: "cart" })?;
+                if self.load_cart(into).await?.owner() != Some(&CartOwner::User { user_id }) {
+                    return Err(ApiError::NotFound { what: "cart" });
+                }
+                (into, None, None)
             }
             _ => return Err(ApiError::NotFound { what: "cart" }),
+        };
+        // The guest cart is closed: its lines are final.
+        let lines = self.load_cart(guest_cart_id).await?.lines();
+        let mut target = (into, self.load_cart(into).await?);
+        let mut opened = opened;
+        if !target.1.has_merged(guest_cart_id) && target.1.status() != Some(CartStatus::Open) {
+            // The user checked that cart out before the lines reached it: they go to
+            // the user's open cart instead (once: that cart remembers them too).
+            let (open, just_opened) = self.open_cart(&user).await?;
+            opened = opened.or(just_opened);
+            target = (open, self.load_cart(open).await?);
         }
-        let (user_cart_id, opened) = self.open_cart(&user).await?;
-        let metadata = self.metadata(user_id);
-        let merged = self
-            .carts
-            .execute_retrying(
-                &user_cart_id.to_string(),
-                CartCommand::MergeGuestCart {
-                    guest_cart_id,
-                    lines: guest_cart.lines(),
-                    at: self.clock.now(),
-                },
-                &metadata,
-            )
-            .await
-            .map_err(cart_error)?;
-        let closed = self
-            .carts
-            .execute_retrying(
-                &guest_cart_id.to_string(),
-                CartCommand::MarkMerged {
-                    into_cart_id: user_cart_id,
-                    at: self.clock.now(),
-                },
-                &metadata,
-            )
-            .await
-            .map_err(cart_error)?;
-        let position = closed.position.or(merged.position).or(opened);
-        self.read_your_writes(PROJECTION, position).await?;
-        self.cart_state(user_cart_id).await
+        let merged = if target.1.has_merged(guest_cart_id) {
+            None
+        } else {
+            self.carts
+                .execute_retrying(
+                    &target.0.to_string(),
+                    CartCommand::MergeGuestCart {
+                        guest_cart_id,
+                        lines,
+                        at: self.clock.now(),
+                    },
+                    &metadata,
+                )
+                .await
+                .map_err(cart_error)?
+                .position
+        };
+        if merged.is_none() && closed.is_none() && opened.is_none() {
+            // A repeat: nothing recorded.
+            return self.my_cart(&user).await;
+        }
+        self.read_your_writes(PROJECTION, merged.or(closed).or(opened))
+            .await?;
+        self.cart_state(target.0).await
     }
 }
 
