@@ -276,6 +276,52 @@ fn pgbench(url: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
         .context("parse pgbench tps")
 }
 
+/// The `_sum` and `_count` series of the platform's histograms, from `/metrics`.
+async fn histogram_totals(
+    client: &reqwest::Client,
+    graphql_url: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+    let url = graphql_url.replace("/graphql", "/metrics");
+    let text = client.get(url).send().await?.text().await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("emporium_"))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let name = series.split('{').next()?;
+            (name.ends_with("_sum") || name.ends_with("_count"))
+                .then(|| Some((series.to_owned(), value.parse().ok()?)))?
+        })
+        .collect())
+}
+
+/// Prints, for every histogram that moved between two snapshots, how many values
+/// it took and their mean: where an operation's time went during a step.
+fn print_breakdown(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+) {
+    for (series, sum) in after {
+        let Some((name, labels)) = series.split_once("_sum") else {
+            continue;
+        };
+        let count_series = format!("{name}_count{labels}");
+        let count = after.get(&count_series).copied().unwrap_or_default()
+            - before.get(&count_series).copied().unwrap_or_default();
+        if count <= 0.0 {
+            continue;
+        }
+        let total = sum - before.get(series).copied().unwrap_or_default();
+        let mean = total / count;
+        let shown = if name.ends_with("_seconds") {
+            format!("mean {:>9.3} ms", mean * 1_000.0)
+        } else {
+            format!("mean {mean:>9.2}   ")
+        };
+        println!("  {name}{labels:<40} n {count:>8.0}  {shown}");
+    }
+}
+
 async fn graphql(
     client: &reqwest::Client,
     url: &str,
@@ -408,8 +454,10 @@ fn main() -> anyhow::Result<()> {
         let mut listing = Vec::new();
         for &rate in &list_rates {
             let pages = Arc::clone(&pages);
+            let before = histogram_totals(&client, &address).await?;
             let step = open_loop(&client, &address, rate, seconds, |i| (pages[i % pages.len()].clone(), None)).await;
             step.print("products");
+            print_breakdown(&before, &histogram_totals(&client, &address).await?);
             listing.push(step);
         }
 
@@ -429,8 +477,12 @@ fn main() -> anyhow::Result<()> {
 
         println!("\n## addToCart at 16 clients back to back vs pgbench -c 16 -j 2 (single-insert transaction)");
         let pg = pgbench(db.url(), 16, seconds)?;
+        let before = histogram_totals(&client, &address).await?;
         let closed = closed_loop(&client, &address, 16, seconds, &tokens, &skus).await;
         closed.print("addToCart16");
+        let after = histogram_totals(&client, &address).await?;
+        println!("where the time went during the 16-client step (histogram deltas):");
+        print_breakdown(&before, &after);
         let pg_after = pgbench(db.url(), 16, seconds)?;
         let reference = f64::midpoint(pg, pg_after);
         println!(

@@ -36,6 +36,11 @@ pub const METRIC_PUBLISHED: &str = "emporium_relay_published_total";
 pub const METRIC_LAG: &str = "emporium_relay_lag_events";
 /// Histogram: time to publish one batch and collect its acks.
 pub const METRIC_BATCH_SECONDS: &str = "emporium_relay_batch_seconds";
+/// Histogram: events per published batch.
+pub const METRIC_BATCH_EVENTS: &str = "emporium_relay_batch_events";
+/// Histogram: from the oldest event's `recorded_at` (its transaction's start) to the
+/// relay reading it: how long committed events wait for the relay.
+pub const METRIC_PICKUP_SECONDS: &str = "emporium_relay_pickup_seconds";
 
 /// How the relay batches, wakes up and retries.
 #[derive(Debug, Clone)]
@@ -313,6 +318,12 @@ impl Relay {
                 .last()
                 .map_or(head.cursor, EventEnvelope::commit_position);
             let started = Instant::now();
+            #[allow(clippy::cast_precision_loss)] // batches are far below 2^52 events
+            metrics::histogram!(METRIC_BATCH_EVENTS).record(batch.len() as f64);
+            if let Some(oldest) = batch.iter().map(|e| e.recorded_at).min() {
+                let waited = (chrono::Utc::now() - oldest).to_std().unwrap_or_default();
+                metrics::histogram!(METRIC_PICKUP_SECONDS).record(waited.as_secs_f64());
+            }
             let acks = self.send_batch(&head, batch).await?;
             // Read the next batch while this one's acks come back. It is discarded if
             // an ack fails (the error returns before it is used).

@@ -139,6 +139,15 @@ fn cart_error(e: CommandError<CartError>) -> ApiError {
     }
 }
 
+/// Records how long a phase of a cart change took (`emporium_cart_change_seconds`,
+/// by phase) and returns when the next phase starts.
+fn phase(name: &'static str, since: std::time::Instant) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    metrics::histogram!("emporium_cart_change_seconds", "phase" => name)
+        .record((now - since).as_secs_f64());
+    now
+}
+
 /// Validates a quantity from the client, naming the broken rule.
 pub(crate) fn parse_quantity(raw: i64) -> Result<Quantity, ApiError> {
     Quantity::new(raw).map_err(|e| {
@@ -215,7 +224,9 @@ impl Shop {
         shopper: &Shopper,
         command: impl FnOnce(DateTime<Utc>) -> CartCommand,
     ) -> Result<CartState, ApiError> {
+        let started = std::time::Instant::now();
         let (id, opened) = self.open_cart(shopper).await?;
+        let open = phase("open", started);
         let committed = self
             .carts
             .execute_retrying(
@@ -225,9 +236,13 @@ impl Shop {
             )
             .await
             .map_err(cart_error)?;
+        let commanded = phase("command", open);
         self.read_your_writes(PROJECTION, committed.position.or(opened))
             .await?;
-        self.cart_state(id).await
+        let waited = phase("wait", commanded);
+        let state = self.cart_state(id).await;
+        phase("answer", waited);
+        state
     }
 
     /// The shopper's open cart (empty when they have none yet; nothing is written).

@@ -33,7 +33,7 @@ use sqlx::PgPool;
 use super::checkpoint::{self, Checkpoint, ProjectionState};
 use super::rebuild::{self, DEFAULT_BATCH};
 use super::{
-    METRIC_APPLIED, METRIC_BATCH_SECONDS, METRIC_LAG, METRIC_POISON, Projection, check_name, reads,
+    METRIC_APPLIED, METRIC_BATCH_MESSAGES, METRIC_BATCH_SECONDS, METRIC_LAG, METRIC_POISON, Projection, check_name, reads,
     upcast,
 };
 use crate::bus::StreamLayout;
@@ -466,6 +466,9 @@ impl ProjectionRunner {
 
     async fn apply_messages_inner(&mut self, messages: &[Message]) -> Result<usize, RunError> {
         let started = Instant::now();
+        #[allow(clippy::cast_precision_loss)] // batches are far below 2^52 messages
+        metrics::histogram!(METRIC_BATCH_MESSAGES, "projection" => self.name())
+            .record(messages.len() as f64);
         let mut limit = messages.len();
         let mut poison: Option<(usize, anyhow::Error)> = None;
         // The batch goes to `apply_batch` in one piece; if that fails, it is applied
