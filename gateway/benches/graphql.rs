@@ -8,7 +8,8 @@
 //! `cargo bench -p emporium-gateway --bench graphql` (or `./dev bench`). Knobs:
 //! `BENCH_SECONDS` per step (default 10), `BENCH_PRODUCTS` (default 10000),
 //! `BENCH_LIST_RATES` (default `500,1000,2000`), `BENCH_CART_RATES`
-//! (default `100,200,400,800`).
+//! (default `100,200,400,800`), `BENCH_CATALOG_CACHE` (the catalogue cache's bytes;
+//! 0 turns it off).
 //!
 //! The gateway runs in this process on its own 2-thread runtime (the whole platform:
 //! gateway, relay, projections); the generator runs on another thread.
@@ -369,6 +370,9 @@ fn main() -> anyhow::Result<()> {
         settings.limits.rate.enabled = false;
         // The demo seed prices everything in USD.
         settings.shop.currency = "USD".to_owned();
+        // `BENCH_CATALOG_CACHE=0` measures the listing without the catalogue cache.
+        settings.shop.catalog_cache_bytes =
+            env_or("BENCH_CATALOG_CACHE", settings.shop.catalog_cache_bytes);
         settings.log.filter = "error".to_owned();
         emporium_gateway::telemetry::init_tracing(settings.log_format(), &settings.log.filter);
         let app = Application::build(settings, true).await?;

@@ -173,8 +173,8 @@ impl Shop {
         self.carts.load(&id.to_string()).await.map_err(cart_error)
     }
 
-    /// The shopper's open cart id, opening one when there is none. Returns the
-    /// position of the opening event when one was recorded.
+    /// The shopper's open cart id, opening one when there is none, and remembers it.
+    /// Returns the position of the opening event when one was recorded.
     ///
     /// # Errors
     /// `NOT_FOUND` (cart) for a guest token that was never minted.
@@ -184,7 +184,10 @@ impl Shop {
             let id = shopper.cart_id(generation);
             let cart = self.load_cart(id).await?;
             match cart.status() {
-                Some(CartStatus::Open) => return Ok((id, None)),
+                Some(CartStatus::Open) => {
+                    self.open_carts.insert(shopper.cart_id(0), id);
+                    return Ok((id, None));
+                }
                 Some(CartStatus::CheckedOut | CartStatus::Merged) => generation += 1,
                 None if generation == 0 && !shopper.may_open_first() => {
                     return Err(ApiError::NotFound { what: "cart" });
@@ -201,7 +204,10 @@ impl Shop {
                         .execute(&id.to_string(), command, &self.cart_metadata(shopper))
                         .await
                     {
-                        Ok(committed) => return Ok((id, committed.position)),
+                        Ok(committed) => {
+                            self.open_carts.insert(shopper.cart_id(0), id);
+                            return Ok((id, committed.position));
+                        }
                         // Opened concurrently by another request: look again.
                         Err(
                             CommandError::Conflict { .. }
@@ -225,17 +231,42 @@ impl Shop {
         command: impl FnOnce(DateTime<Utc>) -> CartCommand,
     ) -> Result<CartState, ApiError> {
         let started = std::time::Instant::now();
-        let (id, opened) = self.open_cart(shopper).await?;
+        let remembered = self.open_carts.get(&shopper.cart_id(0));
+        let (mut id, mut opened) = match remembered {
+            Some(id) => (id, None),
+            None => self.open_cart(shopper).await?,
+        };
         let open = phase("open", started);
-        let committed = self
+        let command = command(self.clock.now());
+        let mut result = self
             .carts
             .execute_retrying(
                 &id.to_string(),
-                command(self.clock.now()),
+                command.clone(),
                 &self.cart_metadata(shopper),
             )
-            .await
-            .map_err(cart_error)?;
+            .await;
+        // The remembered cart was closed meanwhile (checked out, merged): the
+        // refusal is decided on the stored cart, so nothing was recorded; find the
+        // open cart as a first change would.
+        if remembered.is_some()
+            && matches!(
+                result,
+                Err(CommandError::Rejected(
+                    CartError::NotOpened
+                        | CartError::AlreadyCheckedOut
+                        | CartError::AlreadyMerged { .. }
+                ))
+            )
+        {
+            self.open_carts.remove(&shopper.cart_id(0));
+            (id, opened) = self.open_cart(shopper).await?;
+            result = self
+                .carts
+                .execute_retrying(&id.to_string(), command, &self.cart_metadata(shopper))
+                .await;
+        }
+        let committed = result.map_err(cart_error)?;
         let commanded = phase("command", open);
         self.read_your_writes(PROJECTION, committed.position.or(opened))
             .await?;
