@@ -409,6 +409,10 @@ fn main() -> anyhow::Result<()> {
             "seeded and projected in {:.1} s",
             started.elapsed().as_secs_f64()
         );
+        // Its idle connections would count against the server's limit when pgbench
+        // connects its 16 clients.
+        drop(watch);
+        seed_pool.close().await;
         anyhow::Ok((db, address, stop_tx))
     })?;
 

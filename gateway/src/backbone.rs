@@ -47,8 +47,8 @@ impl InProcessBackbone {
             emporium_commands::db::connect_lazy(settings.database.url.expose(), connections)?;
         let (stop, stop_rx) = watch::channel(false);
         let runners = spawn_runners(&pool, nats, &layout, projections, &stop_rx);
-        let relay = Relay::new(pool, jetstream::new(nats.clone()), layout, relay_config)
-            .with_wake(wake);
+        let relay =
+            Relay::new(pool, jetstream::new(nats.clone()), layout, relay_config).with_wake(wake);
         let relay = tokio::spawn(relay.run(stopped(stop_rx)));
         Ok(Self {
             stop,

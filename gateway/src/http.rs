@@ -211,12 +211,7 @@ async fn run(
     // A public catalogue query may be answered from the cache (after the rate limit,
     // which it still counts against).
     let cached = match &batch {
-        BatchRequest::Single(request) => {
-            state
-                .catalog_cache
-                .lookup(request, viewer.as_ref())
-                .await
-        }
+        BatchRequest::Single(request) => state.catalog_cache.lookup(request, viewer.as_ref()).await,
         BatchRequest::Batch(_) => Lookup::Bypass,
     };
     let pending = match cached {

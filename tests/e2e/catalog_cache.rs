@@ -12,7 +12,12 @@ const LISTING: &str = "query($first: Int!) { products(first: $first) { nodes { i
 const PASSWORD: &str = "correct horse battery";
 
 /// Runs `query` as `bearer`; returns the cache header and the data.
-async fn run(app: &TestApp, bearer: Option<&str>, query: &str, variables: Value) -> (Option<String>, Value) {
+async fn run(
+    app: &TestApp,
+    bearer: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> (Option<String>, Value) {
     let mut request = app
         .client
         .post(format!("{}/graphql", app.address))
@@ -44,14 +49,19 @@ fn find<'a>(nodes: &'a [Value], id: &str) -> Option<&'a Value> {
 #[tokio::test]
 async fn a_cached_listing_shows_staff_changes_as_soon_as_they_answer() {
     let app = spawn_app().await;
-    let staff = app.staff_signed_up("cache-staff@example.com", PASSWORD).await;
+    let staff = app
+        .staff_signed_up("cache-staff@example.com", PASSWORD)
+        .await;
     let shelf = category(&app, &staff, "cached", None).await;
     let first = published_product(&app, &staff, "CACHE-1", &shelf).await;
 
     // The first run fills the cache; the second is answered from it, identically.
     let (cache, nodes) = listing(&app, None).await;
     assert_eq!(cache.as_deref(), Some("miss"));
-    assert_eq!(find(&nodes, &first).expect("listed")["price"]["amountMinor"], 1_500);
+    assert_eq!(
+        find(&nodes, &first).expect("listed")["price"]["amountMinor"],
+        1_500
+    );
     let (cache, again) = listing(&app, None).await;
     assert_eq!(cache.as_deref(), Some("hit"));
     assert_eq!(again, nodes);
@@ -69,14 +79,24 @@ async fn a_cached_listing_shows_staff_changes_as_soon_as_they_answer() {
     .ok("changeProductPrice");
     let (cache, nodes) = listing(&app, None).await;
     assert_eq!(cache.as_deref(), Some("miss"));
-    assert_eq!(find(&nodes, &first).expect("listed")["price"]["amountMinor"], 2_500);
+    assert_eq!(
+        find(&nodes, &first).expect("listed")["price"]["amountMinor"],
+        2_500
+    );
     let (cache, _) = listing(&app, None).await;
-    assert_eq!(cache.as_deref(), Some("hit"), "cached again until the next change");
+    assert_eq!(
+        cache.as_deref(),
+        Some("hit"),
+        "cached again until the next change"
+    );
 
     // So does a newly published product...
     let second = published_product(&app, &staff, "CACHE-2", &shelf).await;
     let (_, nodes) = listing(&app, None).await;
-    assert!(find(&nodes, &second).is_some(), "the published product is listed");
+    assert!(
+        find(&nodes, &second).is_some(),
+        "the published product is listed"
+    );
 
     // ...a stock change...
     let available = find(&nodes, &first).expect("listed")["available"]
@@ -96,11 +116,21 @@ async fn a_cached_listing_shows_staff_changes_as_soon_as_they_answer() {
     assert_eq!(listed["inStock"], true);
 
     // ...and an unpublished one leaves at once.
-    product_op(&app, &staff, "unpublishProduct", "", "", json!({ "id": first }))
-        .await
-        .ok("unpublishProduct");
+    product_op(
+        &app,
+        &staff,
+        "unpublishProduct",
+        "",
+        "",
+        json!({ "id": first }),
+    )
+    .await
+    .ok("unpublishProduct");
     let (_, nodes) = listing(&app, None).await;
-    assert!(find(&nodes, &first).is_none(), "the unpublished product is gone");
+    assert!(
+        find(&nodes, &first).is_none(),
+        "the unpublished product is gone"
+    );
     assert!(find(&nodes, &second).is_some());
     app.teardown().await;
 }
@@ -108,11 +138,21 @@ async fn a_cached_listing_shows_staff_changes_as_soon_as_they_answer() {
 #[tokio::test]
 async fn answers_that_depend_on_the_viewer_are_never_cached() {
     let app = spawn_app().await;
-    let staff = app.staff_signed_up("viewer-staff@example.com", PASSWORD).await;
+    let staff = app
+        .staff_signed_up("viewer-staff@example.com", PASSWORD)
+        .await;
     let shelf = category(&app, &staff, "mine", None).await;
     let listed = published_product(&app, &staff, "MINE-1", &shelf).await;
-    let draft = create_product(&app, &staff, product_input("DRAFT-1", "draft-1", &shelf, 900)).await;
-    let draft = draft.ok("createProduct")["id"].as_str().expect("id").to_owned();
+    let draft = create_product(
+        &app,
+        &staff,
+        product_input("DRAFT-1", "draft-1", &shelf, 900),
+    )
+    .await;
+    let draft = draft.ok("createProduct")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let (ada, _) = app.signed_up("ada@example.com", PASSWORD).await;
     let (bob, _) = app.signed_up("bob@example.com", PASSWORD).await;
     gql(
@@ -130,7 +170,10 @@ async fn answers_that_depend_on_the_viewer_are_never_cached() {
     for _ in 0..2 {
         let (cache, data) = run(&app, Some(&ada), mixed, json!({ "first": 5 })).await;
         assert_eq!(cache, None);
-        assert_eq!(data["myCart"]["items"], json!([{ "sku": "MINE-1", "quantity": 2 }]));
+        assert_eq!(
+            data["myCart"]["items"],
+            json!([{ "sku": "MINE-1", "quantity": 2 }])
+        );
         let ada_cart = data["myCart"]["id"].clone();
         let (cache, data) = run(&app, Some(&bob), mixed, json!({ "first": 5 })).await;
         assert_eq!(cache, None);
@@ -146,7 +189,10 @@ async fn answers_that_depend_on_the_viewer_are_never_cached() {
     }
     let (cache, nodes) = listing(&app, None).await;
     assert_eq!(cache.as_deref(), Some("miss"));
-    assert!(find(&nodes, &draft).is_none(), "the public never sees a draft");
+    assert!(
+        find(&nodes, &draft).is_none(),
+        "the public never sees a draft"
+    );
     assert!(find(&nodes, &listed).is_some());
     // A customer shares the public answer; staff still get their own.
     let (cache, nodes) = listing(&app, Some(&ada)).await;

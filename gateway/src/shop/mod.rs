@@ -141,8 +141,7 @@ impl Shop {
         match &self.relay {
             RelayWaker::InProcess(wake) => wake.wake(),
             RelayWaker::Postgres => {
-                if let Err(e) = emporium_projections::relay::wake_over_postgres(&self.pool).await
-                {
+                if let Err(e) = emporium_projections::relay::wake_over_postgres(&self.pool).await {
                     tracing::debug!(error = format!("{e:#}"), "relay wake-up not sent");
                 }
             }

@@ -33,8 +33,8 @@ use sqlx::PgPool;
 use super::checkpoint::{self, Checkpoint, ProjectionState};
 use super::rebuild::{self, DEFAULT_BATCH};
 use super::{
-    METRIC_APPLIED, METRIC_BATCH_MESSAGES, METRIC_BATCH_SECONDS, METRIC_LAG, METRIC_POISON, Projection, check_name, reads,
-    upcast,
+    METRIC_APPLIED, METRIC_BATCH_MESSAGES, METRIC_BATCH_SECONDS, METRIC_LAG, METRIC_POISON,
+    Projection, check_name, reads, upcast,
 };
 use crate::bus::StreamLayout;
 use crate::envelope::{CommitPosition, EventEnvelope, headers};
@@ -616,8 +616,7 @@ impl ProjectionRunner {
         let (mut checkpoint, locked) = match self.known {
             Some(known) => (known, false),
             None => {
-                let Some((checkpoint, state)) = checkpoint::read(&mut tx, name, true).await?
-                else {
+                let Some((checkpoint, state)) = checkpoint::read(&mut tx, name, true).await? else {
                     return Err(Attempt::Fatal(RunError::Unexpected(anyhow::anyhow!(
                         "projection {name} has no checkpoint"
                     ))));

@@ -124,20 +124,17 @@ async fn load(pool: &PgPool) -> anyhow::Result<Vec<(String, Seen)>> {
     Ok(rows
         .into_iter()
         .map(|(name, revision, txid, position)| {
-            (
-                name,
-                {
-                    let cursor = CommitPosition {
-                        transaction_id: u64::try_from(txid).unwrap_or_default(),
-                        position: u64::try_from(position).unwrap_or_default(),
-                    };
-                    Seen {
-                        revision,
-                        cursor,
-                        changed: cursor,
-                    }
-                },
-            )
+            (name, {
+                let cursor = CommitPosition {
+                    transaction_id: u64::try_from(txid).unwrap_or_default(),
+                    position: u64::try_from(position).unwrap_or_default(),
+                };
+                Seen {
+                    revision,
+                    cursor,
+                    changed: cursor,
+                }
+            })
         })
         .collect())
 }
@@ -281,7 +278,10 @@ mod tests {
     #[test]
     fn announcements_parse_and_merge_by_revision() {
         let (name, seen, changed) = parse("catalog 7 1000 42").unwrap();
-        assert!(changed, "an announcement without the flag counts as a change");
+        assert!(
+            changed,
+            "an announcement without the flag counts as a change"
+        );
         assert_eq!(name, "catalog");
         assert_eq!(
             seen.cursor,
