@@ -3,7 +3,9 @@
 //! fixed rates (each request is due at its slot whether or not earlier ones have
 //! answered, and its latency is counted from that slot, so a stalled server cannot
 //! hide its queue), next to pgbench's single-insert transaction at 16 clients on the
-//! same server in the same run.
+//! same server in the same run (into `pgbench_events`, a copy of `events` that is not
+//! relayed). Each step prints the deltas of the platform's histograms: where the time
+//! went.
 //!
 //! `cargo bench -p emporium-gateway --bench graphql` (or `./dev bench`). Knobs:
 //! `BENCH_SECONDS` per step (default 10), `BENCH_PRODUCTS` (default 10000),
