@@ -3,12 +3,15 @@
 //! fixed rates (each request is due at its slot whether or not earlier ones have
 //! answered, and its latency is counted from that slot, so a stalled server cannot
 //! hide its queue), next to pgbench's single-insert transaction at 16 clients on the
-//! same server in the same run.
+//! same server in the same run (into `pgbench_events`, a copy of `events` that is not
+//! relayed). Each step prints the deltas of the platform's histograms: where the time
+//! went.
 //!
 //! `cargo bench -p emporium-gateway --bench graphql` (or `./dev bench`). Knobs:
 //! `BENCH_SECONDS` per step (default 10), `BENCH_PRODUCTS` (default 10000),
 //! `BENCH_LIST_RATES` (default `500,1000,2000`), `BENCH_CART_RATES`
-//! (default `100,200,400,800`).
+//! (default `100,200,400,800`), `BENCH_CATALOG_CACHE` (the catalogue cache's bytes;
+//! 0 turns it off).
 //!
 //! The gateway runs in this process on its own 2-thread runtime (the whole platform:
 //! gateway, relay, projections); the generator runs on another thread.
@@ -240,13 +243,17 @@ async fn closed_loop(
 }
 
 /// pgbench, `clients` connections, one event row per transaction (as the command
-/// layer's bench does).
+/// layer's bench does), into `pgbench_events`: a copy of `events` with the same
+/// columns, defaults (the same position sequence) and indexes, so the insert costs
+/// what an event's does, but not relayed: the reference's rows must not become a
+/// backlog the relay and eleven projections work through while `addToCart` is
+/// measured.
 fn pgbench(url: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
     let script = std::env::temp_dir().join(format!("emporium-pgbench-{}.sql", Uuid::new_v4()));
     std::fs::write(
         &script,
         "BEGIN;\n\
-         INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         INSERT INTO pgbench_events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
          VALUES ('pgbench', gen_random_uuid()::text, 1, 'ItemAddedToCart', '1.0', \
          '{\"ItemAddedToCart\": {\"sku\": \"SKU-1\", \"product_id\": \"9b2f7d8e-0000-4000-8000-000000000000\", \"quantity\": 1}}', \
          '{\"correlation_id\": \"9b2f7d8e-0000-4000-8000-000000000000\", \"actor\": \"bench\"}');\n\
@@ -274,6 +281,52 @@ fn pgbench(url: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
                 .and_then(|n| n.parse().ok())
         })
         .context("parse pgbench tps")
+}
+
+/// The `_sum` and `_count` series of the platform's histograms, from `/metrics`.
+async fn histogram_totals(
+    client: &reqwest::Client,
+    graphql_url: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+    let url = graphql_url.replace("/graphql", "/metrics");
+    let text = client.get(url).send().await?.text().await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("emporium_"))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let name = series.split('{').next()?;
+            (name.ends_with("_sum") || name.ends_with("_count"))
+                .then(|| Some((series.to_owned(), value.parse().ok()?)))?
+        })
+        .collect())
+}
+
+/// Prints, for every histogram that moved between two snapshots, how many values
+/// it took and their mean: where an operation's time went during a step.
+fn print_breakdown(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+) {
+    for (series, sum) in after {
+        let Some((name, labels)) = series.split_once("_sum") else {
+            continue;
+        };
+        let count_series = format!("{name}_count{labels}");
+        let count = after.get(&count_series).copied().unwrap_or_default()
+            - before.get(&count_series).copied().unwrap_or_default();
+        if count <= 0.0 {
+            continue;
+        }
+        let total = sum - before.get(series).copied().unwrap_or_default();
+        let mean = total / count;
+        let shown = if name.ends_with("_seconds") {
+            format!("mean {:>9.3} ms", mean * 1_000.0)
+        } else {
+            format!("mean {mean:>9.2}   ")
+        };
+        println!("  {name}{labels:<40} n {count:>8.0}  {shown}");
+    }
 }
 
 async fn graphql(
@@ -323,6 +376,9 @@ fn main() -> anyhow::Result<()> {
         settings.limits.rate.enabled = false;
         // The demo seed prices everything in USD.
         settings.shop.currency = "USD".to_owned();
+        // `BENCH_CATALOG_CACHE=0` measures the listing without the catalogue cache.
+        settings.shop.catalog_cache_bytes =
+            env_or("BENCH_CATALOG_CACHE", settings.shop.catalog_cache_bytes);
         settings.log.filter = "error".to_owned();
         emporium_gateway::telemetry::init_tracing(settings.log_format(), &settings.log.filter);
         let app = Application::build(settings, true).await?;
@@ -359,6 +415,13 @@ fn main() -> anyhow::Result<()> {
             "seeded and projected in {:.1} s",
             started.elapsed().as_secs_f64()
         );
+        sqlx::query("CREATE TABLE pgbench_events (LIKE events INCLUDING ALL)")
+            .execute(&seed_pool)
+            .await?;
+        // Its idle connections would count against the server's limit when pgbench
+        // connects its 16 clients.
+        drop(watch);
+        seed_pool.close().await;
         anyhow::Ok((db, address, stop_tx))
     })?;
 
@@ -408,8 +471,10 @@ fn main() -> anyhow::Result<()> {
         let mut listing = Vec::new();
         for &rate in &list_rates {
             let pages = Arc::clone(&pages);
+            let before = histogram_totals(&client, &address).await?;
             let step = open_loop(&client, &address, rate, seconds, |i| (pages[i % pages.len()].clone(), None)).await;
             step.print("products");
+            print_breakdown(&before, &histogram_totals(&client, &address).await?);
             listing.push(step);
         }
 
@@ -428,9 +493,37 @@ fn main() -> anyhow::Result<()> {
         }
 
         println!("\n## addToCart at 16 clients back to back vs pgbench -c 16 -j 2 (single-insert transaction)");
+        // The overloaded open-loop steps leave committed events behind: let the
+        // pipeline drain them first, so the step measures itself.
+        let drained = Instant::now();
+        {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(2)
+                .connect(db.url())
+                .await?;
+            let last: i64 = sqlx::query_scalar("SELECT max(position) FROM events")
+                .fetch_one(&pool)
+                .await?;
+            let watch = CheckpointWatch::start(pool.clone()).await?;
+            for projection in emporium_projections::projection::all() {
+                watch
+                    .wait_for_position(projection.name(), last, Duration::from_secs(600))
+                    .await?;
+            }
+            drop(watch);
+            pool.close().await;
+        }
+        println!(
+            "(the projections caught up with the open-loop steps in {:.1} s)",
+            drained.elapsed().as_secs_f64()
+        );
         let pg = pgbench(db.url(), 16, seconds)?;
+        let before = histogram_totals(&client, &address).await?;
         let closed = closed_loop(&client, &address, 16, seconds, &tokens, &skus).await;
         closed.print("addToCart16");
+        let after = histogram_totals(&client, &address).await?;
+        println!("where the time went during the 16-client step (histogram deltas):");
+        print_breakdown(&before, &after);
         let pg_after = pgbench(db.url(), 16, seconds)?;
         let reference = f64::midpoint(pg, pg_after);
         println!(

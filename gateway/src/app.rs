@@ -37,6 +37,8 @@ pub struct AppState {
     pub(crate) metrics: PrometheusHandle,
     pub(crate) settings: Arc<Settings>,
     pub(crate) accounts: Arc<Accounts>,
+    /// Answers to public catalogue queries (see `graphql::cache`).
+    pub(crate) catalog_cache: Arc<crate::graphql::CatalogCache>,
 }
 
 /// The ports an embedder (or a test) may replace; the defaults are the real
@@ -159,10 +161,22 @@ impl Application {
             &settings,
             Arc::clone(&payment_provider),
         )?;
+        // Mutations wake the relay in memory when it runs here, else over PostgreSQL.
+        let relay_wake = emporium_projections::relay::RelayWake::new();
+        let relay_waker = if settings.backbone.in_process {
+            crate::shop::RelayWaker::InProcess(relay_wake.clone())
+        } else {
+            crate::shop::RelayWaker::Postgres
+        };
         let shop = Arc::new(
             Shop::new(pool.clone(), Arc::clone(&ports.clock), &settings)?
-                .with_checkouts(Arc::clone(&checkouts)),
+                .with_checkouts(Arc::clone(&checkouts))
+                .with_relay_waker(relay_waker),
         );
+        let catalog_cache = Arc::new(crate::graphql::CatalogCache::new(
+            settings.shop.catalog_cache_bytes,
+            Some(Arc::clone(&shop)),
+        ));
         let checkout_driver = settings.checkout.driver.then(|| {
             let (stop, stop_rx) = tokio::sync::watch::channel(false);
             let task = crate::backbone::spawn_checkout_driver(
@@ -197,12 +211,13 @@ impl Application {
             metrics: telemetry::metrics_handle(),
             settings,
             accounts,
+            catalog_cache,
         };
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_seconds);
         // The relay and the projection runners beside the server: what makes the
         // read models (and so read-your-writes) work in one process.
         let backbone = if state.settings.backbone.in_process {
-            let mut backbone = InProcessBackbone::spawn(&state.settings, &nats)?;
+            let mut backbone = InProcessBackbone::spawn(&state.settings, &nats, relay_wake)?;
             if let Some((mailer, clock, notifications)) = email_sender {
                 let pool =
                     emporium_commands::db::connect_lazy(state.settings.database.url.expose(), 3)?;

@@ -10,7 +10,7 @@ use emporium_projections::bus::StreamLayout;
 use emporium_projections::projection::{
     self, Projection, ProjectionRunner, RunError, RunnerConfig,
 };
-use emporium_projections::relay::Relay;
+use emporium_projections::relay::{Relay, RelayWake};
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -26,13 +26,18 @@ pub(crate) struct InProcessBackbone {
 }
 
 impl InProcessBackbone {
-    /// Spawns the relay and every projection's runner. They get a pool of their own
-    /// (one connection per runner, the relay's lock session and one spare), so a busy
-    /// storefront cannot starve them, nor they it.
+    /// Spawns the relay (woken by `wake` as well as by its poll) and every
+    /// projection's runner. They get a pool of their own (one connection per runner,
+    /// the relay's lock session and one spare), so a busy storefront cannot starve
+    /// them, nor they it.
     ///
     /// # Errors
     /// When the stream prefix is invalid or the database URL malformed.
-    pub(crate) fn spawn(settings: &Settings, nats: &async_nats::Client) -> anyhow::Result<Self> {
+    pub(crate) fn spawn(
+        settings: &Settings,
+        nats: &async_nats::Client,
+        wake: RelayWake,
+    ) -> anyhow::Result<Self> {
         let (layout, relay_config) = settings.nats.relay()?;
         let projections = projection::all();
         let connections = u32::try_from(projections.len())
@@ -42,7 +47,8 @@ impl InProcessBackbone {
             emporium_commands::db::connect_lazy(settings.database.url.expose(), connections)?;
         let (stop, stop_rx) = watch::channel(false);
         let runners = spawn_runners(&pool, nats, &layout, projections, &stop_rx);
-        let relay = Relay::new(pool, jetstream::new(nats.clone()), layout, relay_config);
+        let relay =
+            Relay::new(pool, jetstream::new(nats.clone()), layout, relay_config).with_wake(wake);
         let relay = tokio::spawn(relay.run(stopped(stop_rx)));
         Ok(Self {
             stop,

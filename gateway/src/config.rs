@@ -322,12 +322,17 @@ impl BackboneSettings {
 pub struct ShopSettings {
     /// ISO 4217 currency new carts are opened in (the catalogue's currency).
     pub currency: String,
+    /// The most bytes of answers the public catalogue cache keeps (whole GraphQL
+    /// responses to catalogue-only queries, valid until the catalogue's read models
+    /// change); 0 turns the cache off.
+    pub catalog_cache_bytes: usize,
 }
 
 impl Default for ShopSettings {
     fn default() -> Self {
         Self {
             currency: "EUR".to_owned(),
+            catalog_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }

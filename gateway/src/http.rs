@@ -26,6 +26,7 @@ use crate::auth::Viewer;
 use crate::config::Environment;
 use crate::error::{ApiError, retry_after_seconds};
 use crate::graphql::RequestContext;
+use crate::graphql::cache::Lookup;
 use crate::ratelimit::Quota;
 
 /// The client's address: the peer, or with `http.trust_forwarded_for` the
@@ -207,6 +208,17 @@ async fn run(
     if let Err(e) = limited {
         return e.into_response();
     }
+    // A public catalogue query may be answered from the cache (after the rate limit,
+    // which it still counts against).
+    let cached = match &batch {
+        BatchRequest::Single(request) => state.catalog_cache.lookup(request, viewer.as_ref()).await,
+        BatchRequest::Batch(_) => Lookup::Bypass,
+    };
+    let pending = match cached {
+        Lookup::Hit(body) => return json_response(StatusCode::OK, body, Some("hit")),
+        Lookup::Miss(pending) => Some(pending),
+        Lookup::Bypass => None,
+    };
     let context = RequestContext { viewer, client_ip };
     let cart_token = headers
         .get("x-cart-token")
@@ -226,10 +238,24 @@ async fn run(
         headers.get("tracestate").and_then(|v| v.to_str().ok()),
     );
     let response = crate::tracecontext::scope(trace, state.schema.execute_batch(batch)).await;
-    let http = respond(&response);
     let ok = match &response {
         BatchResponse::Single(r) => r.is_ok(),
         BatchResponse::Batch(rs) => rs.iter().all(async_graphql::Response::is_ok),
+    };
+    let http = match (pending, &response) {
+        (Some(pending), BatchResponse::Single(single)) => match serde_json::to_vec(single) {
+            Ok(body) => {
+                let body = Bytes::from(body);
+                state.catalog_cache.fill(pending, single, &body);
+                if single.errors.is_empty() {
+                    json_response(StatusCode::OK, body, Some("miss"))
+                } else {
+                    respond(&response)
+                }
+            }
+            Err(_) => respond(&response),
+        },
+        _ => respond(&response),
     };
     span.end(
         vec![
@@ -243,6 +269,17 @@ async fn run(
         ],
         ok,
     );
+    http
+}
+
+/// A JSON answer; `cache` says whether the catalogue cache answered it
+/// (`X-Catalog-Cache: hit`) or may answer it next time (`miss`).
+fn json_response(status: StatusCode, body: Bytes, cache: Option<&'static str>) -> Response {
+    let mut http = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if let Some(cache) = cache {
+        http.headers_mut()
+            .insert("x-catalog-cache", HeaderValue::from_static(cache));
+    }
     http
 }
 

@@ -20,10 +20,12 @@
 //! sequence-to-event mapping, because the order is deterministic.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, context::PublishAckFuture};
+use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::bus::StreamLayout;
@@ -36,6 +38,56 @@ pub const METRIC_PUBLISHED: &str = "emporium_relay_published_total";
 pub const METRIC_LAG: &str = "emporium_relay_lag_events";
 /// Histogram: time to publish one batch and collect its acks.
 pub const METRIC_BATCH_SECONDS: &str = "emporium_relay_batch_seconds";
+/// Histogram: events per published batch.
+pub const METRIC_BATCH_EVENTS: &str = "emporium_relay_batch_events";
+/// Histogram: from the oldest event's `recorded_at` (its transaction's start) to the
+/// relay reading it: how long committed events wait for the relay.
+pub const METRIC_PICKUP_SECONDS: &str = "emporium_relay_pickup_seconds";
+
+/// The channel on which another process asks the relay to look for new events now
+/// (`NOTIFY emporium_relay_wake`, see [`wake_over_postgres`]).
+pub const WAKE_CHANNEL: &str = "emporium_relay_wake";
+
+/// Wakes an idle relay at once instead of at its next poll: whoever commits events
+/// and wants them on the stream promptly (a mutation about to wait for
+/// read-your-writes) calls [`RelayWake::wake`]. Cloning shares the same relay.
+///
+/// A wake-up only shortens the wait; it carries nothing and is never needed for
+/// correctness (the poll still finds everything), so a lost one costs at most one
+/// poll interval.
+#[derive(Debug, Clone, Default)]
+pub struct RelayWake(Arc<tokio::sync::Notify>);
+
+impl RelayWake {
+    /// A wake-up not yet tied to a relay (give it to [`Relay::with_wake`]).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the relay to run a round now (or right after the one it is running).
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    async fn woken(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// Wakes the relay of another process (or this one) through PostgreSQL: what a
+/// gateway whose relay runs elsewhere calls after a command commits. One round trip.
+///
+/// # Errors
+/// When PostgreSQL fails; the relay's poll still finds the events.
+pub async fn wake_over_postgres(pool: &PgPool) -> anyhow::Result<()> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(WAKE_CHANNEL)
+        .execute(pool)
+        .await
+        .context("wake the relay")?;
+    Ok(())
+}
 
 /// How the relay batches, wakes up and retries.
 #[derive(Debug, Clone)]
@@ -44,10 +96,15 @@ pub struct RelayConfig {
     pub batch_size: usize,
     /// The stream's retention and duplicate window.
     pub stream: StreamSettings,
-    /// How often an idle relay looks for new events. Polling (rather than
-    /// LISTEN/NOTIFY) costs writers nothing and also wakes the relay when an old
-    /// transaction that wrote no events ends and unblocks newer ones.
+    /// How often an idle relay looks for new events when nobody wakes it. Writers
+    /// in this process wake it through [`RelayWake`], other processes through
+    /// [`WAKE_CHANNEL`]; the poll stays as the fallback, and is what notices an old
+    /// transaction that wrote no events ending and unblocking newer ones.
     pub poll_interval: Duration,
+    /// The first pause before looking again when committed events are waiting
+    /// behind an older transaction still in flight (the xmin horizon); it doubles
+    /// while they keep waiting, up to `poll_interval`.
+    pub horizon_retry: Duration,
     /// How often an idle relay re-reads the stream's last message, to notice a deleted
     /// stream or a lost tail even when no new event arrives.
     pub verify_interval: Duration,
@@ -65,6 +122,7 @@ impl Default for RelayConfig {
             batch_size: 256,
             stream: StreamSettings::default(),
             poll_interval: Duration::from_millis(20),
+            horizon_retry: Duration::from_millis(1),
             verify_interval: Duration::from_secs(1),
             ack_timeout: Duration::from_secs(10),
             standby_retry: Duration::from_millis(500),
@@ -92,6 +150,10 @@ pub struct Relay {
     /// The head after the last successful round; `None` forces a re-read from the
     /// stream (at start, after any error, and every `verify_interval`).
     head: Option<StreamHead>,
+    /// What makes an idle relay look now.
+    wake: RelayWake,
+    /// Committed events left behind the horizon by the last round.
+    waiting: u64,
 }
 
 /// The advisory lock that makes one relay active per stream, held on a connection of
@@ -145,7 +207,22 @@ impl Relay {
             layout,
             config,
             head: None,
+            wake: RelayWake::new(),
+            waiting: 0,
         }
+    }
+
+    /// The relay woken by `wake` (shared with the writers of this process).
+    #[must_use]
+    pub fn with_wake(mut self, wake: RelayWake) -> Self {
+        self.wake = wake;
+        self
+    }
+
+    /// What wakes this relay.
+    #[must_use]
+    pub fn wake_handle(&self) -> RelayWake {
+        self.wake.clone()
     }
 
     /// The stream layout this relay publishes to.
@@ -313,6 +390,12 @@ impl Relay {
                 .last()
                 .map_or(head.cursor, EventEnvelope::commit_position);
             let started = Instant::now();
+            #[allow(clippy::cast_precision_loss)] // batches are far below 2^52 events
+            metrics::histogram!(METRIC_BATCH_EVENTS).record(batch.len() as f64);
+            if let Some(oldest) = batch.iter().map(|e| e.recorded_at).min() {
+                let waited = (chrono::Utc::now() - oldest).to_std().unwrap_or_default();
+                metrics::histogram!(METRIC_PICKUP_SECONDS).record(waited.as_secs_f64());
+            }
             let acks = self.send_batch(&head, batch).await?;
             // Read the next batch while this one's acks come back. It is discarded if
             // an ack fails (the error returns before it is used).
@@ -329,6 +412,7 @@ impl Relay {
         }
         self.head = Some(head);
         let lag = self.lag(head.cursor).await?;
+        self.waiting = lag;
         #[allow(clippy::cast_precision_loss)] // a lag beyond 2^52 events is not a concern
         metrics::gauge!(METRIC_LAG).set(lag as f64);
         Ok(total)
@@ -530,7 +614,12 @@ impl Relay {
 
     /// The active relay's loop; returns only when the lock is lost.
     async fn active(&mut self, lock: &mut RelayLock) -> anyhow::Error {
+        let _listener = TaskGuard(tokio::spawn(listen_for_wakes(
+            self.pool.clone(),
+            self.wake.clone(),
+        )));
         let mut verified_at = Instant::now();
+        let mut horizon_pause = self.config.horizon_retry;
         loop {
             if verified_at.elapsed() >= self.config.verify_interval {
                 self.head = None;
@@ -542,8 +631,27 @@ impl Relay {
                 return error;
             }
             match self.relay_pending().await {
-                Ok(0) => tokio::time::sleep(self.config.poll_interval).await,
-                Ok(published) => tracing::debug!(published, "relayed"),
+                Ok(0) => {
+                    // Committed events held back by an older transaction: look
+                    // again soon (backing off), since that transaction may write
+                    // no events and so wake nobody when it ends.
+                    let pause = if self.waiting > 0 {
+                        let pause = horizon_pause;
+                        horizon_pause = (horizon_pause * 2).min(self.config.poll_interval);
+                        pause
+                    } else {
+                        horizon_pause = self.config.horizon_retry;
+                        self.config.poll_interval
+                    };
+                    tokio::select! {
+                        () = self.wake.woken() => {}
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+                Ok(published) => {
+                    horizon_pause = self.config.horizon_retry;
+                    tracing::debug!(published, "relayed");
+                }
                 Err(error) => {
                     tracing::warn!(
                         error = format!("{error:#}"),
@@ -557,6 +665,54 @@ impl Relay {
                 }
             }
         }
+    }
+}
+
+/// Aborts a spawned task when dropped.
+struct TaskGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Turns `NOTIFY emporium_relay_wake` from other processes into wake-ups, for as
+/// long as the relay is active. Best effort: the poll covers any gap.
+async fn listen_for_wakes(pool: PgPool, wake: RelayWake) {
+    loop {
+        let listening = async {
+            // A connection of its own, not one of the relay's.
+            let own = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect_lazy_with(
+                    pool.connect_options()
+                        .as_ref()
+                        .clone()
+                        .application_name("emporium-relay-wake"),
+                );
+            let mut listener = PgListener::connect_with(&own)
+                .await
+                .context("open the relay wake listener")?;
+            listener
+                .listen(WAKE_CHANNEL)
+                .await
+                .context("listen for relay wake-ups")?;
+            loop {
+                // `None`: the connection was re-established; a wake-up may have
+                // been missed, so look anyway.
+                listener.try_recv().await.context("receive a wake-up")?;
+                wake.wake();
+            }
+        };
+        let error: anyhow::Result<()> = listening.await;
+        if let Err(error) = error {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "relay wake listener failed; polling meanwhile"
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -5,6 +5,7 @@ mod addresses;
 mod attacks;
 mod auth;
 mod bola;
+mod catalog_cache;
 mod checkout;
 mod emails;
 mod guest_carts;

@@ -6,6 +6,7 @@
 
 mod account;
 mod addresses;
+pub(crate) mod cache;
 mod checkout;
 mod customer;
 pub mod guard;
@@ -60,6 +61,7 @@ pub struct BackOfficeQuery(addresses::AddressQuery, staff::StaffQuery);
 #[derive(Debug, Default, MergedObject)]
 pub struct BackOfficeMutation(addresses::AddressMutation, staff::StaffMutation);
 
+pub(crate) use cache::CatalogCache;
 pub(crate) use shop::CartToken;
 /// Root of every subscription (served over WebSocket at `/graphql/ws`).
 #[derive(Debug, Default, MergedSubscription)]

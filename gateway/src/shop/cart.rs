@@ -139,6 +139,15 @@ fn cart_error(e: CommandError<CartError>) -> ApiError {
     }
 }
 
+/// Records how long a phase of a cart change took (`emporium_cart_change_seconds`,
+/// by phase) and returns when the next phase starts.
+fn phase(name: &'static str, since: std::time::Instant) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    metrics::histogram!("emporium_cart_change_seconds", "phase" => name)
+        .record((now - since).as_secs_f64());
+    now
+}
+
 /// Validates a quantity from the client, naming the broken rule.
 pub(crate) fn parse_quantity(raw: i64) -> Result<Quantity, ApiError> {
     Quantity::new(raw).map_err(|e| {
@@ -164,8 +173,8 @@ impl Shop {
         self.carts.load(&id.to_string()).await.map_err(cart_error)
     }
 
-    /// The shopper's open cart id, opening one when there is none. Returns the
-    /// position of the opening event when one was recorded.
+    /// The shopper's open cart id, opening one when there is none, and remembers it.
+    /// Returns the position of the opening event when one was recorded.
     ///
     /// # Errors
     /// `NOT_FOUND` (cart) for a guest token that was never minted.
@@ -175,7 +184,10 @@ impl Shop {
             let id = shopper.cart_id(generation);
             let cart = self.load_cart(id).await?;
             match cart.status() {
-                Some(CartStatus::Open) => return Ok((id, None)),
+                Some(CartStatus::Open) => {
+                    self.open_carts.insert(shopper.cart_id(0), id);
+                    return Ok((id, None));
+                }
                 Some(CartStatus::CheckedOut | CartStatus::Merged) => generation += 1,
                 None if generation == 0 && !shopper.may_open_first() => {
                     return Err(ApiError::NotFound { what: "cart" });
@@ -192,7 +204,10 @@ impl Shop {
                         .execute(&id.to_string(), command, &self.cart_metadata(shopper))
                         .await
                     {
-                        Ok(committed) => return Ok((id, committed.position)),
+                        Ok(committed) => {
+                            self.open_carts.insert(shopper.cart_id(0), id);
+                            return Ok((id, committed.position));
+                        }
                         // Opened concurrently by another request: look again.
                         Err(
                             CommandError::Conflict { .. }
@@ -213,34 +228,52 @@ impl Shop {
     async fn change_cart(
         &self,
         shopper: &Shopper,
-        command: impl Fn(DateTime<Utc>) -> CartCommand,
+        command: impl FnOnce(DateTime<Utc>) -> CartCommand,
     ) -> Result<CartState, ApiError> {
-        // A cart closed between finding it and changing it (merged into the user's
-        // cart, or checked out, a moment ago) sends the change to the shopper's next
-        // cart, once.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let (id, opened) = self.open_cart(shopper).await?;
-            let committed = match self
-                .carts
-                .execute_retrying(
-                    &id.to_string(),
-                    command(self.clock.now()),
-                    &self.cart_metadata(shopper),
-                )
-                .await
-            {
-                Ok(committed) => committed,
+        let started = std::time::Instant::now();
+        let remembered = self.open_carts.get(&shopper.cart_id(0));
+        let (mut id, mut opened) = match remembered {
+            Some(id) => (id, None),
+            None => self.open_cart(shopper).await?,
+        };
+        let open = phase("open", started);
+        let command = command(self.clock.now());
+        let mut result = self
+            .carts
+            .execute_retrying(
+                &id.to_string(),
+                command.clone(),
+                &self.cart_metadata(shopper),
+            )
+            .await;
+        // The cart (remembered, or found a moment ago) was closed meanwhile (checked
+        // out, merged into the user's cart): the refusal is decided on the stored
+        // cart, so nothing was recorded; the change goes to the shopper's open cart,
+        // found as a first change would find it (once).
+        if matches!(
+                result,
                 Err(CommandError::Rejected(
-                    CartError::AlreadyMerged { .. } | CartError::AlreadyCheckedOut,
-                )) if attempts < 2 => continue,
-                Err(e) => return Err(cart_error(e)),
-            };
-            self.read_your_writes(PROJECTION, committed.position.or(opened))
-                .await?;
-            return self.cart_state(id).await;
+                    CartError::NotOpened
+                        | CartError::AlreadyCheckedOut
+                        | CartError::AlreadyMerged { .. }
+                ))
+            )
+        {
+            self.open_carts.remove(&shopper.cart_id(0));
+            (id, opened) = self.open_cart(shopper).await?;
+            result = self
+                .carts
+                .execute_retrying(&id.to_string(), command, &self.cart_metadata(shopper))
+                .await;
         }
+        let committed = result.map_err(cart_error)?;
+        let commanded = phase("command", open);
+        self.read_your_writes(PROJECTION, committed.position.or(opened))
+            .await?;
+        let waited = phase("wait", commanded);
+        let state = self.cart_state(id).await;
+        phase("answer", waited);
+        state
     }
 
     /// The shopper's open cart (empty when they have none yet; nothing is written).
@@ -342,7 +375,7 @@ impl Shop {
             ));
         }
         self.change_cart(shopper, |at| CartCommand::AddItem {
-            sku: sku.clone(),
+            sku,
             product_id,
             quantity,
             at,
@@ -363,7 +396,7 @@ impl Shop {
         let quantity = parse_quantity(quantity)?;
         let sku = parse_sku(sku)?;
         self.change_cart(shopper, |at| CartCommand::ChangeItemQuantity {
-            sku: sku.clone(),
+            sku,
             quantity,
             at,
         })
@@ -380,10 +413,7 @@ impl Shop {
         sku: &str,
     ) -> Result<CartState, ApiError> {
         let sku = parse_sku(sku)?;
-        self.change_cart(shopper, |at| CartCommand::RemoveItem {
-            sku: sku.clone(),
-            at,
-        })
+        self.change_cart(shopper, |at| CartCommand::RemoveItem { sku, at })
         .await
     }
 

@@ -45,6 +45,9 @@ pub(crate) use wishlist::WishlistEntry;
 
 use crate::clock::Clock;
 use crate::config::Settings;
+
+/// Shoppers whose open cart is remembered.
+const OPEN_CARTS: usize = 100_000;
 use crate::error::ApiError;
 
 /// The storefront's services.
@@ -64,6 +67,21 @@ pub struct Shop {
     live: Live,
     /// The checkout process manager (absent in a shop built without one).
     checkouts: Option<Arc<emporium_commands::checkout::Checkouts>>,
+    /// How a mutation gets its events onto the stream before it waits for them.
+    relay: RelayWaker,
+    /// Each shopper's open cart as last seen (keyed by the shopper's first cart id),
+    /// so a cart change skips finding it. Only a guess: see `cart::open_cart`.
+    open_carts: quick_cache::sync::Cache<Uuid, Uuid>,
+}
+
+/// Wakes the relay after a command commits, so the events reach the projections
+/// without waiting for the relay's poll.
+#[derive(Debug, Clone)]
+pub enum RelayWaker {
+    /// The relay runs in this process: a wake-up in memory.
+    InProcess(emporium_projections::relay::RelayWake),
+    /// The relay runs elsewhere: `NOTIFY emporium_relay_wake` (one round trip).
+    Postgres,
 }
 
 impl std::fmt::Debug for Shop {
@@ -95,7 +113,39 @@ impl Shop {
             read_your_writes: settings.backbone.read_your_writes_timeout(),
             live: Live::new(pool),
             checkouts: None,
+            relay: RelayWaker::Postgres,
+            open_carts: quick_cache::sync::Cache::new(OPEN_CARTS),
         })
+    }
+
+    /// The shop waking the relay through `relay` (in memory when it runs in this
+    /// process; over PostgreSQL by default).
+    #[must_use]
+    pub fn with_relay_waker(mut self, relay: RelayWaker) -> Self {
+        self.relay = relay;
+        self
+    }
+
+    /// The process's checkpoint watch (started on first use).
+    ///
+    /// # Errors
+    /// When it cannot start (PostgreSQL down).
+    pub(crate) async fn checkpoint_watch(&self) -> Result<&CheckpointWatch, ApiError> {
+        self.watch
+            .get_or_try_init(|| CheckpointWatch::start(self.pool.clone()))
+            .await
+            .map_err(ApiError::internal)
+    }
+
+    async fn wake_relay(&self) {
+        match &self.relay {
+            RelayWaker::InProcess(wake) => wake.wake(),
+            RelayWaker::Postgres => {
+                if let Err(e) = emporium_projections::relay::wake_over_postgres(&self.pool).await {
+                    tracing::debug!(error = format!("{e:#}"), "relay wake-up not sent");
+                }
+            }
+        }
     }
 
     /// The shop with the checkout process manager.
@@ -149,11 +199,8 @@ impl Shop {
         let Some(position) = position else {
             return Ok(());
         };
-        let watch = self
-            .watch
-            .get_or_try_init(|| CheckpointWatch::start(self.pool.clone()))
-            .await
-            .map_err(ApiError::internal)?;
+        self.wake_relay().await;
+        let watch = self.checkpoint_watch().await?;
         match watch
             .wait_for_position(projection, position, self.read_your_writes)
             .await

@@ -177,6 +177,9 @@ impl Staff {
 
     async fn level_answer(&self, sku: &Sku, position: Option<i64>) -> Result<LevelRow, ApiError> {
         self.shop.read_your_writes(PROJECTION, position).await?;
+        // The storefront shows stock from the catalogue: once this answers, listings
+        // (and the catalogue cache) show the new level too.
+        self.shop.read_your_writes("catalog", position).await?;
         self.level(sku.as_str()).await?.ok_or_else(|| {
             ApiError::internal(anyhow::anyhow!("sku {sku} is not in the read model yet"))
         })

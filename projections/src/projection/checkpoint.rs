@@ -9,7 +9,9 @@ use uuid::Uuid;
 use crate::envelope::CommitPosition;
 
 /// The channel on which every checkpoint update is announced (`NOTIFY`), with the
-/// payload `<name> <revision> <transaction_id> <position>`.
+/// payload `<name> <revision> <transaction_id> <position> [<changed>]`; `changed` is
+/// `0` when the move only skipped events the projection does not read (its tables
+/// did not change), `1` or absent otherwise.
 pub const CHANNEL: &str = "emporium_projection_checkpoints";
 
 /// How far a projection has applied the stream.
@@ -152,27 +154,84 @@ pub(crate) async fn read(
     Ok(row.map(|r| (r.checkpoint(), r.state())))
 }
 
-/// Moves the checkpoint and announces it, inside the caller's transaction.
+/// Moves the checkpoint and announces it, inside the caller's transaction, in one
+/// statement. `changed`: the move applied events (the read model changed), rather
+/// than only skipping events of aggregates the projection does not read.
 pub(crate) async fn advance(
     conn: &mut PgConnection,
     name: &str,
     checkpoint: &Checkpoint,
+    changed: bool,
 ) -> anyhow::Result<()> {
-    let revision: i64 = sqlx::query_scalar(
-        "UPDATE projection_checkpoints
-         SET transaction_id = $2, position = $3, stream_sequence = $4,
-             revision = revision + 1, updated_at = now()
-         WHERE name = $1
-         RETURNING revision",
+    let moved = move_checkpoint(conn, name, None, checkpoint, changed)
+        .await
+        .with_context(|| format!("write the checkpoint of {name}"))?;
+    anyhow::ensure!(moved, "projection {name} has no checkpoint");
+    Ok(())
+}
+
+/// Moves the checkpoint from `from` to `to` and announces it, in one statement,
+/// only when the row still holds `from` with `from`'s version, running: the caller
+/// judged its messages against `from` without reading the row, and this both checks
+/// that judgement and locks the row for the rest of the transaction (as reading it
+/// `FOR UPDATE` would). Returns whether it moved.
+pub(crate) async fn advance_from(
+    conn: &mut PgConnection,
+    name: &str,
+    from: &Checkpoint,
+    to: &Checkpoint,
+    changed: bool,
+) -> anyhow::Result<bool> {
+    move_checkpoint(conn, name, Some(from), to, changed)
+        .await
+        .with_context(|| format!("move the checkpoint of {name}"))
+}
+
+async fn move_checkpoint(
+    conn: &mut PgConnection,
+    name: &str,
+    from: Option<&Checkpoint>,
+    to: &Checkpoint,
+    changed: bool,
+) -> anyhow::Result<bool> {
+    // With `from`, the row must still be there; without, any row of that name moves.
+    let (expect, version, transaction_id, position, stream_sequence) = match from {
+        Some(from) => (
+            true,
+            i32::try_from(from.version).context("version beyond int")?,
+            to_i64(from.cursor.transaction_id)?,
+            to_i64(from.cursor.position)?,
+            to_i64(from.stream_sequence)?,
+        ),
+        None => (false, 0, 0, 0, 0),
+    };
+    let revision: Option<i64> = sqlx::query_scalar(
+        "WITH moved AS (
+             UPDATE projection_checkpoints
+             SET transaction_id = $2, position = $3, stream_sequence = $4,
+                 revision = revision + 1, updated_at = now()
+             WHERE name = $1
+               AND (NOT $6 OR (version = $7 AND state = 'running' AND transaction_id = $8
+                               AND position = $9 AND stream_sequence = $10))
+             RETURNING revision
+         )
+         SELECT m.revision FROM moved m,
+             LATERAL pg_notify($5, $1 || ' ' || m.revision || ' ' || $2 || ' ' || $3 || ' ' || $11)",
     )
     .bind(name)
-    .bind(to_i64(checkpoint.cursor.transaction_id)?)
-    .bind(to_i64(checkpoint.cursor.position)?)
-    .bind(to_i64(checkpoint.stream_sequence)?)
-    .fetch_one(&mut *conn)
-    .await
-    .with_context(|| format!("write the checkpoint of {name}"))?;
-    notify(conn, name, revision, checkpoint.cursor).await
+    .bind(to_i64(to.cursor.transaction_id)?)
+    .bind(to_i64(to.cursor.position)?)
+    .bind(to_i64(to.stream_sequence)?)
+    .bind(CHANNEL)
+    .bind(expect)
+    .bind(version)
+    .bind(transaction_id)
+    .bind(position)
+    .bind(stream_sequence)
+    .bind(if changed { "1" } else { "0" })
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(revision.is_some())
 }
 
 pub(crate) async fn notify(

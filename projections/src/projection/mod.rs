@@ -44,6 +44,8 @@ pub const METRIC_POISON: &str = "emporium_projection_poison_total";
 pub const METRIC_LAG: &str = "emporium_projection_lag_events";
 /// Histogram: time to apply and commit one batch.
 pub const METRIC_BATCH_SECONDS: &str = "emporium_projection_batch_seconds";
+/// Histogram: stream messages per runner transaction (applied and skipped).
+pub const METRIC_BATCH_MESSAGES: &str = "emporium_projection_batch_messages";
 /// Counter: events applied by rebuilds.
 pub const METRIC_REBUILT: &str = "emporium_projection_rebuilt_total";
 

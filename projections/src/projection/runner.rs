@@ -33,8 +33,8 @@ use sqlx::PgPool;
 use super::checkpoint::{self, Checkpoint, ProjectionState};
 use super::rebuild::{self, DEFAULT_BATCH};
 use super::{
-    METRIC_APPLIED, METRIC_BATCH_SECONDS, METRIC_LAG, METRIC_POISON, Projection, check_name, reads,
-    upcast,
+    METRIC_APPLIED, METRIC_BATCH_MESSAGES, METRIC_BATCH_SECONDS, METRIC_LAG, METRIC_POISON,
+    Projection, check_name, reads, upcast,
 };
 use crate::bus::StreamLayout;
 use crate::envelope::{CommitPosition, EventEnvelope, headers};
@@ -123,6 +123,10 @@ pub struct ProjectionRunner {
     config: RunnerConfig,
     consumer: Option<PullConsumer>,
     commits: u64,
+    /// The checkpoint as this runner last read or wrote it (live version, running):
+    /// batches are judged against it without reading the row, and the write checks
+    /// the row still holds it. `None` after any error, so the row is read again.
+    known: Option<Checkpoint>,
 }
 
 impl std::fmt::Debug for ProjectionRunner {
@@ -137,6 +141,8 @@ impl std::fmt::Debug for ProjectionRunner {
 
 /// What one transaction did.
 struct Applied {
+    /// The checkpoint it committed.
+    checkpoint: Checkpoint,
     /// Messages that moved the checkpoint.
     advanced: usize,
     /// Events handed to the projection.
@@ -148,6 +154,9 @@ struct Applied {
 }
 
 enum Attempt {
+    /// The checkpoint row was not where this runner last left it: judge again
+    /// against the row itself.
+    Moved,
     /// `apply_batch` failed somewhere in the batch.
     Batch(anyhow::Error),
     Poison {
@@ -242,6 +251,7 @@ impl ProjectionRunner {
             config,
             consumer: None,
             commits: 0,
+            known: None,
         }
     }
 
@@ -321,6 +331,7 @@ impl ProjectionRunner {
         if self.consumer.is_none() {
             self.consumer = Some(self.open_consumer(&checkpoint).await?);
         }
+        self.known = Some(checkpoint);
         Ok(checkpoint)
     }
 
@@ -466,6 +477,9 @@ impl ProjectionRunner {
 
     async fn apply_messages_inner(&mut self, messages: &[Message]) -> Result<usize, RunError> {
         let started = Instant::now();
+        #[allow(clippy::cast_precision_loss)] // batches are far below 2^52 messages
+        metrics::histogram!(METRIC_BATCH_MESSAGES, "projection" => self.name())
+            .record(messages.len() as f64);
         let mut limit = messages.len();
         let mut poison: Option<(usize, anyhow::Error)> = None;
         // The batch goes to `apply_batch` in one piece; if that fails, it is applied
@@ -474,6 +488,13 @@ impl ProjectionRunner {
         let applied = loop {
             match self.try_apply(&messages[..limit], one_by_one).await {
                 Ok(applied) => break applied,
+                Err(Attempt::Moved) => {
+                    tracing::debug!(
+                        projection = self.name(),
+                        "checkpoint moved elsewhere; judging against the row"
+                    );
+                    self.known = None;
+                }
                 Err(Attempt::Batch(error)) => {
                     tracing::debug!(
                         error = format!("{error:#}"),
@@ -488,10 +509,12 @@ impl ProjectionRunner {
                 }
                 Err(Attempt::Fatal(error)) => {
                     self.consumer = None;
+                    self.known = None;
                     return Err(error);
                 }
             }
         };
+        self.known = Some(applied.checkpoint);
         self.commits += 1;
         if let Some(hook) = &self.config.after_commit {
             hook(self.commits);
@@ -519,6 +542,7 @@ impl ProjectionRunner {
         }
         if let Some((index, error)) = poison {
             self.consumer = None;
+            self.known = None;
             return Err(self.stop(&messages[index], &error).await);
         }
         Ok(applied.advanced)
@@ -579,39 +603,49 @@ impl ProjectionRunner {
     ) -> Result<Applied, Attempt> {
         let name = self.name();
         let version = self.projection.version();
-        let mut tx = self.pool.begin().await.map_err(anyhow::Error::from)?;
         // The read model and its checkpoint are derived data that commit together: a
         // crash may lose the last few commits, never split them, and the consumer is
         // reopened from whatever checkpoint survived. So skip the wait for fsync.
-        sqlx::query("SET LOCAL synchronous_commit TO off")
-            .execute(&mut *tx)
-            .await?;
-        let Some((mut checkpoint, state)) = checkpoint::read(&mut tx, name, true).await? else {
-            return Err(Attempt::Fatal(RunError::Unexpected(anyhow::anyhow!(
-                "projection {name} has no checkpoint"
-            ))));
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN; SET LOCAL synchronous_commit TO off")
+            .await
+            .map_err(anyhow::Error::from)?;
+        // Judge against the checkpoint this runner last wrote when it has one (the
+        // write below checks the row still holds it); otherwise read it, locked.
+        let (mut checkpoint, locked) = match self.known {
+            Some(known) => (known, false),
+            None => {
+                let Some((checkpoint, state)) = checkpoint::read(&mut tx, name, true).await? else {
+                    return Err(Attempt::Fatal(RunError::Unexpected(anyhow::anyhow!(
+                        "projection {name} has no checkpoint"
+                    ))));
+                };
+                if checkpoint.version != version {
+                    return Err(Attempt::Fatal(RunError::Superseded {
+                        name: name.to_owned(),
+                        version,
+                        live: checkpoint.version,
+                    }));
+                }
+                if let ProjectionState::Failed {
+                    error,
+                    stream_sequence,
+                    ..
+                } = state
+                {
+                    return Err(Attempt::Fatal(RunError::Stopped {
+                        name: name.to_owned(),
+                        stream_sequence,
+                        error,
+                    }));
+                }
+                (checkpoint, true)
+            }
         };
-        if checkpoint.version != version {
-            return Err(Attempt::Fatal(RunError::Superseded {
-                name: name.to_owned(),
-                version,
-                live: checkpoint.version,
-            }));
-        }
-        if let ProjectionState::Failed {
-            error,
-            stream_sequence,
-            ..
-        } = state
-        {
-            return Err(Attempt::Fatal(RunError::Stopped {
-                name: name.to_owned(),
-                stream_sequence,
-                error,
-            }));
-        }
         let start = checkpoint;
         let mut result = Applied {
+            checkpoint,
             advanced: 0,
             applied: 0,
             ack: None,
@@ -656,6 +690,20 @@ impl ProjectionRunner {
             result.ack = Some(index);
         }
         result.applied = batch.len();
+        result.checkpoint = checkpoint;
+        if checkpoint == start {
+            // Only redeliveries (or a gap right away): nothing to write.
+            tx.rollback().await?;
+            return Ok(result);
+        }
+        // Move the checkpoint first: unlocked, this is what checks the judgement
+        // above and takes the row's lock for the rest of the transaction.
+        let changed = !batch.is_empty();
+        if locked {
+            checkpoint::advance(&mut tx, name, &checkpoint, changed).await?;
+        } else if !checkpoint::advance_from(&mut tx, name, &start, &checkpoint, changed).await? {
+            return Err(Attempt::Moved);
+        }
         if one_by_one {
             for (index, event) in &batch {
                 if let Err(error) = self.projection.apply(&mut tx, event).await {
@@ -670,9 +718,6 @@ impl ProjectionRunner {
             if let Err(error) = self.projection.apply_batch(&mut tx, &events).await {
                 return Err(Attempt::Batch(error));
             }
-        }
-        if checkpoint != start {
-            checkpoint::advance(&mut tx, name, &checkpoint).await?;
         }
         tx.commit().await?;
         Ok(result)

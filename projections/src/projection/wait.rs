@@ -49,6 +49,10 @@ pub enum WaitError {
 struct Seen {
     revision: i64,
     cursor: CommitPosition,
+    /// The checkpoint as of the last announcement that changed the read model (one
+    /// that applied events, not only skipped them); the checkpoint itself when that
+    /// is unknown (a reload from the table), which errs towards "changed".
+    changed: CommitPosition,
 }
 
 type Checkpoints = HashMap<String, Seen>;
@@ -71,28 +75,39 @@ impl Drop for TaskGuard {
     }
 }
 
-fn parse(payload: &str) -> Option<(String, Seen)> {
+/// An announcement: the projection, what it says, and whether it changed the read
+/// model (a payload without the fifth field did, as far as anyone can tell).
+fn parse(payload: &str) -> Option<(String, Seen, bool)> {
     let mut parts = payload.split(' ');
     let name = parts.next()?.to_owned();
     let revision = parts.next()?.parse().ok()?;
     let transaction_id = parts.next()?.parse().ok()?;
     let position = parts.next()?.parse().ok()?;
+    let changed = parts.next() != Some("0");
+    let cursor = CommitPosition {
+        transaction_id,
+        position,
+    };
     Some((
         name,
         Seen {
             revision,
-            cursor: CommitPosition {
-                transaction_id,
-                position,
-            },
+            cursor,
+            changed: cursor,
         },
+        changed,
     ))
 }
 
-fn merge(map: &mut Checkpoints, name: String, seen: Seen) -> bool {
+/// Takes `seen` unless an announcement as new or newer is already there; one that
+/// did not change the read model keeps the last change's position.
+fn merge(map: &mut Checkpoints, name: String, mut seen: Seen, changed: bool) -> bool {
     match map.get(&name) {
         Some(old) if old.revision >= seen.revision => false,
-        _ => {
+        old => {
+            if !changed && let Some(old) = old {
+                seen.changed = old.changed;
+            }
             map.insert(name, seen);
             true
         }
@@ -109,16 +124,17 @@ async fn load(pool: &PgPool) -> anyhow::Result<Vec<(String, Seen)>> {
     Ok(rows
         .into_iter()
         .map(|(name, revision, txid, position)| {
-            (
-                name,
+            (name, {
+                let cursor = CommitPosition {
+                    transaction_id: u64::try_from(txid).unwrap_or_default(),
+                    position: u64::try_from(position).unwrap_or_default(),
+                };
                 Seen {
                     revision,
-                    cursor: CommitPosition {
-                        transaction_id: u64::try_from(txid).unwrap_or_default(),
-                        position: u64::try_from(position).unwrap_or_default(),
-                    },
-                },
-            )
+                    cursor,
+                    changed: cursor,
+                }
+            })
         })
         .collect())
 }
@@ -139,7 +155,7 @@ impl CheckpointWatch {
             .context("listen for checkpoints")?;
         let mut initial = Checkpoints::new();
         for (name, seen) in load(&pool).await? {
-            merge(&mut initial, name, seen);
+            merge(&mut initial, name, seen, true);
         }
         let (tx, rx) = watch::channel(initial);
         let reload_pool = pool.clone();
@@ -147,8 +163,8 @@ impl CheckpointWatch {
             loop {
                 match listener.try_recv().await {
                     Ok(Some(notification)) => {
-                        if let Some((name, seen)) = parse(notification.payload()) {
-                            tx.send_if_modified(|map| merge(map, name, seen));
+                        if let Some((name, seen, changed)) = parse(notification.payload()) {
+                            tx.send_if_modified(|map| merge(map, name, seen, changed));
                         }
                     }
                     // The connection dropped and was re-established: announcements
@@ -156,8 +172,9 @@ impl CheckpointWatch {
                     Ok(None) => match load(&reload_pool).await {
                         Ok(rows) => {
                             tx.send_if_modified(|map| {
-                                rows.into_iter()
-                                    .fold(false, |changed, (n, s)| merge(map, n, s) || changed)
+                                rows.into_iter().fold(false, |changed, (n, s)| {
+                                    merge(map, n, s, true) || changed
+                                })
                             });
                         }
                         Err(e) => tracing::warn!(error = format!("{e:#}"), "reload checkpoints"),
@@ -202,6 +219,14 @@ impl CheckpointWatch {
     #[must_use]
     pub fn checkpoint(&self, projection: &str) -> Option<CommitPosition> {
         self.checkpoints.borrow().get(projection).map(|s| s.cursor)
+    }
+
+    /// The checkpoint `projection` had when its read model last changed, as far as
+    /// this watch knows: unchanged while the projection only skips events it does
+    /// not read, so it versions what the read model holds (for caches).
+    #[must_use]
+    pub fn changed(&self, projection: &str) -> Option<CommitPosition> {
+        self.checkpoints.borrow().get(projection).map(|s| s.changed)
     }
 
     /// Waits until `projection` has applied the event at global `position` (as
@@ -252,7 +277,11 @@ mod tests {
 
     #[test]
     fn announcements_parse_and_merge_by_revision() {
-        let (name, seen) = parse("catalog 7 1000 42").unwrap();
+        let (name, seen, changed) = parse("catalog 7 1000 42").unwrap();
+        assert!(
+            changed,
+            "an announcement without the flag counts as a change"
+        );
         assert_eq!(name, "catalog");
         assert_eq!(
             seen.cursor,
@@ -262,13 +291,24 @@ mod tests {
             }
         );
         let mut map = Checkpoints::new();
-        assert!(merge(&mut map, name.clone(), seen));
+        assert!(merge(&mut map, name.clone(), seen, changed));
         let older = Seen {
             revision: 6,
             cursor: CommitPosition::START,
+            changed: CommitPosition::START,
         };
-        assert!(!merge(&mut map, name.clone(), older));
+        assert!(!merge(&mut map, name.clone(), older, true));
         assert_eq!(map[&name], seen);
         assert!(parse("garbage").is_none());
+
+        // A move that only skipped events keeps the last change's position.
+        let (name, skipped, changed) = parse("catalog 8 1001 43 0").unwrap();
+        assert!(!changed);
+        assert!(merge(&mut map, name.clone(), skipped, changed));
+        assert_eq!(map[&name].cursor.position, 43);
+        assert_eq!(map[&name].changed.position, 42);
+        let (name, applied, changed) = parse("catalog 9 1002 44 1").unwrap();
+        assert!(merge(&mut map, name.clone(), applied, changed));
+        assert_eq!(map[&name].changed.position, 44);
     }
 }

@@ -150,6 +150,58 @@ async fn a_redelivered_stream_applies_once() {
 }
 
 #[tokio::test]
+async fn a_runner_whose_checkpoint_moved_elsewhere_judges_again_and_applies_once() {
+    let app = spawn().await;
+    let mut relay = app.relay();
+    let projection = Ledger::new(1);
+    let mut first = runner(&app, Arc::clone(&projection) as Arc<dyn Projection>);
+    // The first run builds the (empty) projection and opens the consumer.
+    assert_eq!(first.run_until_caught_up().await.unwrap(), 0);
+    app.append(40).await;
+    app.relay_until_caught_up(&mut relay).await;
+    assert_eq!(first.run_until_caught_up().await.unwrap(), 40);
+
+    // A second runner of the same projection (another process, say) moves the
+    // checkpoint past what the first one remembers.
+    let mut second = runner(&app, Arc::clone(&projection) as Arc<dyn Projection>);
+    app.append(5).await;
+    app.relay_until_caught_up(&mut relay).await;
+    assert_eq!(second.run_until_caught_up().await.unwrap(), 5);
+    assert_eq!(ledger_rows(&app).await, (45, 45));
+
+    // The whole stream comes to the first runner again: by its memory, 41..45 follow
+    // its checkpoint; the row says otherwise, and the row wins.
+    let stream = app
+        .jetstream
+        .get_stream(app.layout.stream_name())
+        .await
+        .unwrap();
+    let name = first.consumer_name();
+    stream.delete_consumer(&name).await.unwrap();
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(name.clone()),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.run_until_caught_up().await.unwrap(), 0);
+    assert_eq!(ledger_rows(&app).await, (45, 45), "applied twice");
+
+    // Both go on from the row.
+    app.append(3).await;
+    app.relay_until_caught_up(&mut relay).await;
+    assert_eq!(first.run_until_caught_up().await.unwrap(), 3);
+    app.append(2).await;
+    app.relay_until_caught_up(&mut relay).await;
+    assert_eq!(second.run_until_caught_up().await.unwrap(), 2);
+    assert_eq!(ledger_rows(&app).await, (50, 50));
+    app.teardown().await;
+}
+
+#[tokio::test]
 async fn a_poison_event_stops_the_projection_until_retried() {
     let app = spawn().await;
     let mut relay = app.relay();

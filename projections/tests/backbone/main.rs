@@ -348,6 +348,84 @@ async fn a_long_open_transaction_delays_publication_but_loses_nothing() {
     app.teardown().await;
 }
 
+/// A relay that would poll only once an hour, so whatever it publishes after its
+/// first rounds it publishes because it was woken.
+fn sleepy_relay(app: &TestBackbone) -> emporium_projections::relay::Relay {
+    emporium_projections::relay::Relay::new(
+        app.pool.clone(),
+        app.jetstream.clone(),
+        app.layout.clone(),
+        emporium_projections::relay::RelayConfig {
+            poll_interval: Duration::from_secs(3_600),
+            verify_interval: Duration::from_secs(3_600),
+            ..helpers::test_config()
+        },
+    )
+}
+
+/// Waits until the stream holds `count` messages, calling `nudge` between looks.
+async fn wait_for_stream_len(app: &TestBackbone, count: usize, nudge: impl AsyncFn()) {
+    let deadline = Instant::now() + PATIENCE;
+    while app.stream_messages().await.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "the relay did not publish {count} events"
+        );
+        nudge().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_relay_woken_in_process_publishes_without_waiting_for_its_poll() {
+    let app = spawn_backbone().await;
+    let relay = sleepy_relay(&app);
+    let wake = relay.wake_handle();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(relay.run(async {
+        let _ = stopped.await;
+    }));
+    // Its first rounds run at once; then it sleeps on its hour-long poll.
+    app.append(1).await;
+    wait_for_stream_len(&app, 1, async || wake.wake()).await;
+
+    for round in 1..=3 {
+        app.append(5).await;
+        wake.wake();
+        wait_for_stream_len(&app, 1 + 5 * round, async || {}).await;
+    }
+    app.assert_stream_matches_store().await;
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_relay_woken_over_postgres_publishes_without_waiting_for_its_poll() {
+    let app = spawn_backbone().await;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(sleepy_relay(&app).run(async {
+        let _ = stopped.await;
+    }));
+    let notify = async || {
+        emporium_projections::relay::wake_over_postgres(&app.pool)
+            .await
+            .expect("notify");
+    };
+    app.append(1).await;
+    wait_for_stream_len(&app, 1, &notify).await;
+    // Another process's writer: NOTIFY on the wake channel (repeated, as the relay's
+    // listener may still be connecting when the first one is sent).
+    for round in 1..=3 {
+        app.append(5).await;
+        wait_for_stream_len(&app, 1 + 5 * round, &notify).await;
+    }
+    app.assert_stream_matches_store().await;
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    app.teardown().await;
+}
+
 /// A nats-server of the test's own (the shared one must not be disturbed), on a free
 /// port with its own store directory.
 struct OwnNats {
