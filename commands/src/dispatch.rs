@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
 use cqrs_es::{AggregateContext, AggregateError, EventStore as _};
-use emporium_domain::{Aggregate, EventMetadata};
+use emporium_domain::{Aggregate, DomainEvent as _, EventMetadata};
 use sqlx::PgPool;
 
 use crate::es::{Es, upcasters_for};
-use crate::store::{EventStore, PgStore};
+use crate::store::{Appended, EventStore, NewEvent, PgStore};
 
 /// Why a command did not commit.
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +180,44 @@ where
         Ok(context.aggregate().0.clone())
     }
 
+    /// Loads the aggregate's current state from the store and remembers it as this
+    /// process's latest guess (what [`Dispatcher::current`] answers next).
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn refresh(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>> {
+        let mut context = self
+            .store
+            .load_aggregate(aggregate_id)
+            .await
+            .map_err(|e| self.map_error(aggregate_id, e))?;
+        let aggregate = context.aggregate().0.clone();
+        self.cache.insert(
+            aggregate_id.to_owned(),
+            Cached {
+                aggregate: aggregate.clone(),
+                sequence: context.current_sequence,
+                snapshot: context.current_snapshot,
+            },
+        );
+        Ok(aggregate)
+    }
+
+    /// The state this process last committed or loaded (no read), else
+    /// [`Dispatcher::refresh`]. Only a guess when another process or dispatcher may
+    /// have written since: for callers that refreshed it themselves moments ago and
+    /// hold the aggregate's turn (the checkout's per-order run), a commit decided on
+    /// it is still checked by optimistic concurrency.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn current(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>> {
+        match self.cache.get(aggregate_id) {
+            Some(cached) => Ok(cached.aggregate),
+            None => self.refresh(aggregate_id).await,
+        }
+    }
+
     /// Executes `command` once. A concurrent change is reported as
     /// [`CommandError::Conflict`].
     ///
@@ -260,22 +298,61 @@ where
             }
             _ => context.current_snapshot,
         };
-        let committed = self
-            .store
-            .commit(
-                events.into_iter().map(crate::es::EsEvent).collect(),
-                context,
-                metadata_map(metadata),
-            )
-            .await;
-        let envelopes = match committed {
-            Ok(envelopes) => envelopes,
-            Err(e) => {
+        // No snapshot due: one INSERT statement (no BEGIN/COMMIT, the position comes
+        // back with it), where the store has that path. A snapshot goes through
+        // cqrs-es, which writes it in the events' transaction.
+        let appended = if next_snapshot == context.current_snapshot {
+            let rows = events
+                .iter()
+                .map(|e| {
+                    Ok(NewEvent {
+                        event_type: e.event_type().to_owned(),
+                        event_version: e.event_version().to_owned(),
+                        payload: serde_json::to_value(e)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, serde_json::Error>>()
+                .map_err(|e| CommandError::Unexpected(anyhow::Error::from(e)))?;
+            let metadata = serde_json::to_value(metadata_map(metadata))
+                .map_err(|e| CommandError::Unexpected(anyhow::Error::from(e)))?;
+            self.backend
+                .append(
+                    A::TYPE,
+                    aggregate_id,
+                    context.current_sequence + 1,
+                    &rows,
+                    &metadata,
+                )
+                .await
+                .inspect_err(|_| self.evict(aggregate_id))
+                .map_err(CommandError::Unexpected)?
+        } else {
+            None
+        };
+        let (last_sequence, position) = match appended {
+            Some(Appended::At(position)) => (context.current_sequence + count, Some(position)),
+            Some(Appended::Conflict) => {
                 self.evict(aggregate_id);
-                return Err(self.map_error(aggregate_id, e));
+                return Err(self.map_error(aggregate_id, AggregateError::AggregateConflict));
+            }
+            None => {
+                let committed = self
+                    .store
+                    .commit(
+                        events.into_iter().map(crate::es::EsEvent).collect(),
+                        context,
+                        metadata_map(metadata),
+                    )
+                    .await;
+                match committed {
+                    Ok(envelopes) => (envelopes.last().map_or(0, |e| e.sequence), None),
+                    Err(e) => {
+                        self.evict(aggregate_id);
+                        return Err(self.map_error(aggregate_id, e));
+                    }
+                }
             }
         };
-        let last_sequence = envelopes.last().map_or(0, |e| e.sequence);
         self.cache.insert(
             aggregate_id.to_owned(),
             Cached {
@@ -284,7 +361,10 @@ where
                 snapshot: next_snapshot,
             },
         );
-        let position = self.position_of(aggregate_id, last_sequence).await?;
+        let position = match position {
+            Some(p) => p,
+            None => self.position_of(aggregate_id, last_sequence).await?,
+        };
         metrics::counter!("emporium_commands_committed_total", "aggregate" => A::TYPE).increment(1);
         Ok(Committed {
             events: count,

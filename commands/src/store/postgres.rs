@@ -5,7 +5,7 @@ use anyhow::Context;
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
-use super::{EventStore, KeyLookup, LoggedEvent, PendingClaim, UniqueKey};
+use super::{Appended, EventStore, KeyLookup, LoggedEvent, NewEvent, PendingClaim, UniqueKey};
 use crate::reservations::{self, Claim, Pending};
 
 /// The PostgreSQL event store (the distributed mode).
@@ -58,6 +58,50 @@ impl EventStore for PgStore {
         .fetch_one(&self.pool)
         .await
         .context("read committed event position")
+    }
+
+    async fn append(
+        &self,
+        aggregate_type: &'static str,
+        aggregate_id: &str,
+        first_sequence: usize,
+        events: &[NewEvent],
+        metadata: &serde_json::Value,
+    ) -> anyhow::Result<Option<Appended>> {
+        let first = i64::try_from(first_sequence).context("sequence fits in bigint")?;
+        let count = i64::try_from(events.len()).context("event count fits in bigint")?;
+        let sequences: Vec<i64> = (first..first + count).collect();
+        let types: Vec<String> = events.iter().map(|e| e.event_type.clone()).collect();
+        let versions: Vec<String> = events.iter().map(|e| e.event_version.clone()).collect();
+        let payloads: Vec<serde_json::Value> = events.iter().map(|e| e.payload.clone()).collect();
+        // One statement: atomic on its own, so no BEGIN/COMMIT round trips; rows are
+        // inserted (and numbered) in sequence order; the primary key refuses a second
+        // writer of any of the sequences and then nothing is written.
+        let inserted = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                 event_version, payload, metadata)
+             SELECT $1, $2, u.s, u.t, u.v, u.p, $7
+               FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[])
+                    WITH ORDINALITY AS u(s, t, v, p, o)
+              ORDER BY u.o
+             RETURNING position",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(&sequences)
+        .bind(&types)
+        .bind(&versions)
+        .bind(&payloads)
+        .bind(metadata)
+        .fetch_all(&self.pool)
+        .await;
+        match inserted {
+            Ok(positions) => Ok(positions.into_iter().max().map(Appended::At)),
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
+                Ok(Some(Appended::Conflict))
+            }
+            Err(e) => Err(anyhow::Error::from(e).context("append events")),
+        }
     }
 
     async fn claim(&self, scope: &str, key: &str, owner_id: &str) -> anyhow::Result<Claim> {
