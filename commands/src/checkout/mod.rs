@@ -110,7 +110,8 @@ pub struct CheckoutConfig {
     /// (reconciling with the provider's intent).
     pub recheck_after: chrono::Duration,
     /// Test-only fault injection: a run stops for good right after this step commits
-    /// (`"stock_reserved"`, `"payment_created"`, `"payment_authorised"`), so a test
+    /// (`"stock_reserved"`, `"intent_created"` (at the provider, before the payment
+    /// records it), `"payment_created"`, `"payment_authorised"`), so a test
     /// can kill -9 the process at a known point.
     pub crash_after: Option<String>,
 }
@@ -272,15 +273,43 @@ enum Next {
     Done,
 }
 
-/// A run of `advance` for one order: its clock reading and what it committed.
+/// A run of `advance` for one order: its clock reading, what it committed, and what
+/// it already knows (so a step does not read again what the run just wrote).
 struct Run {
     order_id: Uuid,
     now: DateTime<Utc>,
     position: Option<i64>,
     decline: Option<DeclineCode>,
+    /// The order, payment and cart were read from the store in this run: later steps
+    /// use the state the run holds (the dispatchers' caches, updated by each commit;
+    /// a conflict evicts, and the next read goes to the store again).
+    order_fresh: bool,
+    payment_fresh: bool,
+    cart_fresh: bool,
+    /// Catalogue items read in this run.
+    items: Option<HashMap<Sku, CatalogItem>>,
+    /// A failure recorded in this run (written to the row at once, kept here too).
+    failure: Option<CheckoutFailure>,
+    /// The provider has the payment method: the row forgets it when the run ends.
+    clear_method: bool,
 }
 
 impl Run {
+    fn new(order_id: Uuid, now: DateTime<Utc>) -> Self {
+        Self {
+            order_id,
+            now,
+            position: None,
+            decline: None,
+            order_fresh: false,
+            payment_fresh: false,
+            cart_fresh: false,
+            items: None,
+            failure: None,
+            clear_method: false,
+        }
+    }
+
     fn note(&mut self, c: &Committed) {
         if let Some(p) = c.position {
             self.position = Some(self.position.map_or(p, |q| q.max(p)));
@@ -412,6 +441,22 @@ impl Checkouts {
             .load(&cart_id.to_string())
             .await
             .map_err(unexpected("load cart"))?;
+        let mut run = Run::new(Uuid::nil(), now);
+        self.quote_cart(&cart, customer_id, address, method, coupon, &mut run)
+            .await
+    }
+
+    /// [`Checkouts::quote`] of a loaded cart; the catalogue items stay in `run`.
+    async fn quote_cart(
+        &self,
+        cart: &Cart,
+        customer_id: Uuid,
+        address: &Address,
+        method: &ShippingMethodCode,
+        coupon: Option<&CouponCode>,
+        run: &mut Run,
+    ) -> Result<Quote, CheckoutError> {
+        let now = run.now;
         let lines = cart.lines();
         if cart.status() != Some(CartStatus::Open) || lines.is_empty() {
             return Err(CheckoutError::Refused(CheckoutFailure::invalid(
@@ -428,7 +473,7 @@ impl Checkouts {
             return Err(CheckoutError::NotFound);
         }
         let skus: Vec<Sku> = lines.iter().map(|l| l.sku.clone()).collect();
-        let items = self.catalog.items(&skus).await?;
+        let items = self.items_of(&skus, run).await?;
         let mut priced = Vec::with_capacity(lines.len());
         for line in &lines {
             let item = items.get(&line.sku).ok_or_else(|| {
@@ -500,11 +545,8 @@ impl Checkouts {
             }
             return self.advance(request.order_id, now).await;
         }
-        let cart = self
-            .carts
-            .load(&request.cart_id.to_string())
-            .await
-            .map_err(unexpected("load cart"))?;
+        let mut run = Run::new(request.order_id, now);
+        let cart = self.cart_of(request.cart_id, &mut run).await?;
         if cart.status() == Some(CartStatus::CheckedOut) {
             // A duplicate that lost the race to the cart: the first submission's.
             return match store::find_by_cart(&self.pool, request.cart_id).await? {
@@ -519,23 +561,32 @@ impl Checkouts {
             };
         }
         let quote = self
-            .quote(
+            .quote_cart(
+                &cart,
                 request.customer_id,
-                request.cart_id,
                 &request.shipping_address,
                 &request.shipping_method,
                 request.coupon.as_ref(),
-                now,
+                &mut run,
             )
             .await?;
         // A stock check that writes nothing: most shortages are answered before the
         // cart closes. The reservation itself is what guarantees it.
         for (sku, quantity) in quantities(quote.lines().iter().map(|l| (&l.sku, l.quantity))) {
-            let inventory = self
+            // This process's latest state first (no read); a shortage is checked again
+            // on the stored state, as stock may have been received elsewhere.
+            let mut inventory = self
                 .inventory
-                .load(sku.as_str())
+                .current(sku.as_str())
                 .await
                 .map_err(unexpected("load inventory"))?;
+            if u64::from(inventory.available()) < quantity {
+                inventory = self
+                    .inventory
+                    .refresh(sku.as_str())
+                    .await
+                    .map_err(unexpected("load inventory"))?;
+            }
             if u64::from(inventory.available()) < quantity {
                 return Err(CheckoutError::Refused(CheckoutFailure::OutOfStock {
                     sku: sku.as_str().to_owned(),
@@ -578,7 +629,14 @@ impl Checkouts {
         if row.customer_id != request.customer_id {
             return Err(CheckoutError::NotFound);
         }
-        self.advance(row.order_id, now).await
+        if row.order_id != request.order_id {
+            // Another submission of this cart recorded its checkout first.
+            return self.advance(row.order_id, now).await;
+        }
+        // The row just written and what this run has read (the cart, the catalogue)
+        // carry into the first run.
+        let _turn = self.lock(row.order_id).lock().await;
+        self.drive(row, run).await
     }
 
     /// Runs the checkout of `order_id` as far as it goes, then reports where it
@@ -601,24 +659,35 @@ impl Checkouts {
         order_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<CheckoutView, CheckoutError> {
-        let mut run = Run {
-            order_id,
-            now,
-            position: None,
-            decline: None,
-        };
-        let Some(mut row) = store::find(&self.pool, order_id).await? else {
+        let Some(row) = store::find(&self.pool, order_id).await? else {
             return Err(CheckoutError::NotFound);
         };
+        self.drive(row, Run::new(order_id, now)).await
+    }
+
+    /// Runs the steps of `row`'s checkout under its turn. The row is read once per
+    /// run: only this run changes it meanwhile (a failure, the method once the provider
+    /// has it), and those changes are applied to it here as well as in the table.
+    async fn drive(
+        &self,
+        mut row: CheckoutRow,
+        mut run: Run,
+    ) -> Result<CheckoutView, CheckoutError> {
+        let (order_id, now) = (run.order_id, run.now);
         // Bounded: each step moves a state machine forward or waits.
         let mut outcome = Next::Continue;
         for _ in 0..32 {
-            match self.step(&row, &mut run).await {
-                Ok(Next::Continue) => {
-                    row = store::find(&self.pool, order_id)
-                        .await?
-                        .ok_or(CheckoutError::NotFound)?;
-                }
+            let stepped = self.step(&row, &mut run).await;
+            if let Some(failure) = run.failure.take()
+                && row.failure.is_none()
+            {
+                row.failure = Some(sqlx::types::Json(failure));
+            }
+            if run.clear_method {
+                row.payment_method = None;
+            }
+            match stepped {
+                Ok(Next::Continue) => {}
                 Ok(next) => {
                     outcome = next;
                     break;
@@ -630,16 +699,19 @@ impl Checkouts {
                         error = format!("{e:#}"),
                         "checkout step failed; retrying later"
                     );
-                    store::backoff(&self.pool, order_id, now, self.config.resume_after).await?;
+                    store::backoff(
+                        &self.pool,
+                        order_id,
+                        now,
+                        self.config.resume_after,
+                        run.clear_method,
+                    )
+                    .await?;
                     return Err(CheckoutError::Unexpected(e));
                 }
             }
         }
-        // The last step may have recorded a failure on the row.
-        let row = store::find(&self.pool, order_id)
-            .await?
-            .ok_or(CheckoutError::NotFound)?;
-        let view = self.view_of(&row, &run).await?;
+        let view = self.view_of(&row, &mut run).await?;
         if view.status.is_none() && view.failure.is_some() {
             // Refused before an order existed (a coupon lost its last use, say): the
             // cart is still open, so the record goes and a new submission starts over.
@@ -650,21 +722,75 @@ impl Checkouts {
             view.status,
             Some(OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered)
         );
-        match outcome {
-            Next::Done => store::schedule(&self.pool, order_id, false, paid, now, now).await?,
-            Next::Wait | Next::Continue => {
-                store::schedule(
-                    &self.pool,
-                    order_id,
-                    true,
-                    paid,
-                    now + self.config.recheck_after,
-                    now,
-                )
-                .await?;
-            }
-        }
+        let open = !matches!(outcome, Next::Done);
+        let end = store::RunEnd {
+            open,
+            paid,
+            total: view.grand_total,
+            clear_method: run.clear_method,
+        };
+        let next_attempt = if open {
+            now + self.config.recheck_after
+        } else {
+            now
+        };
+        store::schedule(&self.pool, order_id, end, next_attempt, now).await?;
         Ok(view)
+    }
+
+    /// The order as this run knows it (read from the store on the run's first look).
+    async fn order_of(&self, run: &mut Run) -> anyhow::Result<Order> {
+        let key = run.order_id.to_string();
+        let order = if run.order_fresh {
+            self.orders.current(&key).await
+        } else {
+            self.orders.refresh(&key).await
+        }
+        .map_err(unexpected("load order"))?;
+        run.order_fresh = true;
+        Ok(order)
+    }
+
+    /// The order's payment as this run knows it.
+    async fn payment_of(&self, run: &mut Run) -> anyhow::Result<Payment> {
+        let key = ids::payment(run.order_id).to_string();
+        let payment = if run.payment_fresh {
+            self.payments.current(&key).await
+        } else {
+            self.payments.refresh(&key).await
+        }
+        .map_err(unexpected("load payment"))?;
+        run.payment_fresh = true;
+        Ok(payment)
+    }
+
+    /// The cart as this run knows it.
+    async fn cart_of(&self, cart_id: Uuid, run: &mut Run) -> anyhow::Result<Cart> {
+        let key = cart_id.to_string();
+        let cart = if run.cart_fresh {
+            self.carts.current(&key).await
+        } else {
+            self.carts.refresh(&key).await
+        }
+        .map_err(unexpected("load cart"))?;
+        run.cart_fresh = true;
+        Ok(cart)
+    }
+
+    /// Catalogue items of `skus`, read once per run.
+    async fn items_of(
+        &self,
+        skus: &[Sku],
+        run: &mut Run,
+    ) -> anyhow::Result<HashMap<Sku, CatalogItem>> {
+        if let Some(items) = &run.items
+            && skus.iter().all(|s| items.contains_key(s))
+        {
+            return Ok(items.clone());
+        }
+        let items = self.catalog.items(skus).await?;
+        run.items = Some(items.clone());
+        Ok(items)
     }
 
     /// Where the checkout of `order_id` stands, without acting.
@@ -675,13 +801,8 @@ impl Checkouts {
         let row = store::find(&self.pool, order_id)
             .await?
             .ok_or(CheckoutError::NotFound)?;
-        let run = Run {
-            order_id,
-            now: Utc::now(),
-            position: None,
-            decline: None,
-        };
-        self.view_of(&row, &run).await
+        let mut run = Run::new(order_id, Utc::now());
+        self.view_of(&row, &mut run).await
     }
 
     /// When the checkout of `cart_id` was started, if it was.
@@ -718,17 +839,13 @@ impl Checkouts {
             .map(|r| r.customer_id))
     }
 
-    async fn view_of(&self, row: &CheckoutRow, run: &Run) -> Result<CheckoutView, CheckoutError> {
-        let order = self
-            .orders
-            .load(&row.order_id.to_string())
-            .await
-            .map_err(unexpected("load order"))?;
-        let payment = self
-            .payments
-            .load(&ids::payment(row.order_id).to_string())
-            .await
-            .map_err(unexpected("load payment"))?;
+    async fn view_of(
+        &self,
+        row: &CheckoutRow,
+        run: &mut Run,
+    ) -> Result<CheckoutView, CheckoutError> {
+        let order = self.order_of(run).await?;
+        let payment = self.payment_of(run).await?;
         let payment_status = payment.status();
         Ok(CheckoutView {
             order_id: row.order_id,
@@ -868,12 +985,7 @@ impl Checkouts {
             amount.unwrap_or(paid.amount_minor() - refunded),
             paid.currency(),
         );
-        let mut run = Run {
-            order_id,
-            now,
-            position: None,
-            decline: None,
-        };
+        let mut run = Run::new(order_id, now);
         self.refund_payment(&mut run, refund_id, amount, actor, true)
             .await
             .map_err(|e| match e.downcast::<RefundRefused>() {
@@ -932,12 +1044,7 @@ impl Checkouts {
             .map_err(unexpected("load order"))?;
         let cancelled = match order.status() {
             Some(OrderStatus::Pending | OrderStatus::Reserved | OrderStatus::AwaitingPayment) => {
-                let run = Run {
-                    order_id,
-                    now,
-                    position: None,
-                    decline: None,
-                };
+                let run = Run::new(order_id, now);
                 match self
                     .orders
                     .execute(
@@ -971,11 +1078,7 @@ impl Checkouts {
     // --- the steps -------------------------------------------------------------------
 
     async fn step(&self, row: &CheckoutRow, run: &mut Run) -> anyhow::Result<Next> {
-        let order = self
-            .orders
-            .load(&row.order_id.to_string())
-            .await
-            .map_err(unexpected("load order"))?;
+        let order = self.order_of(run).await?;
         match order.status() {
             None => self.place(row, run).await,
             Some(OrderStatus::Pending) => self.reserve(row, &order, run).await,
@@ -1007,10 +1110,11 @@ impl Checkouts {
     async fn fail(
         &self,
         row: &CheckoutRow,
-        run: &Run,
+        run: &mut Run,
         failure: CheckoutFailure,
     ) -> anyhow::Result<Next> {
         store::set_failure(&self.pool, row.order_id, &failure, run.now).await?;
+        run.failure = Some(failure);
         Ok(Next::Done)
     }
 
@@ -1021,11 +1125,7 @@ impl Checkouts {
         }
         let choices = &row.request.0;
         let cart_key = row.cart_id.to_string();
-        let cart = self
-            .carts
-            .load(&cart_key)
-            .await
-            .map_err(unexpected("load cart"))?;
+        let cart = self.cart_of(row.cart_id, run).await?;
         let coupon = match &choices.coupon {
             Some(code) => Some(
                 self.coupons
@@ -1048,7 +1148,7 @@ impl Checkouts {
                         .await;
                 }
                 let skus: Vec<Sku> = lines.iter().map(|l| l.sku.clone()).collect();
-                let items = self.catalog.items(&skus).await?;
+                let items = self.items_of(&skus, run).await?;
                 let mut prices = BTreeMap::new();
                 for line in &lines {
                     let Some(item) = items.get(&line.sku) else {
@@ -1132,7 +1232,7 @@ impl Checkouts {
             }
         }
         let skus: Vec<Sku> = snapshot.lines.iter().map(|l| l.sku.clone()).collect();
-        let items = self.catalog.items(&skus).await?;
+        let items = self.items_of(&skus, run).await?;
         let priced: Vec<PricedLine> = snapshot
             .lines
             .iter()
@@ -1194,7 +1294,6 @@ impl Checkouts {
             ) => {}
             Err(e) => return Err(unexpected("place order")(e)),
         }
-        store::set_total(&self.pool, row.order_id, quote.total()).await?;
         Ok(Next::Continue)
     }
 
@@ -1277,15 +1376,11 @@ impl Checkouts {
         let (command, step) = match cancel {
             Some((reason, sku)) => {
                 if let Some(sku) = sku {
-                    store::set_failure(
-                        &self.pool,
-                        row.order_id,
-                        &CheckoutFailure::OutOfStock {
-                            sku: sku.as_str().to_owned(),
-                        },
-                        run.now,
-                    )
-                    .await?;
+                    let failure = CheckoutFailure::OutOfStock {
+                        sku: sku.as_str().to_owned(),
+                    };
+                    store::set_failure(&self.pool, row.order_id, &failure, run.now).await?;
+                    run.failure = Some(failure);
                 }
                 (
                     OrderCommand::CancelOrder {
@@ -1361,27 +1456,19 @@ impl Checkouts {
             last_hour: u32::try_from(hour).unwrap_or(u32::MAX),
             last_day: u32::try_from(day).unwrap_or(u32::MAX),
         };
-        let user = counts(
-            store::velocity(
-                &self.pool,
-                "customer_id",
-                &row.customer_id.to_string(),
-                row.order_id,
-                now,
-            )
-            .await?,
-        );
-        let email = match &row.email {
-            Some(e) => counts(store::velocity(&self.pool, "email", e, row.order_id, now).await?),
-            None => user,
-        };
-        let ip = match &row.client_ip {
-            Some(ip) => Some(counts(
-                store::velocity(&self.pool, "client_ip", ip, row.order_id, now).await?,
-            )),
-            None => None,
-        };
-        let (completed, median) = store::history(&self.pool, row.customer_id).await?;
+        let found = store::fraud_counts(
+            &self.pool,
+            row.customer_id,
+            row.email.as_deref(),
+            row.client_ip.as_deref(),
+            row.order_id,
+            now,
+        )
+        .await?;
+        let user = counts(found.customer);
+        let email = found.email.map_or(user, counts);
+        let ip = found.ip.map(counts);
+        let (completed, median) = (found.completed, found.median);
         #[allow(clippy::cast_possible_truncation, reason = "a median of i64 amounts")]
         let median_order = median.map(|m| Money::new(m.round() as i64, total.currency()));
         let account_age = self
@@ -1435,11 +1522,7 @@ impl Checkouts {
                 .await;
             return self.after_mark_paid(paid, run);
         }
-        let payment = self
-            .payments
-            .load(&payment_key)
-            .await
-            .map_err(unexpected("load payment"))?;
+        let payment = self.payment_of(run).await?;
         let Some(status) = payment.status() else {
             let key = IdempotencyKey::for_command("create_intent", payment_id);
             let intent = self
@@ -1452,6 +1535,9 @@ impl Checkouts {
                     &key,
                 )
                 .await?;
+            // The provider has the intent, the payment does not name it yet: a rerun
+            // asks again with the same key and gets the same intent.
+            self.crash_point("intent_created").await;
             let command = PaymentCommand::CreatePayment {
                 payment_id,
                 order_id: row.order_id,
@@ -1498,7 +1584,8 @@ impl Checkouts {
                 let next = self
                     .reconcile(&payment_key, &payment, confirmation.intent(), decline, run)
                     .await?;
-                store::clear_method(&self.pool, row.order_id).await?;
+                // The row forgets the method when the run ends (one row write per run).
+                run.clear_method = true;
                 if matches!(confirmation, Confirmation::Authorised(_)) {
                     self.crash_point("payment_authorised").await;
                 }
