@@ -4,10 +4,11 @@
 //!
 //! What runs: the platform in-process (relay, projections, the checkout driver) on a
 //! fresh database; 64 published products with ample stock; one prepared cart per
-//! checkout (a customer each). Each arrival calls `Checkouts::start` (what the
-//! `checkout` mutation runs after parsing): catalogue prices from the read model,
-//! quote, row, cart checkout, order, reservation, fraud rules, offline provider
-//! intent/confirm/capture, paid. Latency is measured from the arrival's scheduled
+//! checkout (a customer each). Each arrival calls `Checkouts::start` on the
+//! application's own process manager (`Application::checkouts`: what the `checkout`
+//! mutation runs after parsing, and what the checkout driver resumes with, over the
+//! durable offline provider): catalogue prices from the read model, quote, row, cart
+//! checkout, order, reservation, fraud rules, provider intent/confirm/capture, paid. Latency is measured from the arrival's scheduled
 //! time (no coordinated omission) to the answer saying `paid`. Not included: HTTP,
 //! GraphQL parsing and the mutation's read-your-writes wait on the `orders`
 //! projection.
@@ -28,7 +29,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use emporium_commands::catalog::Products;
 use emporium_commands::checkout::{CheckoutRequest, Checkouts, ids};
-use emporium_commands::payments::{CardNumber, OfflineProvider, PaymentMethod};
+use emporium_commands::payments::{CardNumber, PaymentMethod};
 use emporium_commands::{Dispatcher, Loading};
 use emporium_domain::cart::{Cart, CartCommand, CartOwner};
 use emporium_domain::catalog::{
@@ -325,6 +326,12 @@ async fn bench() -> anyhow::Result<()> {
     settings.nats.url = SecretUrl::new(nats_url());
     settings.nats.stream_prefix = unique_prefix();
     let app = Application::build(settings.clone(), true).await?;
+    // The application's own process manager: the one its checkout driver resumes
+    // with, over the provider the settings select (the durable offline one). A second
+    // `Checkouts` with a provider of its own raced the driver on checkouts older than
+    // `resume_after` (10 s, reached once the queue grew) and failed with
+    // `no payment intent` (the other provider's intent).
+    let checkouts = app.checkouts();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
@@ -336,11 +343,6 @@ async fn bench() -> anyhow::Result<()> {
         .await?
         .wait_for_position("catalog", last, Duration::from_secs(120))
         .await?;
-    let checkouts = emporium_gateway::shop::checkout::checkouts(
-        pool.clone(),
-        &settings,
-        Arc::new(OfflineProvider::new()),
-    )?;
 
     let reference = raw_command_rate(&pool, seconds).await?;
     println!("reference: raw single-event commands, 16 clients: {reference:.0}/s");
