@@ -312,6 +312,17 @@ async fn bench() -> anyhow::Result<()> {
         .filter_map(|r| r.trim().parse().ok())
         .collect();
     let db = TestDatabase::create(2).await.context("bench database")?;
+    // `BENCH_LOG_STATEMENTS=1`: every statement on this database goes to the server
+    // log (`log_statement = all`, set before any connection of the platform), with
+    // markers around each rate and an idle window, to count statements per checkout.
+    let log_statements = std::env::var("BENCH_LOG_STATEMENTS").is_ok_and(|v| v == "1");
+    if log_statements {
+        sqlx::query(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET log_statement = ''all''', current_database()); END $$",
+        )
+        .execute(db.pool())
+        .await?;
+    }
     let config_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
     let mut settings = Settings::load(
         &config_dir,
@@ -344,6 +355,24 @@ async fn bench() -> anyhow::Result<()> {
         .wait_for_position("catalog", last, Duration::from_secs(120))
         .await?;
 
+    let marker = |label: String| {
+        let pool = pool.clone();
+        async move {
+            if log_statements {
+                sqlx::query(&format!("SELECT 'bench-marker {label}'"))
+                    .execute(&pool)
+                    .await?;
+            }
+            anyhow::Ok(())
+        }
+    };
+    if log_statements {
+        // The platform's own background statements (relay, projections, driver) over
+        // an idle second, to subtract.
+        marker("idle-start".into()).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        marker("idle-end".into()).await?;
+    }
     let reference = raw_command_rate(&pool, seconds).await?;
     println!("reference: raw single-event commands, 16 clients: {reference:.0}/s");
     println!("| offered rate | checkouts | paid | failed | achieved (paid/s) | p50 | p99 |");
@@ -351,7 +380,9 @@ async fn bench() -> anyhow::Result<()> {
     for rate in rates {
         let n = usize::try_from(u64::from(rate) * seconds).unwrap_or(usize::MAX);
         let prepared = carts(&pool, &skus, n).await?;
+        marker(format!("rate-{rate}-start")).await?;
         let m = run_rate(&checkouts, rate, prepared).await;
+        marker(format!("rate-{rate}-end")).await?;
         println!(
             "| {}/s | {} | {} | {} | {:.0} | {:.1} ms | {:.1} ms |",
             m.rate,

@@ -137,11 +137,17 @@ impl Application {
             Some(provider) => provider,
             None => crate::payments::provider(&settings, &pool)?,
         };
+        let checkouts = crate::shop::checkout::checkouts(
+            pool.clone(),
+            &settings,
+            Arc::clone(&payment_provider),
+        )?;
         let webhooks = crate::payments::routes(
             &settings,
             pool.clone(),
             Arc::clone(&payment_provider),
             Arc::clone(&ports.clock),
+            Some(Arc::clone(&checkouts)),
         );
         let email_sender = settings.notifications.email.then(|| {
             (
@@ -155,11 +161,6 @@ impl Application {
             .await
             .context("start password hasher")??;
         let password_verifications = passwords.verifications();
-        let checkouts = crate::shop::checkout::checkouts(
-            pool.clone(),
-            &settings,
-            Arc::clone(&payment_provider),
-        )?;
         let shop = Arc::new(
             Shop::new(pool.clone(), Arc::clone(&ports.clock), &settings)?
                 .with_checkouts(Arc::clone(&checkouts)),

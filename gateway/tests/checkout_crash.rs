@@ -264,7 +264,10 @@ async fn crash_then_restart(step: &str) {
         if reached {
             break;
         }
-        assert!(Instant::now() < deadline, "the checkout never reached {step}");
+        assert!(
+            Instant::now() < deadline,
+            "the checkout never reached {step}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
@@ -327,7 +330,10 @@ async fn crash_then_restart(step: &str) {
             .fetch_one(&pool)
             .await
             .unwrap();
-        assert_eq!(recorded, made, "the payment names the intent made before the crash");
+        assert_eq!(
+            recorded, made,
+            "the payment names the intent made before the crash"
+        );
     }
     let stock = inventory.load("CRASH-1").await.unwrap();
     assert_eq!((stock.on_hand(), stock.reserved()), (3, 1));

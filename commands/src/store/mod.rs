@@ -103,7 +103,13 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         events: &[NewEvent],
         metadata: &serde_json::Value,
     ) -> impl Future<Output = anyhow::Result<Option<Appended>>> + Send {
-        let _ = (aggregate_type, aggregate_id, first_sequence, events, metadata);
+        let _ = (
+            aggregate_type,
+            aggregate_id,
+            first_sequence,
+            events,
+            metadata,
+        );
         std::future::ready(Ok(None))
     }
 
