@@ -10,7 +10,7 @@ use emporium_domain::{Aggregate, DomainEvent as _, EventMetadata};
 use sqlx::PgPool;
 
 use crate::es::{Es, upcasters_for};
-use crate::store::{Appended, EventStore, NewEvent, PgStore};
+use crate::store::{Appended, EventStore, NewEvent, PgStore, UnitRow};
 
 /// Why a command did not commit.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,64 @@ pub struct Committed {
     /// Global position of the last recorded event, for read-your-writes waits. `None`
     /// when nothing was recorded.
     pub position: Option<i64>,
+}
+
+/// An aggregate being decided on for a multi-aggregate unit of work: commands are
+/// decided on `state` one after another ([`Draft::decide`]), their events kept until
+/// the unit commits them all in one statement ([`Dispatcher::rows`],
+/// [`EventStore::append_unit`]) and the dispatcher accepts the new state
+/// ([`Dispatcher::accept`]). The starting state may be this process's cached guess:
+/// a stale one makes the unit's commit conflict, and the caller then evicts
+/// ([`Dispatcher::forget`]) and decides again on stored state.
+#[derive(Debug, Clone)]
+pub struct Draft<A: Aggregate> {
+    aggregate_id: String,
+    state: A,
+    base_sequence: usize,
+    snapshot: Option<usize>,
+    pending: Vec<(A::Event, serde_json::Value)>,
+}
+
+impl<A: Aggregate> Draft<A> {
+    /// The aggregate's id.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.aggregate_id
+    }
+
+    /// The state with every decided command applied.
+    #[must_use]
+    pub fn state(&self) -> &A {
+        &self.state
+    }
+
+    /// The events decided so far, not yet committed.
+    #[must_use]
+    pub fn events(&self) -> Vec<&A::Event> {
+        self.pending.iter().map(|(e, _)| e).collect()
+    }
+
+    /// Decides `command` on the current state and applies its events; returns how
+    /// many it produced (0: a no-op).
+    ///
+    /// # Errors
+    /// The aggregate's refusal; nothing is kept then.
+    pub fn decide(
+        &mut self,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<usize, CommandError<A::Error>> {
+        let events = self.state.handle(command).map_err(CommandError::Rejected)?;
+        let meta = serde_json::to_value(metadata_map(metadata))
+            .map_err(|e| CommandError::Unexpected(anyhow::Error::from(e)))?;
+        for event in &events {
+            self.state.apply(event);
+        }
+        let n = events.len();
+        self.pending
+            .extend(events.into_iter().map(|e| (e, meta.clone())));
+        Ok(n)
+    }
 }
 
 /// How the store loads aggregates.
@@ -216,6 +274,96 @@ where
             Some(cached) => Ok(cached.aggregate),
             None => self.refresh(aggregate_id).await,
         }
+    }
+
+    /// A [`Draft`] of the aggregate from this process's latest state (cached, else
+    /// loaded).
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn draft(&self, aggregate_id: &str) -> Result<Draft<A>, CommandError<A::Error>> {
+        let cached = match self.cache.get(aggregate_id) {
+            Some(cached) => cached,
+            None => {
+                self.refresh(aggregate_id).await?;
+                match self.cache.get(aggregate_id) {
+                    Some(cached) => cached,
+                    None => {
+                        // Evicted at once by a concurrent writer: read it again.
+                        let mut context = self
+                            .store
+                            .load_aggregate(aggregate_id)
+                            .await
+                            .map_err(|e| self.map_error(aggregate_id, e))?;
+                        Cached {
+                            aggregate: context.aggregate().0.clone(),
+                            sequence: context.current_sequence,
+                            snapshot: context.current_snapshot,
+                        }
+                    }
+                }
+            }
+        };
+        Ok(Draft {
+            aggregate_id: aggregate_id.to_owned(),
+            state: cached.aggregate,
+            base_sequence: cached.sequence,
+            snapshot: cached.snapshot,
+            pending: Vec::new(),
+        })
+    }
+
+    /// The rows that commit `draft`'s decided events, or `None` when they would reach
+    /// a snapshot (which a unit does not write: commit through
+    /// [`Dispatcher::execute`] instead).
+    ///
+    /// # Errors
+    /// When an event does not serialise.
+    pub fn rows(&self, draft: &Draft<A>) -> anyhow::Result<Option<Vec<UnitRow>>> {
+        let count = draft.pending.len();
+        if let Loading::Snapshot(n) = self.loading
+            && count > 0
+            && count >= n - draft.base_sequence % n
+        {
+            return Ok(None);
+        }
+        let mut rows = Vec::with_capacity(count);
+        for (i, (event, metadata)) in draft.pending.iter().enumerate() {
+            rows.push(UnitRow {
+                aggregate_type: A::TYPE,
+                aggregate_id: draft.aggregate_id.clone(),
+                sequence: i64::try_from(draft.base_sequence + i + 1)?,
+                event: NewEvent {
+                    event_type: event.event_type().to_owned(),
+                    event_version: event.event_version().to_owned(),
+                    payload: serde_json::to_value(event)?,
+                },
+                metadata: metadata.clone(),
+            });
+        }
+        Ok(Some(rows))
+    }
+
+    /// After the unit holding `draft` committed: its state is this process's latest.
+    pub fn accept(&self, draft: Draft<A>) {
+        let sequence = draft.base_sequence + draft.pending.len();
+        if draft.pending.is_empty() {
+            return;
+        }
+        metrics::counter!("emporium_commands_committed_total", "aggregate" => A::TYPE).increment(1);
+        self.cache.insert(
+            draft.aggregate_id,
+            Cached {
+                aggregate: draft.state,
+                sequence,
+                snapshot: draft.snapshot,
+            },
+        );
+    }
+
+    /// After the unit holding a draft of `aggregate_id` conflicted: forget the guess.
+    pub fn forget(&self, aggregate_id: &str) {
+        self.evict(aggregate_id);
     }
 
     /// Executes `command` once. A concurrent change is reported as

@@ -14,7 +14,9 @@
 //! projection.
 //!
 //! `cargo bench -p emporium-gateway --bench checkout` (or `just bench`);
-//! `BENCH_SECONDS` (default 5) per rate, `BENCH_RATES` (default `50,100,200,300`).
+//! `BENCH_SECONDS` (default 5) per rate, `BENCH_RATES` (default `50,100,200,300`),
+//! `BENCH_POOL` (the platform's connection pool, default 16), `BENCH_LOG_STATEMENTS=1`
+//! (log every statement of the bench's database between markers, to count them).
 
 #![allow(
     clippy::print_stdout,
@@ -333,7 +335,8 @@ async fn bench() -> anyhow::Result<()> {
         },
     )?;
     settings.database.url = SecretUrl::new(db.url());
-    settings.database.max_connections = 8;
+    // The platform's pool, which the checkouts use too (`BENCH_POOL`, default 16).
+    settings.database.max_connections = env_or("BENCH_POOL", 16);
     settings.nats.url = SecretUrl::new(nats_url());
     settings.nats.stream_prefix = unique_prefix();
     let app = Application::build(settings.clone(), true).await?;

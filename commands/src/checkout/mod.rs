@@ -44,7 +44,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use emporium_domain::cart::{Cart, CartCommand, CartError, CartOwner, CartStatus};
+use emporium_domain::cart::{Cart, CartCommand, CartError, CartEvent, CartOwner, CartStatus};
 use emporium_domain::coupon::{Coupon, CouponCode, CouponCommand, CouponError};
 use emporium_domain::fraud::{
     CustomerHistory, FraudDecision, FraudFacts, FraudScorer, Velocity, WindowCounts,
@@ -69,6 +69,7 @@ use crate::payments::{
     Confirmation, CreateIntent, IdempotencyKey, IntentId, PaymentMethod, PaymentProvider,
     ProviderError, RefundStatus,
 };
+use crate::store::{Appended, EventStore as _, UnitRow};
 use store::{CheckoutRow, Choices, StoredMethod};
 
 /// What the checkout needs of the catalogue: current prices and names of SKUs that
@@ -292,6 +293,8 @@ struct Run {
     failure: Option<CheckoutFailure>,
     /// The provider has the payment method: the row forgets it when the run ends.
     clear_method: bool,
+    /// A one-unit fast path gave up in this run: the rest goes step by step.
+    no_fast_path: bool,
 }
 
 impl Run {
@@ -307,6 +310,7 @@ impl Run {
             items: None,
             failure: None,
             clear_method: false,
+            no_fast_path: false,
         }
     }
 
@@ -1174,6 +1178,12 @@ impl Checkouts {
                             .unwrap_or(prices[&l.sku])
                     }),
                 )?;
+                if choices.coupon.is_none()
+                    && self.fast_path(run)
+                    && let Some(next) = self.place_at_once(row, prices.clone(), run).await?
+                {
+                    return Ok(next);
+                }
                 // The coupon first: refused, it leaves the cart open to try again.
                 if let Some(code) = &choices.coupon {
                     match self.redeem(row, code, subtotal, run).await? {
@@ -1231,6 +1241,50 @@ impl Checkouts {
                 return self.fail(row, run, CheckoutFailure::coupon(&e)).await;
             }
         }
+        let discount: Option<Discount> =
+            coupon.as_ref().and_then(|c| c.terms().map(|t| t.discount));
+        let command = match self
+            .place_command(row, &snapshot, discount.as_ref(), run)
+            .await?
+        {
+            Ok(command) => command,
+            Err(e) => {
+                self.release_coupon_of(row, run).await?;
+                return self
+                    .fail(
+                        row,
+                        run,
+                        CheckoutFailure::invalid("shippingMethod", "shipping_unavailable", e),
+                    )
+                    .await;
+            }
+        };
+        match self
+            .orders
+            .execute(&row.order_id.to_string(), command, &run.meta("place"))
+            .await
+        {
+            Ok(c) => run.note(&c),
+            // Placed by a concurrent run (perhaps with a newer product name).
+            Err(
+                CommandError::Rejected(OrderError::AlreadyPlaced { .. })
+                | CommandError::Conflict { .. },
+            ) => {}
+            Err(e) => return Err(unexpected("place order")(e)),
+        }
+        Ok(Next::Continue)
+    }
+
+    /// The `PlaceOrder` of a checked-out cart: the quote of its priced snapshot
+    /// (names and weights from the catalogue), or why shipping refused it.
+    async fn place_command(
+        &self,
+        row: &CheckoutRow,
+        snapshot: &store::CartSnapshot,
+        discount: Option<&Discount>,
+        run: &mut Run,
+    ) -> anyhow::Result<Result<OrderCommand, String>> {
+        let choices = &row.request.0;
         let skus: Vec<Sku> = snapshot.lines.iter().map(|l| l.sku.clone()).collect();
         let items = self.items_of(&skus, run).await?;
         let priced: Vec<PricedLine> = snapshot
@@ -1249,27 +1303,16 @@ impl Checkouts {
                 }
             })
             .collect();
-        let discount: Option<Discount> =
-            coupon.as_ref().and_then(|c| c.terms().map(|t| t.discount));
         let quote = match self.config.pricing.quote(
             &priced,
             &choices.shipping_address,
             &choices.shipping_method,
-            discount.as_ref(),
+            discount,
         ) {
             Ok(q) => q,
-            Err(e) => {
-                self.release_coupon_of(row, run).await?;
-                return self
-                    .fail(
-                        row,
-                        run,
-                        CheckoutFailure::invalid("shippingMethod", "shipping_unavailable", e),
-                    )
-                    .await;
-            }
+            Err(e) => return Ok(Err(e.to_string())),
         };
-        let command = OrderCommand::PlaceOrder {
+        Ok(Ok(OrderCommand::PlaceOrder {
             order_id: row.order_id,
             customer_id: row.customer_id,
             lines: quote.order_lines(),
@@ -1280,19 +1323,330 @@ impl Checkouts {
             billing_address: choices.billing_address.clone(),
             currency: snapshot.currency,
             at: run.now,
-        };
-        match self
-            .orders
-            .execute(&row.order_id.to_string(), command, &run.meta("place"))
+        }))
+    }
+
+    /// Commits `rows` as one unit; `true` when they were recorded (the position is
+    /// noted), `false` on a conflict (nothing was recorded).
+    async fn commit_unit(&self, rows: &[UnitRow], run: &mut Run) -> anyhow::Result<Option<bool>> {
+        match self.orders.event_store().append_unit(rows).await? {
+            Some(Appended::At(position)) => {
+                run.position = Some(run.position.map_or(position, |p| p.max(position)));
+                Ok(Some(true))
+            }
+            Some(Appended::Conflict) => Ok(Some(false)),
+            None => Ok(None),
+        }
+    }
+
+    /// The happy path of a checkout without a coupon, as one unit: the cart checked
+    /// out, the order placed, every SKU reserved, the stock marked reserved and the
+    /// fraud gate's decision, each decided on the state the previous one left and
+    /// committed together in one statement (all or nothing: a reservation never
+    /// stands without its order, nor an order half reserved). `None` when anything
+    /// leaves the happy path (a refusal, a no-op, a snapshot due, a stale guess):
+    /// nothing was written, and the step-by-step path decides on stored state.
+    async fn place_at_once(
+        &self,
+        row: &CheckoutRow,
+        prices: BTreeMap<Sku, Money>,
+        run: &mut Run,
+    ) -> anyhow::Result<Option<Next>> {
+        let cart_key = row.cart_id.to_string();
+        let order_key = row.order_id.to_string();
+        let mut cart = self
+            .carts
+            .draft(&cart_key)
             .await
+            .map_err(unexpected("load cart"))?;
+        if !matches!(
+            cart.decide(
+                CartCommand::CheckOut {
+                    prices,
+                    at: run.now
+                },
+                &run.meta("check_out")
+            ),
+            Ok(1)
+        ) {
+            return Ok(None);
+        }
+        let Some(CartEvent::CartCheckedOut {
+            lines,
+            subtotal,
+            currency,
+            ..
+        }) = cart.events().first().map(|e| (*e).clone())
+        else {
+            return Ok(None);
+        };
+        let snapshot = store::CartSnapshot {
+            lines,
+            subtotal,
+            currency,
+        };
+        let mut order = self
+            .orders
+            .draft(&order_key)
+            .await
+            .map_err(unexpected("load order"))?;
+        if order.state().status().is_some() {
+            return Ok(None);
+        }
+        let Ok(place) = self.place_command(row, &snapshot, None, run).await? else {
+            return Ok(None);
+        };
+        if !matches!(order.decide(place, &run.meta("place")), Ok(n) if n > 0) {
+            return Ok(None);
+        }
+        let wanted: Vec<(Sku, u64)> =
+            quantities(order.state().lines().iter().map(|l| (&l.sku, l.quantity)))
+                .into_iter()
+                .map(|(sku, q)| (sku.clone(), q))
+                .collect();
+        let mut stock = Vec::with_capacity(wanted.len());
+        for (sku, quantity) in wanted {
+            let Ok(quantity) = Quantity::new(i64::try_from(quantity).unwrap_or(i64::MAX)) else {
+                return Ok(None);
+            };
+            let mut draft = self
+                .inventory
+                .draft(sku.as_str())
+                .await
+                .map_err(unexpected("load inventory"))?;
+            let command = InventoryCommand::ReserveStock {
+                reservation_id: ids::reservation(row.order_id, &sku),
+                order_id: row.order_id,
+                quantity,
+                expires_at: row.expires_at,
+                at: run.now,
+            };
+            let meta = run.meta(&format!("reserve:{}", sku.as_str()));
+            if !matches!(draft.decide(command, &meta), Ok(n) if n > 0) {
+                return Ok(None);
+            }
+            stock.push(draft);
+        }
+        if !matches!(
+            order.decide(
+                OrderCommand::MarkStockReserved { at: run.now },
+                &run.meta("stock_reserved")
+            ),
+            Ok(n) if n > 0
+        ) {
+            return Ok(None);
+        }
+        let total = order
+            .state()
+            .grand_total()
+            .ok_or_else(|| anyhow::anyhow!("placed order without total"))?;
+        let facts = self.fraud_facts(row, total, run.now).await?;
+        let assessment = self.scorer.assess(&facts)?;
+        let gate = match assessment.decision {
+            FraudDecision::Pass => OrderCommand::PassFraudCheck {
+                risk_score: assessment.score,
+                reasons: assessment.reasons,
+                at: run.now,
+            },
+            FraudDecision::Review => OrderCommand::HoldForReview {
+                risk_score: assessment.score,
+                reasons: assessment.reasons,
+                at: run.now,
+            },
+        };
+        if !matches!(order.decide(gate, &run.meta("fraud")), Ok(n) if n > 0) {
+            return Ok(None);
+        }
+        let mut rows = Vec::new();
+        let Some(r) = self.carts.rows(&cart)? else {
+            return Ok(None);
+        };
+        rows.extend(r);
+        let Some(r) = self.orders.rows(&order)? else {
+            return Ok(None);
+        };
+        rows.extend(r);
+        for draft in &stock {
+            let Some(r) = self.inventory.rows(draft)? else {
+                return Ok(None);
+            };
+            rows.extend(r);
+        }
+        match self.commit_unit(&rows, run).await? {
+            Some(true) => {
+                self.carts.accept(cart);
+                self.orders.accept(order);
+                for draft in stock {
+                    self.inventory.accept(draft);
+                }
+                self.crash_point("stock_reserved").await;
+                Ok(Some(Next::Continue))
+            }
+            Some(false) => {
+                // A guess was stale: look again on stored state.
+                self.carts.forget(&cart_key);
+                self.orders.forget(&order_key);
+                for draft in &stock {
+                    self.inventory.forget(draft.id());
+                }
+                run.no_fast_path = true;
+                Ok(Some(Next::Continue))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the run may take the one-unit fast paths: not after one of them gave
+    /// up, and not when a test parks the run at a step they merge.
+    fn fast_path(&self, run: &Run) -> bool {
+        !run.no_fast_path
+            && !matches!(
+                self.config.crash_after.as_deref(),
+                Some("payment_created" | "payment_authorised")
+            )
+    }
+
+    /// The happy path of a payment, as one unit after the provider calls: intent,
+    /// confirm and (authorised) capture at the provider, each idempotent by its key,
+    /// then the payment's created/authorised/captured (or declined, or waiting for 3-D
+    /// Secure) and the order paid, committed in one statement. A crash before that
+    /// commit leaves no payment: the next run asks the provider again with the same
+    /// keys and gets the same intent and answers. Anything off the happy path
+    /// commits nothing here and goes step by step.
+    async fn pay_at_once(
+        &self,
+        row: &CheckoutRow,
+        total: Money,
+        method: &StoredMethod,
+        run: &mut Run,
+    ) -> anyhow::Result<Next> {
+        let payment_id = ids::payment(row.order_id);
+        let payment_key = payment_id.to_string();
+        let order_key = row.order_id.to_string();
+        let key = IdempotencyKey::for_command("create_intent", payment_id);
+        let intent = self
+            .provider
+            .create_intent(
+                CreateIntent {
+                    amount: total,
+                    order_id: row.order_id,
+                },
+                &key,
+            )
+            .await?;
+        // The provider has the intent, the payment does not name it yet: a rerun
+        // asks again with the same key and gets the same intent.
+        self.crash_point("intent_created").await;
+        let mut payment = self
+            .payments
+            .draft(&payment_key)
+            .await
+            .map_err(unexpected("load payment"))?;
+        let create = PaymentCommand::CreatePayment {
+            payment_id,
+            order_id: row.order_id,
+            provider: self.provider.name().to_owned(),
+            provider_intent_id: intent.id.0.clone(),
+            amount: total,
+            idempotency_key: key.as_str().to_owned(),
+            at: run.now,
+        };
+        if !matches!(payment.decide(create, &run.meta("create_payment")), Ok(1)) {
+            run.no_fast_path = true;
+            return Ok(Next::Continue);
+        }
+        let confirmation = self
+            .provider
+            .confirm(
+                &intent.id,
+                method.to_method()?,
+                &IdempotencyKey::for_command("confirm", payment_id),
+            )
+            .await?;
+        // The provider has the method: the row forgets it when the run ends.
+        run.clear_method = true;
+        let decline = match &confirmation {
+            Confirmation::Declined { code, .. } => Some(*code),
+            _ => None,
+        };
+        let reported = confirmation.intent();
+        for (i, command) in payment_commands(payment.state(), reported, decline, run.now)
+            .into_iter()
+            .enumerate()
         {
-            Ok(c) => run.note(&c),
-            // Placed by a concurrent run (perhaps with a newer product name).
-            Err(
-                CommandError::Rejected(OrderError::AlreadyPlaced { .. })
-                | CommandError::Conflict { .. },
-            ) => {}
-            Err(e) => return Err(unexpected("place order")(e)),
+            let meta = run.meta(&format!("payment:{}:{i}", reported.status));
+            if payment.decide(command, &meta).is_err() {
+                run.no_fast_path = true;
+                return Ok(Next::Continue);
+            }
+        }
+        let mut paid = None;
+        if matches!(confirmation, Confirmation::Authorised(_)) {
+            let captured = self
+                .provider
+                .capture(
+                    &intent.id,
+                    None,
+                    &IdempotencyKey::for_command("capture", payment_id),
+                )
+                .await?;
+            for (i, command) in payment_commands(payment.state(), &captured, None, run.now)
+                .into_iter()
+                .enumerate()
+            {
+                let meta = run.meta(&format!("payment:{}:{i}", captured.status));
+                if payment.decide(command, &meta).is_err() {
+                    run.no_fast_path = true;
+                    return Ok(Next::Continue);
+                }
+            }
+            if payment.state().status() == Some(PaymentStatus::Captured) {
+                let mut order = self
+                    .orders
+                    .draft(&order_key)
+                    .await
+                    .map_err(unexpected("load order"))?;
+                let amount = payment.state().captured().unwrap_or(total);
+                let mark = OrderCommand::MarkPaid {
+                    payment_id,
+                    amount,
+                    at: run.now,
+                };
+                if !matches!(order.decide(mark, &run.meta("mark_paid")), Ok(n) if n > 0) {
+                    run.no_fast_path = true;
+                    return Ok(Next::Continue);
+                }
+                paid = Some(order);
+            }
+        }
+        let mut rows = match self.payments.rows(&payment)? {
+            Some(rows) => rows,
+            None => {
+                run.no_fast_path = true;
+                return Ok(Next::Continue);
+            }
+        };
+        if let Some(order) = &paid {
+            match self.orders.rows(order)? {
+                Some(r) => rows.extend(r),
+                None => {
+                    run.no_fast_path = true;
+                    return Ok(Next::Continue);
+                }
+            }
+        }
+        match self.commit_unit(&rows, run).await? {
+            Some(true) => {
+                self.payments.accept(payment);
+                if let Some(order) = paid {
+                    self.orders.accept(order);
+                }
+            }
+            Some(false) | None => {
+                self.payments.forget(&payment_key);
+                self.orders.forget(&order_key);
+                run.no_fast_path = true;
+            }
         }
         Ok(Next::Continue)
     }
@@ -1523,6 +1877,12 @@ impl Checkouts {
             return self.after_mark_paid(paid, run);
         }
         let payment = self.payment_of(run).await?;
+        if payment.status().is_none()
+            && self.fast_path(run)
+            && let Some(method) = &row.payment_method
+        {
+            return self.pay_at_once(row, total, &method.0, run).await;
+        }
         let Some(status) = payment.status() else {
             let key = IdempotencyKey::for_command("create_intent", payment_id);
             let intent = self

@@ -556,7 +556,7 @@ async fn one_statement(
                 let orders: Vec<Uuid> = made.iter().map(|i| i.order_id).collect();
                 let states: Vec<serde_json::Value> = made
                     .iter()
-                    .map(|i| serde_json::to_value(i))
+                    .map(serde_json::to_value)
                     .collect::<Result<_, _>>()
                     .map_err(unavailable)?;
                 let inserted: bool = sqlx::query_scalar(

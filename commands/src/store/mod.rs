@@ -113,6 +113,18 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         std::future::ready(Ok(None))
     }
 
+    /// Appends the events of several aggregates (each row names its aggregate and
+    /// sequence) in one statement: all of them or, when another writer holds any of
+    /// those sequences, none ([`Appended::Conflict`]). The position is the last row's.
+    /// `Ok(None)`: this store has no such path (the caller commits one by one).
+    fn append_unit(
+        &self,
+        rows: &[UnitRow],
+    ) -> impl Future<Output = anyhow::Result<Option<Appended>>> + Send {
+        let _ = rows;
+        std::future::ready(Ok(None))
+    }
+
     /// Appends `events` (in the given order, keeping their aggregate sequences, event
     /// ids and record times; positions are this store's) and `keys`, all in one
     /// transaction: on any error nothing is written.
@@ -133,6 +145,21 @@ pub struct NewEvent {
     pub event_version: String,
     /// The event as stored.
     pub payload: serde_json::Value,
+}
+
+/// One event of a multi-aggregate unit ([`EventStore::append_unit`]).
+#[derive(Debug, Clone)]
+pub struct UnitRow {
+    /// The aggregate's type.
+    pub aggregate_type: &'static str,
+    /// The aggregate's id.
+    pub aggregate_id: String,
+    /// The event's sequence in its aggregate.
+    pub sequence: i64,
+    /// The event.
+    pub event: NewEvent,
+    /// Its command's metadata.
+    pub metadata: serde_json::Value,
 }
 
 /// What [`EventStore::append`] did.

@@ -5,7 +5,9 @@ use anyhow::Context;
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
-use super::{Appended, EventStore, KeyLookup, LoggedEvent, NewEvent, PendingClaim, UniqueKey};
+use super::{
+    Appended, EventStore, KeyLookup, LoggedEvent, NewEvent, PendingClaim, UniqueKey, UnitRow,
+};
 use crate::reservations::{self, Claim, Pending};
 
 /// The PostgreSQL event store (the distributed mode).
@@ -101,6 +103,46 @@ impl EventStore for PgStore {
                 Ok(Some(Appended::Conflict))
             }
             Err(e) => Err(anyhow::Error::from(e).context("append events")),
+        }
+    }
+
+    async fn append_unit(&self, rows: &[UnitRow]) -> anyhow::Result<Option<Appended>> {
+        let types: Vec<&str> = rows.iter().map(|r| r.aggregate_type).collect();
+        let ids: Vec<String> = rows.iter().map(|r| r.aggregate_id.clone()).collect();
+        let sequences: Vec<i64> = rows.iter().map(|r| r.sequence).collect();
+        let event_types: Vec<String> = rows.iter().map(|r| r.event.event_type.clone()).collect();
+        let versions: Vec<String> = rows.iter().map(|r| r.event.event_version.clone()).collect();
+        let payloads: Vec<serde_json::Value> =
+            rows.iter().map(|r| r.event.payload.clone()).collect();
+        let metadata: Vec<serde_json::Value> = rows.iter().map(|r| r.metadata.clone()).collect();
+        // As `append`, for rows of several aggregates: one statement, so one
+        // transaction, positions in row order, and a second writer of any sequence
+        // refused by the primary key, which writes nothing at all.
+        let inserted = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                 event_version, payload, metadata)
+             SELECT u.a, u.i, u.s, u.t, u.v, u.p, u.m
+               FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                           $6::jsonb[], $7::jsonb[])
+                    WITH ORDINALITY AS u(a, i, s, t, v, p, m, o)
+              ORDER BY u.o
+             RETURNING position",
+        )
+        .bind(&types)
+        .bind(&ids)
+        .bind(&sequences)
+        .bind(&event_types)
+        .bind(&versions)
+        .bind(&payloads)
+        .bind(&metadata)
+        .fetch_all(&self.pool)
+        .await;
+        match inserted {
+            Ok(positions) => Ok(positions.into_iter().max().map(Appended::At)),
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
+                Ok(Some(Appended::Conflict))
+            }
+            Err(e) => Err(anyhow::Error::from(e).context("append a unit of events")),
         }
     }
 
