@@ -231,7 +231,7 @@ async fn run_rate(checkouts: &Arc<Checkouts>, rate: u32, carts: Vec<(Uuid, Uuid)
             let view = checkouts.start(request, Utc::now()).await;
             let paid = matches!(view, Ok(ref v) if v.status == Some(OrderStatus::Paid));
             if let Err(e) = &view {
-                eprintln!("checkout failed: {e}");
+                eprintln!("checkout failed: {e:#}");
             }
             (paid, due.elapsed(), Instant::now())
         });
@@ -351,7 +351,9 @@ async fn bench() -> anyhow::Result<()> {
         let _ = stopped.await;
     }));
 
-    let pool = emporium_commands::db::connect_lazy(db.url(), 24)?;
+    // Seeding, cart preparation and the reference (16 clients); the checkouts run on
+    // the platform's own pool.
+    let pool = emporium_commands::db::connect_lazy(db.url(), 16)?;
     let (skus, last) = seed(&pool).await?;
     CheckpointWatch::start(pool.clone())
         .await?
