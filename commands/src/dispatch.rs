@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
 use cqrs_es::{AggregateContext, AggregateError, EventStore as _};
-use emporium_domain::{Aggregate, EventMetadata};
+use emporium_domain::{Aggregate, DomainEvent as _, EventMetadata};
 use sqlx::PgPool;
 
 use crate::es::{Es, upcasters_for};
-use crate::store::{EventStore, PgStore};
+use crate::store::{Appended, EventStore, NewEvent, PgStore, UnitRow};
 
 /// Why a command did not commit.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,64 @@ pub struct Committed {
     /// Global position of the last recorded event, for read-your-writes waits. `None`
     /// when nothing was recorded.
     pub position: Option<i64>,
+}
+
+/// An aggregate being decided on for a multi-aggregate unit of work: commands are
+/// decided on `state` one after another ([`Draft::decide`]), their events kept until
+/// the unit commits them all in one statement ([`Dispatcher::rows`],
+/// [`EventStore::append_unit`]) and the dispatcher accepts the new state
+/// ([`Dispatcher::accept`]). The starting state may be this process's cached guess:
+/// a stale one makes the unit's commit conflict, and the caller then evicts
+/// ([`Dispatcher::forget`]) and decides again on stored state.
+#[derive(Debug, Clone)]
+pub struct Draft<A: Aggregate> {
+    aggregate_id: String,
+    state: A,
+    base_sequence: usize,
+    snapshot: Option<usize>,
+    pending: Vec<(A::Event, serde_json::Value)>,
+}
+
+impl<A: Aggregate> Draft<A> {
+    /// The aggregate's id.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.aggregate_id
+    }
+
+    /// The state with every decided command applied.
+    #[must_use]
+    pub fn state(&self) -> &A {
+        &self.state
+    }
+
+    /// The events decided so far, not yet committed.
+    #[must_use]
+    pub fn events(&self) -> Vec<&A::Event> {
+        self.pending.iter().map(|(e, _)| e).collect()
+    }
+
+    /// Decides `command` on the current state and applies its events; returns how
+    /// many it produced (0: a no-op).
+    ///
+    /// # Errors
+    /// The aggregate's refusal; nothing is kept then.
+    pub fn decide(
+        &mut self,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<usize, CommandError<A::Error>> {
+        let events = self.state.handle(command).map_err(CommandError::Rejected)?;
+        let meta = serde_json::to_value(metadata_map(metadata))
+            .map_err(|e| CommandError::Unexpected(anyhow::Error::from(e)))?;
+        for event in &events {
+            self.state.apply(event);
+        }
+        let n = events.len();
+        self.pending
+            .extend(events.into_iter().map(|e| (e, meta.clone())));
+        Ok(n)
+    }
 }
 
 /// How the store loads aggregates.
@@ -180,6 +238,134 @@ where
         Ok(context.aggregate().0.clone())
     }
 
+    /// Loads the aggregate's current state from the store and remembers it as this
+    /// process's latest guess (what [`Dispatcher::current`] answers next).
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn refresh(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>> {
+        let mut context = self
+            .store
+            .load_aggregate(aggregate_id)
+            .await
+            .map_err(|e| self.map_error(aggregate_id, e))?;
+        let aggregate = context.aggregate().0.clone();
+        self.cache.insert(
+            aggregate_id.to_owned(),
+            Cached {
+                aggregate: aggregate.clone(),
+                sequence: context.current_sequence,
+                snapshot: context.current_snapshot,
+            },
+        );
+        Ok(aggregate)
+    }
+
+    /// The state this process last committed or loaded (no read), else
+    /// [`Dispatcher::refresh`]. Only a guess when another process or dispatcher may
+    /// have written since: for callers that refreshed it themselves moments ago and
+    /// hold the aggregate's turn (the checkout's per-order run), a commit decided on
+    /// it is still checked by optimistic concurrency.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn current(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>> {
+        match self.cache.get(aggregate_id) {
+            Some(cached) => Ok(cached.aggregate),
+            None => self.refresh(aggregate_id).await,
+        }
+    }
+
+    /// A [`Draft`] of the aggregate from this process's latest state (cached, else
+    /// loaded).
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn draft(&self, aggregate_id: &str) -> Result<Draft<A>, CommandError<A::Error>> {
+        let cached = match self.cache.get(aggregate_id) {
+            Some(cached) => cached,
+            None => {
+                self.refresh(aggregate_id).await?;
+                match self.cache.get(aggregate_id) {
+                    Some(cached) => cached,
+                    None => {
+                        // Evicted at once by a concurrent writer: read it again.
+                        let mut context = self
+                            .store
+                            .load_aggregate(aggregate_id)
+                            .await
+                            .map_err(|e| self.map_error(aggregate_id, e))?;
+                        Cached {
+                            aggregate: context.aggregate().0.clone(),
+                            sequence: context.current_sequence,
+                            snapshot: context.current_snapshot,
+                        }
+                    }
+                }
+            }
+        };
+        Ok(Draft {
+            aggregate_id: aggregate_id.to_owned(),
+            state: cached.aggregate,
+            base_sequence: cached.sequence,
+            snapshot: cached.snapshot,
+            pending: Vec::new(),
+        })
+    }
+
+    /// The rows that commit `draft`'s decided events, or `None` when they would reach
+    /// a snapshot (which a unit does not write: commit through
+    /// [`Dispatcher::execute`] instead).
+    ///
+    /// # Errors
+    /// When an event does not serialise.
+    pub fn rows(&self, draft: &Draft<A>) -> anyhow::Result<Option<Vec<UnitRow>>> {
+        let count = draft.pending.len();
+        if let Loading::Snapshot(n) = self.loading
+            && count > 0
+            && count >= n - draft.base_sequence % n
+        {
+            return Ok(None);
+        }
+        let mut rows = Vec::with_capacity(count);
+        for (i, (event, metadata)) in draft.pending.iter().enumerate() {
+            rows.push(UnitRow {
+                aggregate_type: A::TYPE,
+                aggregate_id: draft.aggregate_id.clone(),
+                sequence: i64::try_from(draft.base_sequence + i + 1)?,
+                event: NewEvent {
+                    event_type: event.event_type().to_owned(),
+                    event_version: event.event_version().to_owned(),
+                    payload: serde_json::to_value(event)?,
+                },
+                metadata: metadata.clone(),
+            });
+        }
+        Ok(Some(rows))
+    }
+
+    /// After the unit holding `draft` committed: its state is this process's latest.
+    pub fn accept(&self, draft: Draft<A>) {
+        let sequence = draft.base_sequence + draft.pending.len();
+        if draft.pending.is_empty() {
+            return;
+        }
+        metrics::counter!("emporium_commands_committed_total", "aggregate" => A::TYPE).increment(1);
+        self.cache.insert(
+            draft.aggregate_id,
+            Cached {
+                aggregate: draft.state,
+                sequence,
+                snapshot: draft.snapshot,
+            },
+        );
+    }
+
+    /// After the unit holding a draft of `aggregate_id` conflicted: forget the guess.
+    pub fn forget(&self, aggregate_id: &str) {
+        self.evict(aggregate_id);
+    }
+
     /// Executes `command` once. A concurrent change is reported as
     /// [`CommandError::Conflict`].
     ///
@@ -260,22 +446,61 @@ where
             }
             _ => context.current_snapshot,
         };
-        let committed = self
-            .store
-            .commit(
-                events.into_iter().map(crate::es::EsEvent).collect(),
-                context,
-                metadata_map(metadata),
-            )
-            .await;
-        let envelopes = match committed {
-            Ok(envelopes) => envelopes,
-            Err(e) => {
+        // No snapshot due: one INSERT statement (no BEGIN/COMMIT, the position comes
+        // back with it), where the store has that path. A snapshot goes through
+        // cqrs-es, which writes it in the events' transaction.
+        let appended = if next_snapshot == context.current_snapshot {
+            let rows = events
+                .iter()
+                .map(|e| {
+                    Ok(NewEvent {
+                        event_type: e.event_type().to_owned(),
+                        event_version: e.event_version().to_owned(),
+                        payload: serde_json::to_value(e)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, serde_json::Error>>()
+                .map_err(|e| CommandError::Unexpected(anyhow::Error::from(e)))?;
+            let metadata = serde_json::to_value(metadata_map(metadata))
+                .map_err(|e| CommandError::Unexpected(anyhow::Error::from(e)))?;
+            self.backend
+                .append(
+                    A::TYPE,
+                    aggregate_id,
+                    context.current_sequence + 1,
+                    &rows,
+                    &metadata,
+                )
+                .await
+                .inspect_err(|_| self.evict(aggregate_id))
+                .map_err(CommandError::Unexpected)?
+        } else {
+            None
+        };
+        let (last_sequence, position) = match appended {
+            Some(Appended::At(position)) => (context.current_sequence + count, Some(position)),
+            Some(Appended::Conflict) => {
                 self.evict(aggregate_id);
-                return Err(self.map_error(aggregate_id, e));
+                return Err(self.map_error(aggregate_id, AggregateError::AggregateConflict));
+            }
+            None => {
+                let committed = self
+                    .store
+                    .commit(
+                        events.into_iter().map(crate::es::EsEvent).collect(),
+                        context,
+                        metadata_map(metadata),
+                    )
+                    .await;
+                match committed {
+                    Ok(envelopes) => (envelopes.last().map_or(0, |e| e.sequence), None),
+                    Err(e) => {
+                        self.evict(aggregate_id);
+                        return Err(self.map_error(aggregate_id, e));
+                    }
+                }
             }
         };
-        let last_sequence = envelopes.last().map_or(0, |e| e.sequence);
         self.cache.insert(
             aggregate_id.to_owned(),
             Cached {
@@ -284,7 +509,10 @@ where
                 snapshot: next_snapshot,
             },
         );
-        let position = self.position_of(aggregate_id, last_sequence).await?;
+        let position = match position {
+            Some(p) => p,
+            None => self.position_of(aggregate_id, last_sequence).await?,
+        };
         metrics::counter!("emporium_commands_committed_total", "aggregate" => A::TYPE).increment(1);
         Ok(Committed {
             events: count,

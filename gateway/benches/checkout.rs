@@ -4,16 +4,19 @@
 //!
 //! What runs: the platform in-process (relay, projections, the checkout driver) on a
 //! fresh database; 64 published products with ample stock; one prepared cart per
-//! checkout (a customer each). Each arrival calls `Checkouts::start` (what the
-//! `checkout` mutation runs after parsing): catalogue prices from the read model,
-//! quote, row, cart checkout, order, reservation, fraud rules, offline provider
-//! intent/confirm/capture, paid. Latency is measured from the arrival's scheduled
+//! checkout (a customer each). Each arrival calls `Checkouts::start` on the
+//! application's own process manager (`Application::checkouts`: what the `checkout`
+//! mutation runs after parsing, and what the checkout driver resumes with, over the
+//! durable offline provider): catalogue prices from the read model, quote, row, cart
+//! checkout, order, reservation, fraud rules, provider intent/confirm/capture, paid. Latency is measured from the arrival's scheduled
 //! time (no coordinated omission) to the answer saying `paid`. Not included: HTTP,
 //! GraphQL parsing and the mutation's read-your-writes wait on the `orders`
 //! projection.
 //!
 //! `cargo bench -p emporium-gateway --bench checkout` (or `just bench`);
-//! `BENCH_SECONDS` (default 5) per rate, `BENCH_RATES` (default `50,100,200,300`).
+//! `BENCH_SECONDS` (default 5) per rate, `BENCH_RATES` (default `50,100,200,300`),
+//! `BENCH_POOL` (the platform's connection pool, default 16), `BENCH_LOG_STATEMENTS=1`
+//! (log every statement of the bench's database between markers, to count them).
 
 #![allow(
     clippy::print_stdout,
@@ -28,7 +31,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use emporium_commands::catalog::Products;
 use emporium_commands::checkout::{CheckoutRequest, Checkouts, ids};
-use emporium_commands::payments::{CardNumber, OfflineProvider, PaymentMethod};
+use emporium_commands::payments::{CardNumber, PaymentMethod};
 use emporium_commands::{Dispatcher, Loading};
 use emporium_domain::cart::{Cart, CartCommand, CartOwner};
 use emporium_domain::catalog::{
@@ -228,7 +231,7 @@ async fn run_rate(checkouts: &Arc<Checkouts>, rate: u32, carts: Vec<(Uuid, Uuid)
             let view = checkouts.start(request, Utc::now()).await;
             let paid = matches!(view, Ok(ref v) if v.status == Some(OrderStatus::Paid));
             if let Err(e) = &view {
-                eprintln!("checkout failed: {e}");
+                eprintln!("checkout failed: {e:#}");
             }
             (paid, due.elapsed(), Instant::now())
         });
@@ -311,6 +314,17 @@ async fn bench() -> anyhow::Result<()> {
         .filter_map(|r| r.trim().parse().ok())
         .collect();
     let db = TestDatabase::create(2).await.context("bench database")?;
+    // `BENCH_LOG_STATEMENTS=1`: every statement on this database goes to the server
+    // log (`log_statement = all`, set before any connection of the platform), with
+    // markers around each rate and an idle window, to count statements per checkout.
+    let log_statements = std::env::var("BENCH_LOG_STATEMENTS").is_ok_and(|v| v == "1");
+    if log_statements {
+        sqlx::query(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET log_statement = ''all''', current_database()); END $$",
+        )
+        .execute(db.pool())
+        .await?;
+    }
     let config_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
     let mut settings = Settings::load(
         &config_dir,
@@ -321,27 +335,49 @@ async fn bench() -> anyhow::Result<()> {
         },
     )?;
     settings.database.url = SecretUrl::new(db.url());
-    settings.database.max_connections = 8;
+    // The platform's pool, which the checkouts use too (`BENCH_POOL`, default 16).
+    settings.database.max_connections = env_or("BENCH_POOL", 16);
     settings.nats.url = SecretUrl::new(nats_url());
     settings.nats.stream_prefix = unique_prefix();
     let app = Application::build(settings.clone(), true).await?;
+    // The application's own process manager: the one its checkout driver resumes
+    // with, over the provider the settings select (the durable offline one). A second
+    // `Checkouts` with a provider of its own raced the driver on checkouts older than
+    // `resume_after` (10 s, reached once the queue grew) and failed with
+    // `no payment intent` (the other provider's intent).
+    let checkouts = app.checkouts();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
 
-    let pool = emporium_commands::db::connect_lazy(db.url(), 24)?;
+    // Seeding, cart preparation and the reference (16 clients); the checkouts run on
+    // the platform's own pool.
+    let pool = emporium_commands::db::connect_lazy(db.url(), 16)?;
     let (skus, last) = seed(&pool).await?;
     CheckpointWatch::start(pool.clone())
         .await?
         .wait_for_position("catalog", last, Duration::from_secs(120))
         .await?;
-    let checkouts = emporium_gateway::shop::checkout::checkouts(
-        pool.clone(),
-        &settings,
-        Arc::new(OfflineProvider::new()),
-    )?;
 
+    let marker = |label: String| {
+        let pool = pool.clone();
+        async move {
+            if log_statements {
+                sqlx::query(&format!("SELECT 'bench-marker {label}'"))
+                    .execute(&pool)
+                    .await?;
+            }
+            anyhow::Ok(())
+        }
+    };
+    if log_statements {
+        // The platform's own background statements (relay, projections, driver) over
+        // an idle second, to subtract.
+        marker("idle-start".into()).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        marker("idle-end".into()).await?;
+    }
     let reference = raw_command_rate(&pool, seconds).await?;
     println!("reference: raw single-event commands, 16 clients: {reference:.0}/s");
     println!("| offered rate | checkouts | paid | failed | achieved (paid/s) | p50 | p99 |");
@@ -349,7 +385,9 @@ async fn bench() -> anyhow::Result<()> {
     for rate in rates {
         let n = usize::try_from(u64::from(rate) * seconds).unwrap_or(usize::MAX);
         let prepared = carts(&pool, &skus, n).await?;
+        marker(format!("rate-{rate}-start")).await?;
         let m = run_rate(&checkouts, rate, prepared).await;
+        marker(format!("rate-{rate}-end")).await?;
         println!(
             "| {}/s | {} | {} | {} | {:.0} | {:.1} ms | {:.1} ms |",
             m.rate,

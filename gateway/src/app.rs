@@ -81,6 +81,7 @@ pub struct Application {
     nats: async_nats::Client,
     password_verifications: Arc<AtomicU64>,
     backbone: Option<InProcessBackbone>,
+    checkouts: Arc<emporium_commands::checkout::Checkouts>,
     checkout_driver: Option<(
         tokio::sync::watch::Sender<bool>,
         tokio::task::JoinHandle<()>,
@@ -138,11 +139,17 @@ impl Application {
             Some(provider) => provider,
             None => crate::payments::provider(&settings, &pool)?,
         };
+        let checkouts = crate::shop::checkout::checkouts(
+            pool.clone(),
+            &settings,
+            Arc::clone(&payment_provider),
+        )?;
         let webhooks = crate::payments::routes(
             &settings,
             pool.clone(),
             Arc::clone(&payment_provider),
             Arc::clone(&ports.clock),
+            Some(Arc::clone(&checkouts)),
         );
         let email_sender = settings.notifications.email.then(|| {
             (
@@ -156,11 +163,6 @@ impl Application {
             .await
             .context("start password hasher")??;
         let password_verifications = passwords.verifications();
-        let checkouts = crate::shop::checkout::checkouts(
-            pool.clone(),
-            &settings,
-            Arc::clone(&payment_provider),
-        )?;
         // Mutations wake the relay in memory when it runs here, else over PostgreSQL.
         let relay_wake = emporium_projections::relay::RelayWake::new();
         let relay_waker = if settings.backbone.in_process {
@@ -180,7 +182,7 @@ impl Application {
         let checkout_driver = settings.checkout.driver.then(|| {
             let (stop, stop_rx) = tokio::sync::watch::channel(false);
             let task = crate::backbone::spawn_checkout_driver(
-                checkouts,
+                Arc::clone(&checkouts),
                 Arc::clone(&ports.clock),
                 Duration::from_millis(settings.checkout.sweep_interval_ms.max(10)),
                 stop_rx,
@@ -239,8 +241,18 @@ impl Application {
             nats,
             password_verifications,
             backbone,
+            checkouts,
             checkout_driver,
         })
+    }
+
+    /// The checkout process manager the `checkout` mutation and the checkout driver
+    /// share (one provider, one per-order lock), for code embedding the platform (the
+    /// checkout bench): a second `Checkouts` with its own provider would race the
+    /// driver on the same checkouts with intents the other cannot see.
+    #[must_use]
+    pub fn checkouts(&self) -> Arc<emporium_commands::checkout::Checkouts> {
+        Arc::clone(&self.checkouts)
     }
 
     /// The PostgreSQL pool the gateway uses, for parts run beside it (the relay).

@@ -23,6 +23,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use emporium_commands::checkout::CheckoutError;
 use emporium_commands::payments::events::StripeEvent;
 use emporium_commands::payments::sync::{Outcome, ProcessError, WebhookProcessor};
 use emporium_commands::payments::webhook::{SignatureVerifier, WebhookSecret};
@@ -82,6 +83,9 @@ pub(crate) struct WebhookState {
     verifier: Arc<SignatureVerifier>,
     processor: Arc<WebhookProcessor>,
     clock: Arc<dyn Clock>,
+    /// Moves the order's checkout on right after its payment changed, instead of at
+    /// the driver's next recheck.
+    checkouts: Option<Arc<emporium_commands::checkout::Checkouts>>,
 }
 
 impl std::fmt::Debug for WebhookState {
@@ -96,6 +100,7 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
     pool: PgPool,
     provider: Arc<dyn PaymentProvider>,
     clock: Arc<dyn Clock>,
+    checkouts: Option<Arc<emporium_commands::checkout::Checkouts>>,
 ) -> axum::Router<S> {
     let secrets = settings
         .payments
@@ -110,6 +115,7 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
         verifier: Arc::new(SignatureVerifier::new(secrets).with_tolerance(tolerance)),
         processor: Arc::new(WebhookProcessor::new(pool, provider)),
         clock,
+        checkouts,
     };
     axum::Router::new()
         .route(STRIPE_WEBHOOK_PATH, axum::routing::post(stripe_webhook))
@@ -151,7 +157,23 @@ async fn stripe_webhook(
         }
     };
     match state.processor.process(&event, now).await {
-        Ok(Outcome::Processed { .. }) => answer(StatusCode::OK, "processed"),
+        Ok(Outcome::Processed { order_id, .. }) => {
+            // The payment moved (3-D Secure completed, a capture or refund elsewhere):
+            // the checkout takes its next steps now. A failure here is the checkout's
+            // to retry (the driver resumes it); the event itself was processed.
+            if let Some(checkouts) = &state.checkouts {
+                match checkouts.advance(order_id, now).await {
+                    Ok(_) | Err(CheckoutError::NotFound) => {}
+                    Err(e) => tracing::warn!(
+                        %order_id,
+                        error_code = "checkout_after_webhook_failed",
+                        error = format!("{e:#}"),
+                        "checkout did not advance after the webhook; the driver retries"
+                    ),
+                }
+            }
+            answer(StatusCode::OK, "processed")
+        }
         Ok(Outcome::Duplicate) => answer(StatusCode::OK, "duplicate"),
         Ok(Outcome::Ignored(why)) => {
             tracing::debug!(event_id = %event.id, event_type = %event.event_type, why, "webhook ignored");

@@ -105,6 +105,27 @@ async fn count(pool: &sqlx::PgPool, event_type: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkout_killed_mid_way_completes_exactly_once_after_restart() {
+    crash_then_restart("stock_reserved").await;
+}
+
+/// The intent exists at the provider (durable, in the same database) but the payment
+/// does not name it yet: the restarted run asks the provider again with the same
+/// idempotency key and gets the same intent, so there is one PaymentIntent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_killed_after_the_intent_was_created_reuses_it_after_restart() {
+    crash_then_restart("intent_created").await;
+}
+
+async fn intents(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM offline_payment_intents")
+        .fetch_one(pool)
+        .await
+        .expect("count intents")
+}
+
+/// Runs a checkout in a child told to park right after `step`, kills it -9 once the
+/// store shows the step, restarts, and checks the checkout completed exactly once.
+async fn crash_then_restart(step: &str) {
     let db = TestDatabase::create(4).await.expect("database");
     emporium_gateway::db::prepare(db.url(), db.pool())
         .await
@@ -173,7 +194,7 @@ async fn a_checkout_killed_mid_way_completes_exactly_once_after_restart() {
 
     let prefix = unique_prefix();
     let port = free_port();
-    let mut first = serve(db.url(), &prefix, port, Some("stock_reserved"));
+    let mut first = serve(db.url(), &prefix, port, Some(step));
     let ready = until("the first server", Duration::from_secs(60), || {
         TcpStream::connect(("127.0.0.1", port)).ok()
     });
@@ -234,18 +255,27 @@ async fn a_checkout_killed_mid_way_completes_exactly_once_after_restart() {
         });
     });
     let deadline = Instant::now() + Duration::from_secs(60);
-    while count(&pool, "OrderStockReserved").await < 1 {
+    loop {
+        let reached = match step {
+            "stock_reserved" => count(&pool, "OrderStockReserved").await >= 1,
+            "intent_created" => intents(&pool).await >= 1,
+            other => panic!("no wait condition for {other}"),
+        };
+        if reached {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
-            "the checkout never reserved stock"
+            "the checkout never reached {step}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
         count(&pool, "PaymentCreated").await,
         0,
-        "parked before payment"
+        "parked before the payment was recorded"
     );
+    let intents_before = intents(&pool).await;
     first.kill().expect("kill -9");
     first.wait().expect("reaped");
 
@@ -286,7 +316,234 @@ async fn a_checkout_killed_mid_way_completes_exactly_once_after_restart() {
     ] {
         assert_eq!(count(&pool, event).await, expected, "{event}");
     }
+    // One PaymentIntent: the one made before the crash, if there was one.
+    assert_eq!(intents(&pool).await, 1, "one intent at the provider");
+    if intents_before == 1 {
+        let recorded: String = sqlx::query_scalar(
+            "SELECT payload -> 'PaymentCreated' ->> 'provider_intent_id' FROM events
+             WHERE event_type = 'PaymentCreated'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let made: String = sqlx::query_scalar("SELECT intent_id FROM offline_payment_intents")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            recorded, made,
+            "the payment names the intent made before the crash"
+        );
+    }
     let stock = inventory.load("CRASH-1").await.unwrap();
     assert_eq!((stock.on_hand(), stock.reserved()), (3, 1));
+    db.drop_database().await.expect("drop database");
+}
+
+/// Products `SKU-0..n` with `stock` units each, published, tracked; returns the SKUs
+/// with their products and the last position written.
+async fn seed_products(pool: &sqlx::PgPool, n: usize, stock: i64) -> (Vec<(Sku, Uuid)>, i64) {
+    let mut last = 0;
+    let category = Uuid::new_v4();
+    let c = Dispatcher::<CategoryTree>::new(pool.clone(), Loading::Replay)
+        .execute(
+            CategoryTree::ID,
+            CategoryCommand::CreateCategory {
+                category_id: category,
+                name: CategoryName::parse("Race").unwrap(),
+                slug: Slug::parse("race").unwrap(),
+                parent_id: None,
+                at: Utc::now(),
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    last = last.max(c.position.unwrap_or(0));
+    let products = Products::new(pool.clone());
+    let inventory = Dispatcher::<Inventory>::new(pool.clone(), Loading::Replay);
+    let mut skus = Vec::new();
+    for i in 0..n {
+        let id = Uuid::new_v4();
+        let sku = Sku::parse(&format!("RACE-{i}")).unwrap();
+        for command in [
+            ProductCommand::CreateProduct {
+                product_id: id,
+                sku: sku.clone(),
+                slug: Slug::parse(&format!("race-{i}")).unwrap(),
+                name: ProductName::parse(&format!("Race {i}")).unwrap(),
+                description: Description::parse("Raced").unwrap(),
+                category_id: category,
+                tags: std::collections::BTreeSet::new(),
+                attributes: Attributes::default(),
+                price: Money::new(1_500, Currency::EUR),
+                at: Utc::now(),
+            },
+            ProductCommand::AddImage {
+                image_id: Uuid::new_v4(),
+                source: ImageSource::key(&format!("race/{i}.jpg")).unwrap(),
+                alt_text: AltText::parse("Front").unwrap(),
+                primary: true,
+                at: Utc::now(),
+            },
+            ProductCommand::PublishProduct { at: Utc::now() },
+        ] {
+            let c = products.execute(id, command, &meta()).await.unwrap();
+            last = last.max(c.position.unwrap_or(0));
+        }
+        for command in [
+            InventoryCommand::TrackInventory {
+                sku: sku.clone(),
+                low_stock_threshold: 0,
+                at: Utc::now(),
+            },
+            InventoryCommand::ReceiveStock {
+                quantity: Quantity::new(stock).unwrap(),
+                at: Utc::now(),
+            },
+        ] {
+            let c = inventory
+                .execute(sku.as_str(), command, &meta())
+                .await
+                .unwrap();
+            last = last.max(c.position.unwrap_or(0));
+        }
+        skus.push((sku, id));
+    }
+    (skus, last)
+}
+
+/// The checkout bench's failure at 200/s (`no payment intent pi_offline_...`): code
+/// embedding the platform ran checkouts through a `Checkouts` of its own while the
+/// application's checkout driver resumed the same checkouts once they were older
+/// than `resume_after`. With two process managers (no shared per-order lock) and two
+/// providers (the embedder's in-memory one, the application's durable one) both
+/// created an intent for the order; whichever lost the race to `CreatePayment` then
+/// confirmed the winner's intent at a provider that had never seen it. Here the driver
+/// resumes every checkout at once (`resume_after_ms = 0`, a 10 ms sweep) while 40
+/// checkouts start together through the application's own `Checkouts`: each one is
+/// paid, with exactly one intent and one payment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn checkouts_run_beside_the_driver_resuming_them_pay_once_with_one_intent() {
+    use emporium_commands::checkout::{CheckoutRequest, ids};
+    use emporium_commands::payments::{CardNumber, PaymentMethod};
+    use emporium_domain::cart::{Cart, CartCommand, CartOwner};
+    use emporium_domain::order::OrderStatus;
+    use emporium_domain::pricing::ShippingMethodCode;
+    use emporium_domain::{Address, AddressInput};
+    use emporium_gateway::app::Application;
+    use emporium_gateway::config::{Environment, Overrides, SecretUrl, Settings};
+    use emporium_projections::projection::CheckpointWatch;
+
+    const N: usize = 40;
+    let db = TestDatabase::create(4).await.expect("database");
+    let config_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let mut settings = Settings::load(
+        &config_dir,
+        Environment::Test,
+        &Overrides {
+            port: Some(0),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    settings.database.url = SecretUrl::new(db.url());
+    settings.database.max_connections = 8;
+    settings.nats.url = SecretUrl::new(nats_url());
+    settings.nats.stream_prefix = unique_prefix();
+    settings.checkout.resume_after_ms = 0;
+    settings.checkout.sweep_interval_ms = 10;
+    let app = Application::build(settings.clone(), true).await.unwrap();
+    // What the bench did instead (and what failed here, 2 of 40 with `no payment
+    // intent`, 1 with `was already created with different details`):
+    // `shop::checkout::checkouts(pool, &settings, Arc::new(OfflineProvider::new()))`.
+    let checkouts = app.checkouts();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    let pool = db.pool().clone();
+    let (skus, last) = seed_products(&pool, 4, 1_000).await;
+    CheckpointWatch::start(pool.clone())
+        .await
+        .unwrap()
+        .wait_for_position("catalog", last, Duration::from_secs(120))
+        .await
+        .unwrap();
+
+    let carts = Dispatcher::<Cart>::new(pool.clone(), Loading::Replay);
+    let mut requests = Vec::with_capacity(N);
+    for i in 0..N {
+        let (user, cart) = (Uuid::new_v4(), Uuid::new_v4());
+        let (sku, product) = &skus[i % skus.len()];
+        for command in [
+            CartCommand::OpenCart {
+                cart_id: cart,
+                owner: CartOwner::User { user_id: user },
+                currency: Currency::EUR,
+                at: Utc::now(),
+            },
+            CartCommand::AddItem {
+                sku: sku.clone(),
+                product_id: *product,
+                quantity: Quantity::new(1).unwrap(),
+                at: Utc::now(),
+            },
+        ] {
+            carts
+                .execute(&cart.to_string(), command, &meta())
+                .await
+                .unwrap();
+        }
+        let address = Address::parse(AddressInput {
+            full_name: "Ada Lovelace".into(),
+            line1: "Unter den Linden 1".into(),
+            city: "Berlin".into(),
+            postal_code: "10117".into(),
+            country: "DE".into(),
+            ..AddressInput::default()
+        })
+        .unwrap();
+        requests.push(CheckoutRequest {
+            order_id: ids::order_for_cart(cart),
+            cart_id: cart,
+            customer_id: user,
+            email: Some(format!("{user}@race.test")),
+            client_ip: None,
+            shipping_address: address.clone(),
+            billing_address: address,
+            shipping_method: ShippingMethodCode::parse("standard").unwrap(),
+            coupon: None,
+            payment_method: PaymentMethod::Card(CardNumber::parse("4242424242424242").unwrap()),
+        });
+    }
+    let mut runs = tokio::task::JoinSet::new();
+    for request in requests {
+        let checkouts = std::sync::Arc::clone(&checkouts);
+        runs.spawn(async move { checkouts.start(request, Utc::now()).await });
+    }
+    let mut errors = Vec::new();
+    while let Some(run) = runs.join_next().await {
+        match run.unwrap() {
+            Ok(view) => assert_eq!(view.status, Some(OrderStatus::Paid), "{view:?}"),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    assert!(errors.is_empty(), "checkouts failed: {errors:?}");
+    let intents: i64 = sqlx::query_scalar("SELECT count(*) FROM offline_payment_intents")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let per_order: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT order_id FROM offline_payment_intents GROUP BY order_id HAVING count(*) > 1) d",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((intents, per_order), (N as i64, 0), "one intent per order");
+    assert_eq!(count(&pool, "PaymentCreated").await, N as i64);
+    assert_eq!(count(&pool, "OrderPaid").await, N as i64);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
     db.drop_database().await.expect("drop database");
 }

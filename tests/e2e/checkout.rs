@@ -717,3 +717,46 @@ async fn a_cancel_before_capture_voids_and_after_capture_refunds() {
         .expect_code("NOT_FOUND");
     shop.teardown().await;
 }
+
+/// The customer completes 3-D Secure out of band and Stripe's webhook reports it: the
+/// checkout captures and marks the order paid while handling the webhook, not at the
+/// driver's next recheck (the clock never moves here, and nobody confirms again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_3d_secure_completed_out_of_band_is_paid_when_its_webhook_arrives() {
+    use emporium_commands::payments::Simulation;
+    let mut shop = shop_with(|s| {
+        s.payments.webhook_secrets = vec![emporium_gateway::config::Secret::new(
+            crate::payments::SECRET,
+        )];
+    })
+    .await;
+    shop.product("WEBHOOK-3DS", 1_000, 10).await;
+    shop.caught_up().await;
+    let customers = shop.customers_with(1, "WEBHOOK-3DS", 1).await;
+    let r = shop.checkout(&customers[0], input(THREE_DS_CARD)).await;
+    assert_eq!(r.ok("checkout")["requiresAction"], true, "{}", r.body);
+    let order_id = order_id_of(&r);
+    let intent = shop
+        .payment(order_id)
+        .await
+        .provider_intent_id()
+        .unwrap()
+        .to_owned();
+    let done = shop
+        .app
+        .payments
+        .simulate(Simulation::CompleteAction(IntentId(intent)))
+        .await
+        .expect("3-D Secure completed at the provider");
+    let (status, body) = crate::payments::deliver(&shop.app, &done.event).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outcome"], "processed", "{body}");
+    // Answered only after the checkout moved on: captured and paid already.
+    assert_eq!(
+        shop.payment(order_id).await.status(),
+        Some(PaymentStatus::Captured)
+    );
+    assert_eq!(shop.order(order_id).await.status(), Some(OrderStatus::Paid));
+    assert_eq!(shop.stock("WEBHOOK-3DS").await.reserved(), 1);
+    shop.teardown().await;
+}

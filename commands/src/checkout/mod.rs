@@ -44,7 +44,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use emporium_domain::cart::{Cart, CartCommand, CartError, CartOwner, CartStatus};
+use emporium_domain::cart::{Cart, CartCommand, CartError, CartEvent, CartOwner, CartStatus};
 use emporium_domain::coupon::{Coupon, CouponCode, CouponCommand, CouponError};
 use emporium_domain::fraud::{
     CustomerHistory, FraudDecision, FraudFacts, FraudScorer, Velocity, WindowCounts,
@@ -69,6 +69,7 @@ use crate::payments::{
     Confirmation, CreateIntent, IdempotencyKey, IntentId, PaymentMethod, PaymentProvider,
     ProviderError, RefundStatus,
 };
+use crate::store::{Appended, EventStore as _, UnitRow};
 use store::{CheckoutRow, Choices, StoredMethod};
 
 /// What the checkout needs of the catalogue: current prices and names of SKUs that
@@ -110,7 +111,8 @@ pub struct CheckoutConfig {
     /// (reconciling with the provider's intent).
     pub recheck_after: chrono::Duration,
     /// Test-only fault injection: a run stops for good right after this step commits
-    /// (`"stock_reserved"`, `"payment_created"`, `"payment_authorised"`), so a test
+    /// (`"stock_reserved"`, `"intent_created"` (at the provider, before the payment
+    /// records it), `"payment_created"`, `"payment_authorised"`), so a test
     /// can kill -9 the process at a known point.
     pub crash_after: Option<String>,
 }
@@ -272,15 +274,46 @@ enum Next {
     Done,
 }
 
-/// A run of `advance` for one order: its clock reading and what it committed.
+/// A run of `advance` for one order: its clock reading, what it committed, and what
+/// it already knows (so a step does not read again what the run just wrote).
 struct Run {
     order_id: Uuid,
     now: DateTime<Utc>,
     position: Option<i64>,
     decline: Option<DeclineCode>,
+    /// The order, payment and cart were read from the store in this run: later steps
+    /// use the state the run holds (the dispatchers' caches, updated by each commit;
+    /// a conflict evicts, and the next read goes to the store again).
+    order_fresh: bool,
+    payment_fresh: bool,
+    cart_fresh: bool,
+    /// Catalogue items read in this run.
+    items: Option<HashMap<Sku, CatalogItem>>,
+    /// A failure recorded in this run (written to the row at once, kept here too).
+    failure: Option<CheckoutFailure>,
+    /// The provider has the payment method: the row forgets it when the run ends.
+    clear_method: bool,
+    /// A one-unit fast path gave up in this run: the rest goes step by step.
+    no_fast_path: bool,
 }
 
 impl Run {
+    fn new(order_id: Uuid, now: DateTime<Utc>) -> Self {
+        Self {
+            order_id,
+            now,
+            position: None,
+            decline: None,
+            order_fresh: false,
+            payment_fresh: false,
+            cart_fresh: false,
+            items: None,
+            failure: None,
+            clear_method: false,
+            no_fast_path: false,
+        }
+    }
+
     fn note(&mut self, c: &Committed) {
         if let Some(p) = c.position {
             self.position = Some(self.position.map_or(p, |q| q.max(p)));
@@ -412,6 +445,22 @@ impl Checkouts {
             .load(&cart_id.to_string())
             .await
             .map_err(unexpected("load cart"))?;
+        let mut run = Run::new(Uuid::nil(), now);
+        self.quote_cart(&cart, customer_id, address, method, coupon, &mut run)
+            .await
+    }
+
+    /// [`Checkouts::quote`] of a loaded cart; the catalogue items stay in `run`.
+    async fn quote_cart(
+        &self,
+        cart: &Cart,
+        customer_id: Uuid,
+        address: &Address,
+        method: &ShippingMethodCode,
+        coupon: Option<&CouponCode>,
+        run: &mut Run,
+    ) -> Result<Quote, CheckoutError> {
+        let now = run.now;
         let lines = cart.lines();
         if cart.status() != Some(CartStatus::Open) || lines.is_empty() {
             return Err(CheckoutError::Refused(CheckoutFailure::invalid(
@@ -428,7 +477,7 @@ impl Checkouts {
             return Err(CheckoutError::NotFound);
         }
         let skus: Vec<Sku> = lines.iter().map(|l| l.sku.clone()).collect();
-        let items = self.catalog.items(&skus).await?;
+        let items = self.items_of(&skus, run).await?;
         let mut priced = Vec::with_capacity(lines.len());
         for line in &lines {
             let item = items.get(&line.sku).ok_or_else(|| {
@@ -500,11 +549,8 @@ impl Checkouts {
             }
             return self.advance(request.order_id, now).await;
         }
-        let cart = self
-            .carts
-            .load(&request.cart_id.to_string())
-            .await
-            .map_err(unexpected("load cart"))?;
+        let mut run = Run::new(request.order_id, now);
+        let cart = self.cart_of(request.cart_id, &mut run).await?;
         if cart.status() == Some(CartStatus::CheckedOut) {
             // A duplicate that lost the race to the cart: the first submission's.
             return match store::find_by_cart(&self.pool, request.cart_id).await? {
@@ -519,23 +565,32 @@ impl Checkouts {
             };
         }
         let quote = self
-            .quote(
+            .quote_cart(
+                &cart,
                 request.customer_id,
-                request.cart_id,
                 &request.shipping_address,
                 &request.shipping_method,
                 request.coupon.as_ref(),
-                now,
+                &mut run,
             )
             .await?;
         // A stock check that writes nothing: most shortages are answered before the
         // cart closes. The reservation itself is what guarantees it.
         for (sku, quantity) in quantities(quote.lines().iter().map(|l| (&l.sku, l.quantity))) {
-            let inventory = self
+            // This process's latest state first (no read); a shortage is checked again
+            // on the stored state, as stock may have been received elsewhere.
+            let mut inventory = self
                 .inventory
-                .load(sku.as_str())
+                .current(sku.as_str())
                 .await
                 .map_err(unexpected("load inventory"))?;
+            if u64::from(inventory.available()) < quantity {
+                inventory = self
+                    .inventory
+                    .refresh(sku.as_str())
+                    .await
+                    .map_err(unexpected("load inventory"))?;
+            }
             if u64::from(inventory.available()) < quantity {
                 return Err(CheckoutError::Refused(CheckoutFailure::OutOfStock {
                     sku: sku.as_str().to_owned(),
@@ -578,7 +633,14 @@ impl Checkouts {
         if row.customer_id != request.customer_id {
             return Err(CheckoutError::NotFound);
         }
-        self.advance(row.order_id, now).await
+        if row.order_id != request.order_id {
+            // Another submission of this cart recorded its checkout first.
+            return self.advance(row.order_id, now).await;
+        }
+        // The row just written and what this run has read (the cart, the catalogue)
+        // carry into the first run.
+        let _turn = self.lock(row.order_id).lock().await;
+        self.drive(row, run).await
     }
 
     /// Runs the checkout of `order_id` as far as it goes, then reports where it
@@ -601,24 +663,35 @@ impl Checkouts {
         order_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<CheckoutView, CheckoutError> {
-        let mut run = Run {
-            order_id,
-            now,
-            position: None,
-            decline: None,
-        };
-        let Some(mut row) = store::find(&self.pool, order_id).await? else {
+        let Some(row) = store::find(&self.pool, order_id).await? else {
             return Err(CheckoutError::NotFound);
         };
+        self.drive(row, Run::new(order_id, now)).await
+    }
+
+    /// Runs the steps of `row`'s checkout under its turn. The row is read once per
+    /// run: only this run changes it meanwhile (a failure, the method once the provider
+    /// has it), and those changes are applied to it here as well as in the table.
+    async fn drive(
+        &self,
+        mut row: CheckoutRow,
+        mut run: Run,
+    ) -> Result<CheckoutView, CheckoutError> {
+        let (order_id, now) = (run.order_id, run.now);
         // Bounded: each step moves a state machine forward or waits.
         let mut outcome = Next::Continue;
         for _ in 0..32 {
-            match self.step(&row, &mut run).await {
-                Ok(Next::Continue) => {
-                    row = store::find(&self.pool, order_id)
-                        .await?
-                        .ok_or(CheckoutError::NotFound)?;
-                }
+            let stepped = self.step(&row, &mut run).await;
+            if let Some(failure) = run.failure.take()
+                && row.failure.is_none()
+            {
+                row.failure = Some(sqlx::types::Json(failure));
+            }
+            if run.clear_method {
+                row.payment_method = None;
+            }
+            match stepped {
+                Ok(Next::Continue) => {}
                 Ok(next) => {
                     outcome = next;
                     break;
@@ -630,16 +703,19 @@ impl Checkouts {
                         error = format!("{e:#}"),
                         "checkout step failed; retrying later"
                     );
-                    store::backoff(&self.pool, order_id, now, self.config.resume_after).await?;
+                    store::backoff(
+                        &self.pool,
+                        order_id,
+                        now,
+                        self.config.resume_after,
+                        run.clear_method,
+                    )
+                    .await?;
                     return Err(CheckoutError::Unexpected(e));
                 }
             }
         }
-        // The last step may have recorded a failure on the row.
-        let row = store::find(&self.pool, order_id)
-            .await?
-            .ok_or(CheckoutError::NotFound)?;
-        let view = self.view_of(&row, &run).await?;
+        let view = self.view_of(&row, &mut run).await?;
         if view.status.is_none() && view.failure.is_some() {
             // Refused before an order existed (a coupon lost its last use, say): the
             // cart is still open, so the record goes and a new submission starts over.
@@ -650,21 +726,75 @@ impl Checkouts {
             view.status,
             Some(OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered)
         );
-        match outcome {
-            Next::Done => store::schedule(&self.pool, order_id, false, paid, now, now).await?,
-            Next::Wait | Next::Continue => {
-                store::schedule(
-                    &self.pool,
-                    order_id,
-                    true,
-                    paid,
-                    now + self.config.recheck_after,
-                    now,
-                )
-                .await?;
-            }
-        }
+        let open = !matches!(outcome, Next::Done);
+        let end = store::RunEnd {
+            open,
+            paid,
+            total: view.grand_total,
+            clear_method: run.clear_method,
+        };
+        let next_attempt = if open {
+            now + self.config.recheck_after
+        } else {
+            now
+        };
+        store::schedule(&self.pool, order_id, end, next_attempt, now).await?;
         Ok(view)
+    }
+
+    /// The order as this run knows it (read from the store on the run's first look).
+    async fn order_of(&self, run: &mut Run) -> anyhow::Result<Order> {
+        let key = run.order_id.to_string();
+        let order = if run.order_fresh {
+            self.orders.current(&key).await
+        } else {
+            self.orders.refresh(&key).await
+        }
+        .map_err(unexpected("load order"))?;
+        run.order_fresh = true;
+        Ok(order)
+    }
+
+    /// The order's payment as this run knows it.
+    async fn payment_of(&self, run: &mut Run) -> anyhow::Result<Payment> {
+        let key = ids::payment(run.order_id).to_string();
+        let payment = if run.payment_fresh {
+            self.payments.current(&key).await
+        } else {
+            self.payments.refresh(&key).await
+        }
+        .map_err(unexpected("load payment"))?;
+        run.payment_fresh = true;
+        Ok(payment)
+    }
+
+    /// The cart as this run knows it.
+    async fn cart_of(&self, cart_id: Uuid, run: &mut Run) -> anyhow::Result<Cart> {
+        let key = cart_id.to_string();
+        let cart = if run.cart_fresh {
+            self.carts.current(&key).await
+        } else {
+            self.carts.refresh(&key).await
+        }
+        .map_err(unexpected("load cart"))?;
+        run.cart_fresh = true;
+        Ok(cart)
+    }
+
+    /// Catalogue items of `skus`, read once per run.
+    async fn items_of(
+        &self,
+        skus: &[Sku],
+        run: &mut Run,
+    ) -> anyhow::Result<HashMap<Sku, CatalogItem>> {
+        if let Some(items) = &run.items
+            && skus.iter().all(|s| items.contains_key(s))
+        {
+            return Ok(items.clone());
+        }
+        let items = self.catalog.items(skus).await?;
+        run.items = Some(items.clone());
+        Ok(items)
     }
 
     /// Where the checkout of `order_id` stands, without acting.
@@ -675,13 +805,8 @@ impl Checkouts {
         let row = store::find(&self.pool, order_id)
             .await?
             .ok_or(CheckoutError::NotFound)?;
-        let run = Run {
-            order_id,
-            now: Utc::now(),
-            position: None,
-            decline: None,
-        };
-        self.view_of(&row, &run).await
+        let mut run = Run::new(order_id, Utc::now());
+        self.view_of(&row, &mut run).await
     }
 
     /// When the checkout of `cart_id` was started, if it was.
@@ -718,17 +843,13 @@ impl Checkouts {
             .map(|r| r.customer_id))
     }
 
-    async fn view_of(&self, row: &CheckoutRow, run: &Run) -> Result<CheckoutView, CheckoutError> {
-        let order = self
-            .orders
-            .load(&row.order_id.to_string())
-            .await
-            .map_err(unexpected("load order"))?;
-        let payment = self
-            .payments
-            .load(&ids::payment(row.order_id).to_string())
-            .await
-            .map_err(unexpected("load payment"))?;
+    async fn view_of(
+        &self,
+        row: &CheckoutRow,
+        run: &mut Run,
+    ) -> Result<CheckoutView, CheckoutError> {
+        let order = self.order_of(run).await?;
+        let payment = self.payment_of(run).await?;
         let payment_status = payment.status();
         Ok(CheckoutView {
             order_id: row.order_id,
@@ -868,12 +989,7 @@ impl Checkouts {
             amount.unwrap_or(paid.amount_minor() - refunded),
             paid.currency(),
         );
-        let mut run = Run {
-            order_id,
-            now,
-            position: None,
-            decline: None,
-        };
+        let mut run = Run::new(order_id, now);
         self.refund_payment(&mut run, refund_id, amount, actor, true)
             .await
             .map_err(|e| match e.downcast::<RefundRefused>() {
@@ -932,12 +1048,7 @@ impl Checkouts {
             .map_err(unexpected("load order"))?;
         let cancelled = match order.status() {
             Some(OrderStatus::Pending | OrderStatus::Reserved | OrderStatus::AwaitingPayment) => {
-                let run = Run {
-                    order_id,
-                    now,
-                    position: None,
-                    decline: None,
-                };
+                let run = Run::new(order_id, now);
                 match self
                     .orders
                     .execute(
@@ -971,11 +1082,7 @@ impl Checkouts {
     // --- the steps -------------------------------------------------------------------
 
     async fn step(&self, row: &CheckoutRow, run: &mut Run) -> anyhow::Result<Next> {
-        let order = self
-            .orders
-            .load(&row.order_id.to_string())
-            .await
-            .map_err(unexpected("load order"))?;
+        let order = self.order_of(run).await?;
         match order.status() {
             None => self.place(row, run).await,
             Some(OrderStatus::Pending) => self.reserve(row, &order, run).await,
@@ -1007,10 +1114,11 @@ impl Checkouts {
     async fn fail(
         &self,
         row: &CheckoutRow,
-        run: &Run,
+        run: &mut Run,
         failure: CheckoutFailure,
     ) -> anyhow::Result<Next> {
         store::set_failure(&self.pool, row.order_id, &failure, run.now).await?;
+        run.failure = Some(failure);
         Ok(Next::Done)
     }
 
@@ -1021,11 +1129,7 @@ impl Checkouts {
         }
         let choices = &row.request.0;
         let cart_key = row.cart_id.to_string();
-        let cart = self
-            .carts
-            .load(&cart_key)
-            .await
-            .map_err(unexpected("load cart"))?;
+        let cart = self.cart_of(row.cart_id, run).await?;
         let coupon = match &choices.coupon {
             Some(code) => Some(
                 self.coupons
@@ -1048,7 +1152,7 @@ impl Checkouts {
                         .await;
                 }
                 let skus: Vec<Sku> = lines.iter().map(|l| l.sku.clone()).collect();
-                let items = self.catalog.items(&skus).await?;
+                let items = self.items_of(&skus, run).await?;
                 let mut prices = BTreeMap::new();
                 for line in &lines {
                     let Some(item) = items.get(&line.sku) else {
@@ -1074,6 +1178,12 @@ impl Checkouts {
                             .unwrap_or(prices[&l.sku])
                     }),
                 )?;
+                if choices.coupon.is_none()
+                    && self.fast_path(run)
+                    && let Some(next) = self.place_at_once(row, prices.clone(), run).await?
+                {
+                    return Ok(next);
+                }
                 // The coupon first: refused, it leaves the cart open to try again.
                 if let Some(code) = &choices.coupon {
                     match self.redeem(row, code, subtotal, run).await? {
@@ -1131,8 +1241,52 @@ impl Checkouts {
                 return self.fail(row, run, CheckoutFailure::coupon(&e)).await;
             }
         }
+        let discount: Option<Discount> =
+            coupon.as_ref().and_then(|c| c.terms().map(|t| t.discount));
+        let command = match self
+            .place_command(row, &snapshot, discount.as_ref(), run)
+            .await?
+        {
+            Ok(command) => command,
+            Err(e) => {
+                self.release_coupon_of(row, run).await?;
+                return self
+                    .fail(
+                        row,
+                        run,
+                        CheckoutFailure::invalid("shippingMethod", "shipping_unavailable", e),
+                    )
+                    .await;
+            }
+        };
+        match self
+            .orders
+            .execute(&row.order_id.to_string(), command, &run.meta("place"))
+            .await
+        {
+            Ok(c) => run.note(&c),
+            // Placed by a concurrent run (perhaps with a newer product name).
+            Err(
+                CommandError::Rejected(OrderError::AlreadyPlaced { .. })
+                | CommandError::Conflict { .. },
+            ) => {}
+            Err(e) => return Err(unexpected("place order")(e)),
+        }
+        Ok(Next::Continue)
+    }
+
+    /// The `PlaceOrder` of a checked-out cart: the quote of its priced snapshot
+    /// (names and weights from the catalogue), or why shipping refused it.
+    async fn place_command(
+        &self,
+        row: &CheckoutRow,
+        snapshot: &store::CartSnapshot,
+        discount: Option<&Discount>,
+        run: &mut Run,
+    ) -> anyhow::Result<Result<OrderCommand, String>> {
+        let choices = &row.request.0;
         let skus: Vec<Sku> = snapshot.lines.iter().map(|l| l.sku.clone()).collect();
-        let items = self.catalog.items(&skus).await?;
+        let items = self.items_of(&skus, run).await?;
         let priced: Vec<PricedLine> = snapshot
             .lines
             .iter()
@@ -1149,27 +1303,16 @@ impl Checkouts {
                 }
             })
             .collect();
-        let discount: Option<Discount> =
-            coupon.as_ref().and_then(|c| c.terms().map(|t| t.discount));
         let quote = match self.config.pricing.quote(
             &priced,
             &choices.shipping_address,
             &choices.shipping_method,
-            discount.as_ref(),
+            discount,
         ) {
             Ok(q) => q,
-            Err(e) => {
-                self.release_coupon_of(row, run).await?;
-                return self
-                    .fail(
-                        row,
-                        run,
-                        CheckoutFailure::invalid("shippingMethod", "shipping_unavailable", e),
-                    )
-                    .await;
-            }
+            Err(e) => return Ok(Err(e.to_string())),
         };
-        let command = OrderCommand::PlaceOrder {
+        Ok(Ok(OrderCommand::PlaceOrder {
             order_id: row.order_id,
             customer_id: row.customer_id,
             lines: quote.order_lines(),
@@ -1180,21 +1323,331 @@ impl Checkouts {
             billing_address: choices.billing_address.clone(),
             currency: snapshot.currency,
             at: run.now,
-        };
-        match self
-            .orders
-            .execute(&row.order_id.to_string(), command, &run.meta("place"))
-            .await
-        {
-            Ok(c) => run.note(&c),
-            // Placed by a concurrent run (perhaps with a newer product name).
-            Err(
-                CommandError::Rejected(OrderError::AlreadyPlaced { .. })
-                | CommandError::Conflict { .. },
-            ) => {}
-            Err(e) => return Err(unexpected("place order")(e)),
+        }))
+    }
+
+    /// Commits `rows` as one unit; `true` when they were recorded (the position is
+    /// noted), `false` on a conflict (nothing was recorded).
+    async fn commit_unit(&self, rows: &[UnitRow], run: &mut Run) -> anyhow::Result<Option<bool>> {
+        match self.orders.event_store().append_unit(rows).await? {
+            Some(Appended::At(position)) => {
+                run.position = Some(run.position.map_or(position, |p| p.max(position)));
+                Ok(Some(true))
+            }
+            Some(Appended::Conflict) => Ok(Some(false)),
+            None => Ok(None),
         }
-        store::set_total(&self.pool, row.order_id, quote.total()).await?;
+    }
+
+    /// The happy path of a checkout without a coupon, as one unit: the cart checked
+    /// out, the order placed, every SKU reserved, the stock marked reserved and the
+    /// fraud gate's decision, each decided on the state the previous one left and
+    /// committed together in one statement (all or nothing: a reservation never
+    /// stands without its order, nor an order half reserved). `None` when anything
+    /// leaves the happy path (a refusal, a no-op, a snapshot due, a stale guess):
+    /// nothing was written, and the step-by-step path decides on stored state.
+    async fn place_at_once(
+        &self,
+        row: &CheckoutRow,
+        prices: BTreeMap<Sku, Money>,
+        run: &mut Run,
+    ) -> anyhow::Result<Option<Next>> {
+        let cart_key = row.cart_id.to_string();
+        let order_key = row.order_id.to_string();
+        let mut cart = self
+            .carts
+            .draft(&cart_key)
+            .await
+            .map_err(unexpected("load cart"))?;
+        if !matches!(
+            cart.decide(
+                CartCommand::CheckOut {
+                    prices,
+                    at: run.now
+                },
+                &run.meta("check_out")
+            ),
+            Ok(1)
+        ) {
+            return Ok(None);
+        }
+        let Some(CartEvent::CartCheckedOut {
+            lines,
+            subtotal,
+            currency,
+            ..
+        }) = cart.events().first().map(|e| (*e).clone())
+        else {
+            return Ok(None);
+        };
+        let snapshot = store::CartSnapshot {
+            lines,
+            subtotal,
+            currency,
+        };
+        let mut order = self
+            .orders
+            .draft(&order_key)
+            .await
+            .map_err(unexpected("load order"))?;
+        if order.state().status().is_some() {
+            return Ok(None);
+        }
+        let Ok(place) = self.place_command(row, &snapshot, None, run).await? else {
+            return Ok(None);
+        };
+        if !matches!(order.decide(place, &run.meta("place")), Ok(n) if n > 0) {
+            return Ok(None);
+        }
+        let wanted: Vec<(Sku, u64)> =
+            quantities(order.state().lines().iter().map(|l| (&l.sku, l.quantity)))
+                .into_iter()
+                .map(|(sku, q)| (sku.clone(), q))
+                .collect();
+        let mut stock = Vec::with_capacity(wanted.len());
+        for (sku, quantity) in wanted {
+            let Ok(quantity) = Quantity::new(i64::try_from(quantity).unwrap_or(i64::MAX)) else {
+                return Ok(None);
+            };
+            let mut draft = self
+                .inventory
+                .draft(sku.as_str())
+                .await
+                .map_err(unexpected("load inventory"))?;
+            let command = InventoryCommand::ReserveStock {
+                reservation_id: ids::reservation(row.order_id, &sku),
+                order_id: row.order_id,
+                quantity,
+                expires_at: row.expires_at,
+                at: run.now,
+            };
+            let meta = run.meta(&format!("reserve:{}", sku.as_str()));
+            if !matches!(draft.decide(command, &meta), Ok(n) if n > 0) {
+                return Ok(None);
+            }
+            stock.push(draft);
+        }
+        if !matches!(
+            order.decide(
+                OrderCommand::MarkStockReserved { at: run.now },
+                &run.meta("stock_reserved")
+            ),
+            Ok(n) if n > 0
+        ) {
+            return Ok(None);
+        }
+        let total = order
+            .state()
+            .grand_total()
+            .ok_or_else(|| anyhow::anyhow!("placed order without total"))?;
+        let facts = self.fraud_facts(row, total, run.now).await?;
+        let assessment = self.scorer.assess(&facts)?;
+        let gate = match assessment.decision {
+            FraudDecision::Pass => OrderCommand::PassFraudCheck {
+                risk_score: assessment.score,
+                reasons: assessment.reasons,
+                at: run.now,
+            },
+            FraudDecision::Review => OrderCommand::HoldForReview {
+                risk_score: assessment.score,
+                reasons: assessment.reasons,
+                at: run.now,
+            },
+        };
+        if !matches!(order.decide(gate, &run.meta("fraud")), Ok(n) if n > 0) {
+            return Ok(None);
+        }
+        let mut rows = Vec::new();
+        let Some(r) = self.carts.rows(&cart)? else {
+            return Ok(None);
+        };
+        rows.extend(r);
+        let Some(r) = self.orders.rows(&order)? else {
+            return Ok(None);
+        };
+        rows.extend(r);
+        for draft in &stock {
+            let Some(r) = self.inventory.rows(draft)? else {
+                return Ok(None);
+            };
+            rows.extend(r);
+        }
+        match self.commit_unit(&rows, run).await? {
+            Some(true) => {
+                self.carts.accept(cart);
+                self.orders.accept(order);
+                for draft in stock {
+                    self.inventory.accept(draft);
+                }
+                self.crash_point("stock_reserved").await;
+                Ok(Some(Next::Continue))
+            }
+            Some(false) => {
+                // A guess was stale: look again on stored state.
+                self.carts.forget(&cart_key);
+                self.orders.forget(&order_key);
+                for draft in &stock {
+                    self.inventory.forget(draft.id());
+                }
+                run.no_fast_path = true;
+                Ok(Some(Next::Continue))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the run may take the one-unit fast paths: not after one of them gave
+    /// up, and not when a test parks the run at a step they merge.
+    fn fast_path(&self, run: &Run) -> bool {
+        !run.no_fast_path
+            && !matches!(
+                self.config.crash_after.as_deref(),
+                Some("payment_created" | "payment_authorised")
+            )
+    }
+
+    /// The happy path of a payment, as one unit after the provider calls: intent,
+    /// confirm and (authorised) capture at the provider, each idempotent by its key,
+    /// then the payment's created/authorised/captured (or declined, or waiting for 3-D
+    /// Secure) and the order paid, committed in one statement. A crash before that
+    /// commit leaves no payment: the next run asks the provider again with the same
+    /// keys and gets the same intent and answers. Anything off the happy path
+    /// commits nothing here and goes step by step.
+    async fn pay_at_once(
+        &self,
+        row: &CheckoutRow,
+        total: Money,
+        method: &StoredMethod,
+        run: &mut Run,
+    ) -> anyhow::Result<Next> {
+        let payment_id = ids::payment(row.order_id);
+        let payment_key = payment_id.to_string();
+        let order_key = row.order_id.to_string();
+        let key = IdempotencyKey::for_command("create_intent", payment_id);
+        let intent = self
+            .provider
+            .create_intent(
+                CreateIntent {
+                    amount: total,
+                    order_id: row.order_id,
+                },
+                &key,
+            )
+            .await?;
+        // The provider has the intent, the payment does not name it yet: a rerun
+        // asks again with the same key and gets the same intent.
+        self.crash_point("intent_created").await;
+        let mut payment = self
+            .payments
+            .draft(&payment_key)
+            .await
+            .map_err(unexpected("load payment"))?;
+        let create = PaymentCommand::CreatePayment {
+            payment_id,
+            order_id: row.order_id,
+            provider: self.provider.name().to_owned(),
+            provider_intent_id: intent.id.0.clone(),
+            amount: total,
+            idempotency_key: key.as_str().to_owned(),
+            at: run.now,
+        };
+        if !matches!(payment.decide(create, &run.meta("create_payment")), Ok(1)) {
+            run.no_fast_path = true;
+            return Ok(Next::Continue);
+        }
+        let confirmation = self
+            .provider
+            .confirm(
+                &intent.id,
+                method.to_method()?,
+                &IdempotencyKey::for_command("confirm", payment_id),
+            )
+            .await?;
+        // The provider has the method: the row forgets it when the run ends.
+        run.clear_method = true;
+        let decline = match &confirmation {
+            Confirmation::Declined { code, .. } => Some(*code),
+            _ => None,
+        };
+        let reported = confirmation.intent();
+        for (i, command) in payment_commands(payment.state(), reported, decline, run.now)
+            .into_iter()
+            .enumerate()
+        {
+            let meta = run.meta(&format!("payment:{}:{i}", reported.status));
+            if payment.decide(command, &meta).is_err() {
+                run.no_fast_path = true;
+                return Ok(Next::Continue);
+            }
+        }
+        let mut paid = None;
+        if matches!(confirmation, Confirmation::Authorised(_)) {
+            let captured = self
+                .provider
+                .capture(
+                    &intent.id,
+                    None,
+                    &IdempotencyKey::for_command("capture", payment_id),
+                )
+                .await?;
+            for (i, command) in payment_commands(payment.state(), &captured, None, run.now)
+                .into_iter()
+                .enumerate()
+            {
+                let meta = run.meta(&format!("payment:{}:{i}", captured.status));
+                if payment.decide(command, &meta).is_err() {
+                    run.no_fast_path = true;
+                    return Ok(Next::Continue);
+                }
+            }
+            if payment.state().status() == Some(PaymentStatus::Captured) {
+                let mut order = self
+                    .orders
+                    .draft(&order_key)
+                    .await
+                    .map_err(unexpected("load order"))?;
+                let amount = payment.state().captured().unwrap_or(total);
+                let mark = OrderCommand::MarkPaid {
+                    payment_id,
+                    amount,
+                    at: run.now,
+                };
+                if !matches!(order.decide(mark, &run.meta("mark_paid")), Ok(n) if n > 0) {
+                    run.no_fast_path = true;
+                    return Ok(Next::Continue);
+                }
+                paid = Some(order);
+            }
+        }
+        let mut rows = match self.payments.rows(&payment)? {
+            Some(rows) => rows,
+            None => {
+                run.no_fast_path = true;
+                return Ok(Next::Continue);
+            }
+        };
+        if let Some(order) = &paid {
+            match self.orders.rows(order)? {
+                Some(r) => rows.extend(r),
+                None => {
+                    run.no_fast_path = true;
+                    return Ok(Next::Continue);
+                }
+            }
+        }
+        match self.commit_unit(&rows, run).await? {
+            Some(true) => {
+                self.payments.accept(payment);
+                if let Some(order) = paid {
+                    self.orders.accept(order);
+                }
+            }
+            Some(false) | None => {
+                self.payments.forget(&payment_key);
+                self.orders.forget(&order_key);
+                run.no_fast_path = true;
+            }
+        }
         Ok(Next::Continue)
     }
 
@@ -1277,15 +1730,11 @@ impl Checkouts {
         let (command, step) = match cancel {
             Some((reason, sku)) => {
                 if let Some(sku) = sku {
-                    store::set_failure(
-                        &self.pool,
-                        row.order_id,
-                        &CheckoutFailure::OutOfStock {
-                            sku: sku.as_str().to_owned(),
-                        },
-                        run.now,
-                    )
-                    .await?;
+                    let failure = CheckoutFailure::OutOfStock {
+                        sku: sku.as_str().to_owned(),
+                    };
+                    store::set_failure(&self.pool, row.order_id, &failure, run.now).await?;
+                    run.failure = Some(failure);
                 }
                 (
                     OrderCommand::CancelOrder {
@@ -1361,27 +1810,19 @@ impl Checkouts {
             last_hour: u32::try_from(hour).unwrap_or(u32::MAX),
             last_day: u32::try_from(day).unwrap_or(u32::MAX),
         };
-        let user = counts(
-            store::velocity(
-                &self.pool,
-                "customer_id",
-                &row.customer_id.to_string(),
-                row.order_id,
-                now,
-            )
-            .await?,
-        );
-        let email = match &row.email {
-            Some(e) => counts(store::velocity(&self.pool, "email", e, row.order_id, now).await?),
-            None => user,
-        };
-        let ip = match &row.client_ip {
-            Some(ip) => Some(counts(
-                store::velocity(&self.pool, "client_ip", ip, row.order_id, now).await?,
-            )),
-            None => None,
-        };
-        let (completed, median) = store::history(&self.pool, row.customer_id).await?;
+        let found = store::fraud_counts(
+            &self.pool,
+            row.customer_id,
+            row.email.as_deref(),
+            row.client_ip.as_deref(),
+            row.order_id,
+            now,
+        )
+        .await?;
+        let user = counts(found.customer);
+        let email = found.email.map_or(user, counts);
+        let ip = found.ip.map(counts);
+        let (completed, median) = (found.completed, found.median);
         #[allow(clippy::cast_possible_truncation, reason = "a median of i64 amounts")]
         let median_order = median.map(|m| Money::new(m.round() as i64, total.currency()));
         let account_age = self
@@ -1435,11 +1876,13 @@ impl Checkouts {
                 .await;
             return self.after_mark_paid(paid, run);
         }
-        let payment = self
-            .payments
-            .load(&payment_key)
-            .await
-            .map_err(unexpected("load payment"))?;
+        let payment = self.payment_of(run).await?;
+        if payment.status().is_none()
+            && self.fast_path(run)
+            && let Some(method) = &row.payment_method
+        {
+            return self.pay_at_once(row, total, &method.0, run).await;
+        }
         let Some(status) = payment.status() else {
             let key = IdempotencyKey::for_command("create_intent", payment_id);
             let intent = self
@@ -1452,6 +1895,9 @@ impl Checkouts {
                     &key,
                 )
                 .await?;
+            // The provider has the intent, the payment does not name it yet: a rerun
+            // asks again with the same key and gets the same intent.
+            self.crash_point("intent_created").await;
             let command = PaymentCommand::CreatePayment {
                 payment_id,
                 order_id: row.order_id,
@@ -1498,7 +1944,8 @@ impl Checkouts {
                 let next = self
                     .reconcile(&payment_key, &payment, confirmation.intent(), decline, run)
                     .await?;
-                store::clear_method(&self.pool, row.order_id).await?;
+                // The row forgets the method when the run ends (one row write per run).
+                run.clear_method = true;
                 if matches!(confirmation, Confirmation::Authorised(_)) {
                     self.crash_point("payment_authorised").await;
                 }

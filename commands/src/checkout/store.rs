@@ -84,12 +84,13 @@ pub(super) struct NewCheckout<'a> {
 /// Inserts the row unless this order or this cart already has one; returns the row
 /// that stands (the first submission's, for a duplicate).
 pub(super) async fn insert(pool: &PgPool, new: NewCheckout<'_>) -> anyhow::Result<CheckoutRow> {
-    sqlx::query(
+    let inserted: Option<CheckoutRow> = sqlx::query_as(&format!(
         "INSERT INTO checkouts (order_id, cart_id, customer_id, email, client_ip, request,
              payment_method, expires_at, next_attempt_at, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
-         ON CONFLICT DO NOTHING",
-    )
+         ON CONFLICT DO NOTHING
+         RETURNING {COLUMNS}"
+    ))
     .bind(new.order_id)
     .bind(new.cart_id)
     .bind(new.customer_id)
@@ -100,9 +101,12 @@ pub(super) async fn insert(pool: &PgPool, new: NewCheckout<'_>) -> anyhow::Resul
     .bind(new.expires_at)
     .bind(new.next_attempt_at)
     .bind(new.now)
-    .execute(pool)
+    .fetch_optional(pool)
     .await
     .map_err(|e| anyhow::Error::from(e).context("insert checkout"))?;
+    if let Some(row) = inserted {
+        return Ok(row);
+    }
     let row: Option<CheckoutRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM checkouts WHERE order_id = $1 OR cart_id = $2
          ORDER BY (order_id = $1) DESC LIMIT 1"
@@ -181,49 +185,42 @@ pub(super) async fn forget(pool: &PgPool, order_id: Uuid) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Forgets the payment method: the provider has it now.
-pub(super) async fn clear_method(pool: &PgPool, order_id: Uuid) -> anyhow::Result<()> {
-    sqlx::query("UPDATE checkouts SET payment_method = NULL WHERE order_id = $1")
-        .bind(order_id)
-        .execute(pool)
-        .await
-        .map_err(|e| anyhow::Error::from(e).context("clear payment method"))?;
-    Ok(())
-}
-
-/// Records the order total (for the customer's history in fraud checks).
-pub(super) async fn set_total(pool: &PgPool, order_id: Uuid, total: Money) -> anyhow::Result<()> {
-    sqlx::query("UPDATE checkouts SET grand_total_minor = $2 WHERE order_id = $1")
-        .bind(order_id)
-        .bind(total.amount_minor())
-        .execute(pool)
-        .await
-        .map_err(|e| anyhow::Error::from(e).context("record order total"))?;
-    Ok(())
-}
-
-/// Schedules the next attempt (open) or closes the checkout.
+/// Schedules the next attempt (open) or closes the checkout, at the end of a run:
+/// also records the order total (for the customer's history in fraud checks) and,
+/// once the provider has the payment method, forgets it. One row write per run.
 pub(super) async fn schedule(
     pool: &PgPool,
     order_id: Uuid,
-    open: bool,
-    paid: bool,
+    end: RunEnd,
     next_attempt_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "UPDATE checkouts SET state = $2, paid = paid OR $3, next_attempt_at = $4, updated_at = $5
+        "UPDATE checkouts SET state = $2, paid = paid OR $3, next_attempt_at = $4, updated_at = $5,
+             grand_total_minor = COALESCE($6, grand_total_minor),
+             payment_method = CASE WHEN $7 THEN NULL ELSE payment_method END
          WHERE order_id = $1",
     )
     .bind(order_id)
-    .bind(if open { "open" } else { "closed" })
-    .bind(paid)
+    .bind(if end.open { "open" } else { "closed" })
+    .bind(end.paid)
     .bind(next_attempt_at)
     .bind(now)
+    .bind(end.total.map(Money::amount_minor))
+    .bind(end.clear_method)
     .execute(pool)
     .await
     .map_err(|e| anyhow::Error::from(e).context("schedule checkout"))?;
     Ok(())
+}
+
+/// How a run ends, for [`schedule`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RunEnd {
+    pub(super) open: bool,
+    pub(super) paid: bool,
+    pub(super) total: Option<Money>,
+    pub(super) clear_method: bool,
 }
 
 /// Counts a failed attempt and backs off.
@@ -232,16 +229,19 @@ pub(super) async fn backoff(
     order_id: Uuid,
     now: DateTime<Utc>,
     base: chrono::Duration,
+    clear_method: bool,
 ) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE checkouts SET attempts = attempts + 1,
              next_attempt_at = $2 + $3 * power(2, LEAST(attempts, 10))::int * interval '1 millisecond',
-             updated_at = $2
+             updated_at = $2,
+             payment_method = CASE WHEN $4 THEN NULL ELSE payment_method END
          WHERE order_id = $1",
     )
     .bind(order_id)
     .bind(now)
     .bind(i32::try_from(base.num_milliseconds()).unwrap_or(i32::MAX))
+    .bind(clear_method)
     .execute(pool)
     .await
     .map_err(|e| anyhow::Error::from(e).context("back off checkout"))?;
@@ -309,43 +309,65 @@ pub(super) async fn due(
     .map_err(|e| anyhow::Error::from(e).context("find due checkouts"))
 }
 
-/// Checkouts in the windows before `now` for one subject, not counting `order_id`.
-pub(super) async fn velocity(
-    pool: &PgPool,
-    column: &'static str,
-    value: &str,
-    order_id: Uuid,
-    now: DateTime<Utc>,
-) -> anyhow::Result<(i64, i64)> {
-    // `column` is one of a fixed set of names, never input.
-    let sql = format!(
-        "SELECT count(*) FILTER (WHERE created_at > $3 - interval '1 hour'),
-                count(*) FILTER (WHERE created_at > $3 - interval '1 day')
-         FROM checkouts WHERE {column}::text = $1 AND order_id <> $2
-           AND created_at > $3 - interval '1 day' AND created_at <= $3"
-    );
-    sqlx::query_as(&sql)
-        .bind(value)
-        .bind(order_id)
-        .bind(now)
-        .fetch_one(pool)
-        .await
-        .map_err(|e| anyhow::Error::from(e).context("count recent checkouts"))
+/// What the fraud rules need from the checkouts, in one query: for the customer, the
+/// e-mail and the client address, the checkouts in the hour and the day before `now`
+/// (not counting `order_id`; `None` for an absent e-mail or address), and the
+/// customer's paid orders (how many, the median total in minor units).
+pub(super) struct FraudCounts {
+    pub(super) customer: (i64, i64),
+    pub(super) email: Option<(i64, i64)>,
+    pub(super) ip: Option<(i64, i64)>,
+    pub(super) completed: i64,
+    pub(super) median: Option<f64>,
 }
 
-/// The customer's paid orders: how many, and the median total in minor units.
-pub(super) async fn history(
+pub(super) async fn fraud_counts(
     pool: &PgPool,
     customer_id: Uuid,
-) -> anyhow::Result<(i64, Option<f64>)> {
-    sqlx::query_as(
-        "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY grand_total_minor)
-         FROM checkouts WHERE customer_id = $1 AND paid AND grand_total_minor IS NOT NULL",
-    )
-    .bind(customer_id)
-    .fetch_one(pool)
-    .await
-    .map_err(|e| anyhow::Error::from(e).context("read order history"))
+    email: Option<&str>,
+    client_ip: Option<&str>,
+    order_id: Uuid,
+    now: DateTime<Utc>,
+) -> anyhow::Result<FraudCounts> {
+    type Row = (i64, i64, i64, i64, i64, i64, i64, Option<f64>);
+    let window = |column: &str, param: &str| {
+        format!(
+            "(SELECT count(*) FILTER (WHERE created_at > $4 - interval '1 hour')
+               FROM checkouts WHERE {column} = {param} AND order_id <> $5
+                AND created_at > $4 - interval '1 day' AND created_at <= $4),
+             (SELECT count(*)
+               FROM checkouts WHERE {column} = {param} AND order_id <> $5
+                AND created_at > $4 - interval '1 day' AND created_at <= $4)"
+        )
+    };
+    // The column names are constants, never input.
+    let sql = format!(
+        "SELECT {cust}, {mail}, {ip}, h.n, h.median
+           FROM (SELECT count(*) AS n,
+                        percentile_cont(0.5) WITHIN GROUP (ORDER BY grand_total_minor) AS median
+                   FROM checkouts
+                  WHERE customer_id = $1 AND paid AND grand_total_minor IS NOT NULL) h",
+        cust = window("customer_id", "$1"),
+        mail = window("email", "$2"),
+        ip = window("client_ip", "$3"),
+    );
+    let row: Row = sqlx::query_as(&sql)
+        .bind(customer_id)
+        .bind(email)
+        .bind(client_ip)
+        .bind(now)
+        .bind(order_id)
+        .fetch_one(pool)
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("count recent checkouts"))?;
+    let (c_hour, c_day, m_hour, m_day, i_hour, i_day, completed, median) = row;
+    Ok(FraudCounts {
+        customer: (c_hour, c_day),
+        email: email.map(|_| (m_hour, m_day)),
+        ip: client_ip.map(|_| (i_hour, i_day)),
+        completed,
+        median,
+    })
 }
 
 /// The priced snapshot of a checked-out cart, from its `CartCheckedOut` event.

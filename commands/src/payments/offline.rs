@@ -21,17 +21,23 @@
 //! [`OfflineProvider::new`] keeps them in memory behind one `std::sync::Mutex` (never
 //! held across an `.await`), for unit tests of code that needs a provider and nothing
 //! else. Both run the same operations on the same state type; the durable one loads
-//! the one intent an operation touches, runs it, and writes the result in one
-//! transaction.
+//! the one intent an operation touches, runs it, and writes the result atomically.
 //!
 //! **Idempotency, as Stripe does it:** a key's first *successful* response is stored
 //! with a fingerprint of its request; the same key and request return that response
 //! again without acting (no second intent, capture or refund), the same key with
 //! another request is [`ProviderError::IdempotencyKeyReused`]. Errors are not stored,
-//! so a retry after one re-executes. Calls with one key are serialised (the mutex, or a
-//! transaction-scoped advisory lock on the key), and calls on one intent too (the
-//! mutex, or `SELECT ... FOR UPDATE` on its row), so concurrent duplicates see the
-//! first one's stored response.
+//! so a retry after one re-executes. In memory, calls take turns on the mutex. Durable,
+//! a call is one read and one statement (two round trips, no transaction held open): a
+//! create inserts its idempotency row and its intent only if the key is new; an
+//! operation on an intent writes its new state only if the intent is still the state
+//! it decided on, together with its idempotency row, both or neither
+//! (`offline_payment_apply`, migration `20261127000300`). A call that lost (the
+//! intent moved on, or a duplicate stored its response first) wrote nothing and
+//! decides again from a new read, so concurrent duplicates replay the first one's
+//! stored response and concurrent operations on one intent apply one at a time.
+//! Refunds (they also add a refund row) keep the transaction: an advisory lock on the
+//! key, then `SELECT ... FOR UPDATE` on the intent.
 //!
 //! **Cards:** only a [`CardSummary`] (brand, last four, fingerprint) is kept; the
 //! confirm request's fingerprint uses that summary too, so no full number is stored.
@@ -390,7 +396,7 @@ impl OfflineProvider {
         key: &IdempotencyKey,
         request: Request,
         intent: Option<&IntentId>,
-        operation: impl FnOnce(&mut State) -> Result<Response, ProviderError>,
+        operation: impl Fn(&mut State) -> Result<Response, ProviderError>,
     ) -> Result<Response, ProviderError> {
         match &self.backend {
             Backend::Memory(state) => {
@@ -403,6 +409,9 @@ impl OfflineProvider {
                     .idempotent
                     .insert(key.clone(), (request, response.clone()));
                 Ok(response)
+            }
+            Backend::Postgres(pool) if !matches!(request, Request::Refund { .. }) => {
+                one_statement(pool, key, &request, intent, operation).await
             }
             Backend::Postgres(pool) => {
                 let mut tx = pool.begin().await.map_err(unavailable)?;
@@ -461,6 +470,129 @@ impl OfflineProvider {
             }
         }
     }
+}
+
+/// How many times a durable call decides again after losing a race on its intent
+/// before it reports the provider unavailable (each loss means another call changed
+/// the intent, so this bounds a pathological storm, not a normal race).
+const ATTEMPTS: usize = 64;
+
+/// The durable path of every call but a refund: one read, then one statement (no
+/// transaction round trips, no lock held across them). A create inserts its
+/// idempotency row and, only if that was new, the intent it made; an operation on an
+/// intent applies its new state only if the intent still is what the operation
+/// decided on (compare-and-set, `offline_payment_apply`), together with its
+/// idempotency row. A loss (the intent moved on, or a duplicate with the same key
+/// stored first) writes nothing and decides again from a new read, where a duplicate
+/// finds the first one's response and replays it.
+async fn one_statement(
+    pool: &PgPool,
+    key: &IdempotencyKey,
+    request: &Request,
+    intent: Option<&IntentId>,
+    operation: impl Fn(&mut State) -> Result<Response, ProviderError>,
+) -> Result<Response, ProviderError> {
+    type Read = (
+        Option<serde_json::Value>,
+        Option<sqlx::types::Json<Request>>,
+        Option<sqlx::types::Json<Response>>,
+    );
+    for _ in 0..ATTEMPTS {
+        let (stored_intent, stored_request, stored_response): Read = sqlx::query_as(
+            "SELECT (SELECT state FROM offline_payment_intents WHERE intent_id = $1),
+                    k.request, k.response
+               FROM (SELECT 1) one
+               LEFT JOIN offline_payment_idempotency k ON k.key = $2",
+        )
+        .bind(intent.map(|i| i.0.as_str()))
+        .bind(key.as_str())
+        .fetch_one(pool)
+        .await
+        .context("read offline intent")
+        .map_err(unavailable)?;
+        if let (Some(stored), Some(response)) = (stored_request, stored_response) {
+            return replay(key, &stored.0, &response.0, request);
+        }
+        let mut state = State::default();
+        let old = match (intent, stored_intent) {
+            (Some(id), Some(raw)) => {
+                let loaded: PaymentIntent = serde_json::from_value(raw.clone())
+                    .context("stored offline intent")
+                    .map_err(unavailable)?;
+                state.intents.insert(id.clone(), loaded);
+                Some((id, raw))
+            }
+            _ => None,
+        };
+        // An error writes nothing: it is not stored, as at Stripe.
+        let response = operation(&mut state)?;
+        let request_json = sqlx::types::Json(request);
+        let response_json = sqlx::types::Json(&response);
+        let outcome = match old {
+            Some((id, raw)) => {
+                let changed = state
+                    .intents
+                    .get(id)
+                    .ok_or_else(|| ProviderError::NotFound(id.clone()))?;
+                sqlx::query_scalar::<_, String>(
+                    "SELECT offline_payment_apply($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&id.0)
+                .bind(key.as_str())
+                .bind(request_json)
+                .bind(response_json)
+                .bind(&raw)
+                .bind(sqlx::types::Json(changed))
+                .fetch_one(pool)
+                .await
+                .context("apply offline intent")
+                .map_err(unavailable)?
+            }
+            None => {
+                // A create (or an operation on an intent that does not exist, which
+                // the operation refused above): the new intents, if the key is new.
+                let made: Vec<&PaymentIntent> = state.intents.values().collect();
+                let ids: Vec<&str> = made.iter().map(|i| i.id.0.as_str()).collect();
+                let orders: Vec<Uuid> = made.iter().map(|i| i.order_id).collect();
+                let states: Vec<serde_json::Value> = made
+                    .iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<_, _>>()
+                    .map_err(unavailable)?;
+                let inserted: bool = sqlx::query_scalar(
+                    "WITH k AS (
+                         INSERT INTO offline_payment_idempotency (key, request, response)
+                         VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING RETURNING 1
+                     ), i AS (
+                         INSERT INTO offline_payment_intents (intent_id, order_id, state)
+                         SELECT u.id, u.o, u.s FROM unnest($4::text[], $5::uuid[], $6::jsonb[]) AS u(id, o, s)
+                          WHERE EXISTS (SELECT 1 FROM k)
+                         RETURNING 1
+                     )
+                     SELECT EXISTS (SELECT 1 FROM k) AND (SELECT count(*) FROM i) = cardinality($4::text[])",
+                )
+                .bind(key.as_str())
+                .bind(request_json)
+                .bind(response_json)
+                .bind(&ids)
+                .bind(&orders)
+                .bind(&states)
+                .fetch_one(pool)
+                .await
+                .context("create offline intent")
+                .map_err(unavailable)?;
+                if inserted { "applied" } else { "key_taken" }.to_owned()
+            }
+        };
+        if outcome == "applied" {
+            return Ok(response);
+        }
+        // 'changed' or 'key_taken': nothing was written; read again.
+        tokio::task::yield_now().await;
+    }
+    Err(unavailable(anyhow::anyhow!(
+        "offline intent kept changing under {key}"
+    )))
 }
 
 fn replay(
@@ -650,7 +782,7 @@ impl PaymentProvider for OfflineProvider {
                 if intent.status != IntentStatus::RequiresPaymentMethod {
                     return Err(unexpected(intent, "confirm"));
                 }
-                let (Some(card), Some(summary)) = (card, summary) else {
+                let (Some(card), Some(summary)) = (card, summary.clone()) else {
                     return Err(ProviderError::InvalidPaymentMethod(
                         "the offline provider takes card numbers, not provider payment methods",
                     ));

@@ -57,6 +57,8 @@ pub enum Outcome {
     Processed {
         /// The payment.
         payment_id: Uuid,
+        /// Its order (the intent's), whose checkout may move on now.
+        order_id: Uuid,
         /// Commands that recorded events.
         changes: usize,
     },
@@ -223,6 +225,7 @@ impl WebhookProcessor {
                 self.record(event, Some(payment_id), "processed").await?;
                 return Ok(Outcome::Processed {
                     payment_id,
+                    order_id: intent.order_id,
                     changes,
                 });
             };

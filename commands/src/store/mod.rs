@@ -90,6 +90,41 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     /// Whether the store holds no event and no claim.
     fn is_empty(&self) -> impl Future<Output = anyhow::Result<bool>> + Send;
 
+    /// Appends one aggregate's `events` at sequences `first_sequence..` in one
+    /// statement (one implicit transaction, one round trip), returning the position of
+    /// the last one, or [`Appended::Conflict`] when another writer already holds one
+    /// of those sequences (nothing is written then). `Ok(None)`: this store has no
+    /// such path, the caller commits through cqrs-es instead.
+    fn append(
+        &self,
+        aggregate_type: &'static str,
+        aggregate_id: &str,
+        first_sequence: usize,
+        events: &[NewEvent],
+        metadata: &serde_json::Value,
+    ) -> impl Future<Output = anyhow::Result<Option<Appended>>> + Send {
+        let _ = (
+            aggregate_type,
+            aggregate_id,
+            first_sequence,
+            events,
+            metadata,
+        );
+        std::future::ready(Ok(None))
+    }
+
+    /// Appends the events of several aggregates (each row names its aggregate and
+    /// sequence) in one statement: all of them or, when another writer holds any of
+    /// those sequences, none ([`Appended::Conflict`]). The position is the last row's.
+    /// `Ok(None)`: this store has no such path (the caller commits one by one).
+    fn append_unit(
+        &self,
+        rows: &[UnitRow],
+    ) -> impl Future<Output = anyhow::Result<Option<Appended>>> + Send {
+        let _ = rows;
+        std::future::ready(Ok(None))
+    }
+
     /// Appends `events` (in the given order, keeping their aggregate sequences, event
     /// ids and record times; positions are this store's) and `keys`, all in one
     /// transaction: on any error nothing is written.
@@ -98,6 +133,42 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         events: &[LoggedEvent],
         keys: &[UniqueKey],
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// One event to append, serialised as cqrs-es would (`EsEvent` is transparent, so the
+/// payload is the domain's JSON).
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The event type, e.g. `OrderPlaced`.
+    pub event_type: String,
+    /// The event's schema version.
+    pub event_version: String,
+    /// The event as stored.
+    pub payload: serde_json::Value,
+}
+
+/// One event of a multi-aggregate unit ([`EventStore::append_unit`]).
+#[derive(Debug, Clone)]
+pub struct UnitRow {
+    /// The aggregate's type.
+    pub aggregate_type: &'static str,
+    /// The aggregate's id.
+    pub aggregate_id: String,
+    /// The event's sequence in its aggregate.
+    pub sequence: i64,
+    /// The event.
+    pub event: NewEvent,
+    /// Its command's metadata.
+    pub metadata: serde_json::Value,
+}
+
+/// What [`EventStore::append`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Recorded; the global position of the last event.
+    At(i64),
+    /// Another writer holds one of the sequences: nothing was recorded.
+    Conflict,
 }
 
 /// An open claim (see [`crate::reservations`]).

@@ -5,7 +5,9 @@ use anyhow::Context;
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
-use super::{EventStore, KeyLookup, LoggedEvent, PendingClaim, UniqueKey};
+use super::{
+    Appended, EventStore, KeyLookup, LoggedEvent, NewEvent, PendingClaim, UniqueKey, UnitRow,
+};
 use crate::reservations::{self, Claim, Pending};
 
 /// The PostgreSQL event store (the distributed mode).
@@ -58,6 +60,90 @@ impl EventStore for PgStore {
         .fetch_one(&self.pool)
         .await
         .context("read committed event position")
+    }
+
+    async fn append(
+        &self,
+        aggregate_type: &'static str,
+        aggregate_id: &str,
+        first_sequence: usize,
+        events: &[NewEvent],
+        metadata: &serde_json::Value,
+    ) -> anyhow::Result<Option<Appended>> {
+        let first = i64::try_from(first_sequence).context("sequence fits in bigint")?;
+        let count = i64::try_from(events.len()).context("event count fits in bigint")?;
+        let sequences: Vec<i64> = (first..first + count).collect();
+        let types: Vec<String> = events.iter().map(|e| e.event_type.clone()).collect();
+        let versions: Vec<String> = events.iter().map(|e| e.event_version.clone()).collect();
+        let payloads: Vec<serde_json::Value> = events.iter().map(|e| e.payload.clone()).collect();
+        // One statement: atomic on its own, so no BEGIN/COMMIT round trips; rows are
+        // inserted (and numbered) in sequence order; the primary key refuses a second
+        // writer of any of the sequences and then nothing is written.
+        let inserted = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                 event_version, payload, metadata)
+             SELECT $1, $2, u.s, u.t, u.v, u.p, $7
+               FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[])
+                    WITH ORDINALITY AS u(s, t, v, p, o)
+              ORDER BY u.o
+             RETURNING position",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(&sequences)
+        .bind(&types)
+        .bind(&versions)
+        .bind(&payloads)
+        .bind(metadata)
+        .fetch_all(&self.pool)
+        .await;
+        match inserted {
+            Ok(positions) => Ok(positions.into_iter().max().map(Appended::At)),
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
+                Ok(Some(Appended::Conflict))
+            }
+            Err(e) => Err(anyhow::Error::from(e).context("append events")),
+        }
+    }
+
+    async fn append_unit(&self, rows: &[UnitRow]) -> anyhow::Result<Option<Appended>> {
+        let types: Vec<&str> = rows.iter().map(|r| r.aggregate_type).collect();
+        let ids: Vec<String> = rows.iter().map(|r| r.aggregate_id.clone()).collect();
+        let sequences: Vec<i64> = rows.iter().map(|r| r.sequence).collect();
+        let event_types: Vec<String> = rows.iter().map(|r| r.event.event_type.clone()).collect();
+        let versions: Vec<String> = rows.iter().map(|r| r.event.event_version.clone()).collect();
+        let payloads: Vec<serde_json::Value> =
+            rows.iter().map(|r| r.event.payload.clone()).collect();
+        let metadata: Vec<serde_json::Value> = rows.iter().map(|r| r.metadata.clone()).collect();
+        // As `append`, for rows of several aggregates: one statement, so one
+        // transaction, positions in row order, and a second writer of any sequence
+        // refused by the primary key, which writes nothing at all.
+        let inserted = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                 event_version, payload, metadata)
+             SELECT u.a, u.i, u.s, u.t, u.v, u.p, u.m
+               FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                           $6::jsonb[], $7::jsonb[])
+                    WITH ORDINALITY AS u(a, i, s, t, v, p, m, o)
+              ORDER BY u.o
+             RETURNING position",
+        )
+        .bind(&types)
+        .bind(&ids)
+        .bind(&sequences)
+        .bind(&event_types)
+        .bind(&versions)
+        .bind(&payloads)
+        .bind(&metadata)
+        .fetch_all(&self.pool)
+        .await;
+        match inserted {
+            Ok(positions) => Ok(positions.into_iter().max().map(Appended::At)),
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
+                Ok(Some(Appended::Conflict))
+            }
+            Err(e) => Err(anyhow::Error::from(e).context("append a unit of events")),
+        }
     }
 
     async fn claim(&self, scope: &str, key: &str, owner_id: &str) -> anyhow::Result<Claim> {
