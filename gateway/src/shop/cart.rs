@@ -251,14 +251,13 @@ impl Shop {
         // cart, so nothing was recorded; the change goes to the shopper's open cart,
         // found as a first change would find it (once).
         if matches!(
-                result,
-                Err(CommandError::Rejected(
-                    CartError::NotOpened
-                        | CartError::AlreadyCheckedOut
-                        | CartError::AlreadyMerged { .. }
-                ))
-            )
-        {
+            result,
+            Err(CommandError::Rejected(
+                CartError::NotOpened
+                    | CartError::AlreadyCheckedOut
+                    | CartError::AlreadyMerged { .. }
+            ))
+        ) {
             self.open_carts.remove(&shopper.cart_id(0));
             (id, opened) = self.open_cart(shopper).await?;
             result = self
@@ -414,7 +413,7 @@ impl Shop {
     ) -> Result<CartState, ApiError> {
         let sku = parse_sku(sku)?;
         self.change_cart(shopper, |at| CartCommand::RemoveItem { sku, at })
-        .await
+            .await
     }
 
     /// Removes every line.
