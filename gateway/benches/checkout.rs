@@ -29,16 +29,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
-use emporium_commands::catalog::Products;
 use emporium_commands::checkout::{CheckoutRequest, Checkouts, ids};
 use emporium_commands::payments::{CardNumber, PaymentMethod};
 use emporium_commands::{Dispatcher, Loading};
 use emporium_domain::cart::{Cart, CartCommand, CartOwner};
-use emporium_domain::catalog::{
-    AltText, Attributes, CategoryCommand, CategoryName, CategoryTree, Description, ImageSource,
-    ProductCommand, ProductName, Slug,
-};
-use emporium_domain::inventory::{Inventory, InventoryCommand};
 use emporium_domain::metadata::Actor;
 use emporium_domain::order::OrderStatus;
 use emporium_domain::pricing::ShippingMethodCode;
@@ -83,70 +77,14 @@ fn address() -> Address {
 }
 
 async fn seed(pool: &sqlx::PgPool) -> anyhow::Result<(Vec<(Sku, Uuid)>, i64)> {
-    let mut last = 0;
-    let category = Uuid::new_v4();
-    let c = Dispatcher::<CategoryTree>::new(pool.clone(), Loading::Replay)
-        .execute(
-            CategoryTree::ID,
-            CategoryCommand::CreateCategory {
-                category_id: category,
-                name: CategoryName::parse("Bench").unwrap(),
-                slug: Slug::parse("bench").unwrap(),
-                parent_id: None,
-                at: Utc::now(),
-            },
-            &meta(),
-        )
-        .await?;
-    last = last.max(c.position.unwrap_or(0));
-    let products = Products::new(pool.clone());
-    let inventory = Dispatcher::<Inventory>::new(pool.clone(), Loading::Replay);
-    let mut skus = Vec::new();
-    for i in 0..SKUS {
-        let id = Uuid::new_v4();
-        let sku = Sku::parse(&format!("BENCH-{i}")).unwrap();
-        for command in [
-            ProductCommand::CreateProduct {
-                product_id: id,
-                sku: sku.clone(),
-                slug: Slug::parse(&format!("bench-{i}")).unwrap(),
-                name: ProductName::parse(&format!("Bench {i}")).unwrap(),
-                description: Description::parse("Benchmarked").unwrap(),
-                category_id: category,
-                tags: std::collections::BTreeSet::new(),
-                attributes: Attributes::default(),
-                price: Money::new(1_000, Currency::EUR),
-                at: Utc::now(),
-            },
-            ProductCommand::AddImage {
-                image_id: Uuid::new_v4(),
-                source: ImageSource::key(&format!("bench/{i}.jpg")).unwrap(),
-                alt_text: AltText::parse("Front").unwrap(),
-                primary: true,
-                at: Utc::now(),
-            },
-            ProductCommand::PublishProduct { at: Utc::now() },
-        ] {
-            let c = products.execute(id, command, &meta()).await?;
-            last = last.max(c.position.unwrap_or(0));
-        }
-        for command in [
-            InventoryCommand::TrackInventory {
-                sku: sku.clone(),
-                low_stock_threshold: 0,
-                at: Utc::now(),
-            },
-            InventoryCommand::ReceiveStock {
-                quantity: Quantity::new(100_000).unwrap(),
-                at: Utc::now(),
-            },
-        ] {
-            let c = inventory.execute(sku.as_str(), command, &meta()).await?;
-            last = last.max(c.position.unwrap_or(0));
-        }
-        skus.push((sku, id));
-    }
-    Ok((skus, last))
+    emporium_gateway::seed::stocked_products(
+        pool,
+        "Bench",
+        SKUS,
+        100_000,
+        Money::new(1_000, Currency::EUR),
+    )
+    .await
 }
 
 /// `n` open carts, one line each, round-robin over the SKUs.

@@ -1414,6 +1414,89 @@ fn progress(total: usize, label: &'static str) -> ProgressBar {
     bar
 }
 
+/// A small sellable catalogue for tests and benches: one category and `n` published
+/// products `{PREFIX}-0..n` (slug `{prefix}-i`, one primary image, `price` each), each
+/// tracked with `stock` units on hand, written through the command layer. Returns
+/// each SKU with its product and the highest event position written (to wait for
+/// the projections).
+///
+/// # Errors
+/// When `prefix` makes an invalid SKU or slug, or a command fails.
+pub async fn stocked_products(
+    pool: &PgPool,
+    prefix: &str,
+    n: usize,
+    stock: u32,
+    price: Money,
+) -> anyhow::Result<(Vec<(Sku, Uuid)>, i64)> {
+    let meta = || EventMetadata::new(Uuid::new_v4(), Actor::System("seed".into()), Utc::now());
+    let lower = prefix.to_lowercase();
+    let mut last = 0;
+    let category = Uuid::new_v4();
+    let c = Dispatcher::<CategoryTree>::new(pool.clone(), Loading::Replay)
+        .execute(
+            CategoryTree::ID,
+            CategoryCommand::CreateCategory {
+                category_id: category,
+                name: CategoryName::parse(prefix)?,
+                slug: Slug::parse(&lower)?,
+                parent_id: None,
+                at: Utc::now(),
+            },
+            &meta(),
+        )
+        .await?;
+    last = last.max(c.position.unwrap_or(0));
+    let products = Products::new(pool.clone());
+    let inventory = Dispatcher::<Inventory>::new(pool.clone(), Loading::Replay);
+    let mut skus = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = Uuid::new_v4();
+        let sku = Sku::parse(&format!("{}-{i}", prefix.to_uppercase()))?;
+        for command in [
+            ProductCommand::CreateProduct {
+                product_id: id,
+                sku: sku.clone(),
+                slug: Slug::parse(&format!("{lower}-{i}"))?,
+                name: ProductName::parse(&format!("{prefix} {i}"))?,
+                description: Description::parse(prefix)?,
+                category_id: category,
+                tags: BTreeSet::new(),
+                attributes: Attributes::default(),
+                price,
+                at: Utc::now(),
+            },
+            ProductCommand::AddImage {
+                image_id: Uuid::new_v4(),
+                source: ImageSource::key(&format!("{lower}/{i}.jpg"))?,
+                alt_text: AltText::parse("Front")?,
+                primary: true,
+                at: Utc::now(),
+            },
+            ProductCommand::PublishProduct { at: Utc::now() },
+        ] {
+            let c = products.execute(id, command, &meta()).await?;
+            last = last.max(c.position.unwrap_or(0));
+        }
+        for command in [
+            InventoryCommand::TrackInventory {
+                sku: sku.clone(),
+                low_stock_threshold: 0,
+                at: Utc::now(),
+            },
+            InventoryCommand::ReceiveStock {
+                quantity: Quantity::new(i64::from(stock))?,
+                at: Utc::now(),
+            },
+        ] {
+            let c = inventory.execute(sku.as_str(), command, &meta()).await?;
+            last = last.max(c.position.unwrap_or(0));
+        }
+        skus.push((sku, id));
+    }
+    Ok((skus, last))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,9 +8,8 @@
 //! open checkout and finishes it: one order, one reservation, one payment, one
 //! capture, one `OrderPaid`.
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -25,7 +24,10 @@ use emporium_domain::metadata::Actor;
 use emporium_domain::{Currency, EventMetadata, Money, Quantity, Sku};
 use emporium_tests::{TestDatabase, nats_url, unique_prefix};
 use serde_json::{Value, json};
+use support::{emporium, free_port};
 use uuid::Uuid;
+
+mod support;
 
 fn meta() -> EventMetadata {
     EventMetadata::new(
@@ -35,21 +37,8 @@ fn meta() -> EventMetadata {
     )
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 fn serve(db: &str, prefix: &str, port: u16, crash_after: Option<&str>) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_emporium"));
-    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("EMPORIUM_") || key.ends_with("_URL") {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = emporium();
     cmd.args(["--env", "test", "--port", &port.to_string(), "serve"])
         .env("DATABASE_URL", db)
         .env("NATS_URL", nats_url())
@@ -65,23 +54,11 @@ fn serve(db: &str, prefix: &str, port: u16, crash_after: Option<&str>) -> Child 
     cmd.spawn().expect("start emporium serve")
 }
 
-/// One GraphQL POST over a plain socket (the gateway's crate has no HTTP client).
+/// One GraphQL POST, as `bearer` when given.
 fn graphql(port: u16, query: &str, variables: Value, bearer: Option<&str>) -> Value {
-    let body = json!({ "query": query, "variables": variables }).to_string();
-    let auth = bearer.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
-    let request = format!(
-        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (_, body) = response.split_once("\r\n\r\n").expect("http response");
-    serde_json::from_str(body).unwrap_or_else(|_| panic!("json body: {body}"))
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    support::graphql(port, query, variables, &headers)
 }
 
 fn until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -340,79 +317,6 @@ async fn crash_then_restart(step: &str) {
     db.drop_database().await.expect("drop database");
 }
 
-/// Products `SKU-0..n` with `stock` units each, published, tracked; returns the SKUs
-/// with their products and the last position written.
-async fn seed_products(pool: &sqlx::PgPool, n: usize, stock: i64) -> (Vec<(Sku, Uuid)>, i64) {
-    let mut last = 0;
-    let category = Uuid::new_v4();
-    let c = Dispatcher::<CategoryTree>::new(pool.clone(), Loading::Replay)
-        .execute(
-            CategoryTree::ID,
-            CategoryCommand::CreateCategory {
-                category_id: category,
-                name: CategoryName::parse("Race").unwrap(),
-                slug: Slug::parse("race").unwrap(),
-                parent_id: None,
-                at: Utc::now(),
-            },
-            &meta(),
-        )
-        .await
-        .unwrap();
-    last = last.max(c.position.unwrap_or(0));
-    let products = Products::new(pool.clone());
-    let inventory = Dispatcher::<Inventory>::new(pool.clone(), Loading::Replay);
-    let mut skus = Vec::new();
-    for i in 0..n {
-        let id = Uuid::new_v4();
-        let sku = Sku::parse(&format!("RACE-{i}")).unwrap();
-        for command in [
-            ProductCommand::CreateProduct {
-                product_id: id,
-                sku: sku.clone(),
-                slug: Slug::parse(&format!("race-{i}")).unwrap(),
-                name: ProductName::parse(&format!("Race {i}")).unwrap(),
-                description: Description::parse("Raced").unwrap(),
-                category_id: category,
-                tags: std::collections::BTreeSet::new(),
-                attributes: Attributes::default(),
-                price: Money::new(1_500, Currency::EUR),
-                at: Utc::now(),
-            },
-            ProductCommand::AddImage {
-                image_id: Uuid::new_v4(),
-                source: ImageSource::key(&format!("race/{i}.jpg")).unwrap(),
-                alt_text: AltText::parse("Front").unwrap(),
-                primary: true,
-                at: Utc::now(),
-            },
-            ProductCommand::PublishProduct { at: Utc::now() },
-        ] {
-            let c = products.execute(id, command, &meta()).await.unwrap();
-            last = last.max(c.position.unwrap_or(0));
-        }
-        for command in [
-            InventoryCommand::TrackInventory {
-                sku: sku.clone(),
-                low_stock_threshold: 0,
-                at: Utc::now(),
-            },
-            InventoryCommand::ReceiveStock {
-                quantity: Quantity::new(stock).unwrap(),
-                at: Utc::now(),
-            },
-        ] {
-            let c = inventory
-                .execute(sku.as_str(), command, &meta())
-                .await
-                .unwrap();
-            last = last.max(c.position.unwrap_or(0));
-        }
-        skus.push((sku, id));
-    }
-    (skus, last)
-}
-
 /// The checkout bench's failure at 200/s (`no payment intent pi_offline_...`): code
 /// embedding the platform ran checkouts through a `Checkouts` of its own while the
 /// application's checkout driver resumed the same checkouts once they were older
@@ -463,7 +367,15 @@ async fn checkouts_run_beside_the_driver_resuming_them_pay_once_with_one_intent(
         let _ = stopped.await;
     }));
     let pool = db.pool().clone();
-    let (skus, last) = seed_products(&pool, 4, 1_000).await;
+    let (skus, last) = emporium_gateway::seed::stocked_products(
+        &pool,
+        "Race",
+        4,
+        1_000,
+        Money::new(1_500, Currency::EUR),
+    )
+    .await
+    .unwrap();
     CheckpointWatch::start(pool.clone())
         .await
         .unwrap()

@@ -9,8 +9,7 @@
 //! its parent: one trace from the client to the event store.
 #![cfg(feature = "otel")]
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,7 +22,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message as _;
-use serde_json::{Value, json};
+use serde_json::json;
+use support::{emporium, free_port, graphql};
+
+mod support;
 
 type Received = Arc<Mutex<Vec<(String, Span)>>>;
 
@@ -59,31 +61,6 @@ async fn collector() -> (u16, Received) {
     (port, received)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// One GraphQL POST with a `traceparent` header, over a plain socket.
-fn graphql(port: u16, traceparent: &str, query: &str, variables: Value) -> Value {
-    let body = json!({ "query": query, "variables": variables }).to_string();
-    let request = format!(
-        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\ntraceparent: {traceparent}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (_, body) = response.split_once("\r\n\r\n").expect("http response");
-    serde_json::from_str(body).unwrap_or_else(|_| panic!("json body: {body}"))
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -96,14 +73,7 @@ async fn a_clients_trace_continues_through_the_gateway_into_the_event_store() {
     let port = free_port();
     let prefix = unique_prefix();
 
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_emporium"));
-    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("EMPORIUM_") || key.ends_with("_URL") || key.starts_with("OTEL_") {
-            cmd.env_remove(key);
-        }
-    }
-    let mut child = cmd
+    let mut child = emporium()
         .args(["--env", "test", "--port", &port.to_string(), "serve"])
         .env("DATABASE_URL", db.url())
         .env("NATS_URL", nats_url())
@@ -133,13 +103,13 @@ async fn a_clients_trace_continues_through_the_gateway_into_the_event_store() {
     let answer = tokio::task::spawn_blocking(move || {
         graphql(
             port,
-            &format!("00-{trace_id}-{parent_id}-01"),
             "mutation R($input: RegisterInput!) { register(input: $input) { tokenType } }",
             json!({ "input": {
                 "email": "traced@example.com",
                 "password": "correct horse battery",
                 "firstName": "Tracy"
             }}),
+            &[("traceparent", &format!("00-{trace_id}-{parent_id}-01"))],
         )
     })
     .await
