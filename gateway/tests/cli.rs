@@ -1,18 +1,8 @@
 //! The `emporium` binary, run as a user would.
 
-use std::process::Command;
+mod support;
 
-fn emporium() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_emporium"));
-    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    // Start from a clean slate: no inherited EMPORIUM_* or service URLs.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("EMPORIUM_") || key.ends_with("_URL") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
+use support::emporium;
 
 #[test]
 fn config_print_never_prints_a_secret() {
