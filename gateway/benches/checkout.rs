@@ -36,7 +36,7 @@ use emporium_domain::cart::{Cart, CartCommand, CartOwner};
 use emporium_domain::metadata::Actor;
 use emporium_domain::order::OrderStatus;
 use emporium_domain::pricing::ShippingMethodCode;
-use emporium_domain::{Address, AddressInput, Currency, EventMetadata, Money, Quantity, Sku};
+use emporium_domain::{Address, AddressInput, Currency, EventMetadata, Money, Sku};
 use emporium_gateway::app::Application;
 use emporium_gateway::config::{Environment, Overrides, SecretUrl, Settings};
 use emporium_projections::projection::CheckpointWatch;
@@ -102,27 +102,9 @@ async fn carts(
         tasks.spawn(async move {
             let mut made = Vec::new();
             for i in worker * chunk..((worker + 1) * chunk).min(n) {
-                let user = Uuid::new_v4();
-                let cart = Uuid::new_v4();
                 let (sku, product) = &skus[i % skus.len()];
-                for command in [
-                    CartCommand::OpenCart {
-                        cart_id: cart,
-                        owner: CartOwner::User { user_id: user },
-                        currency: Currency::EUR,
-                        at: Utc::now(),
-                    },
-                    CartCommand::AddItem {
-                        sku: sku.clone(),
-                        product_id: *product,
-                        quantity: Quantity::new(1).unwrap(),
-                        at: Utc::now(),
-                    },
-                ] {
-                    dispatcher
-                        .execute(&cart.to_string(), command, &meta())
-                        .await?;
-                }
+                let (user, cart) =
+                    emporium_gateway::seed::one_line_cart(&dispatcher, sku, *product).await?;
                 made.push((user, cart));
             }
             anyhow::Ok(made)

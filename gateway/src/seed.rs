@@ -1497,6 +1497,39 @@ pub async fn stocked_products(
     Ok((skus, last))
 }
 
+/// An open cart of a new user holding one unit of `sku` (of `product`), written
+/// through the command layer: what a checkout test or bench starts from. Returns the
+/// user and the cart.
+///
+/// # Errors
+/// When a command fails.
+pub async fn one_line_cart(
+    carts: &Dispatcher<emporium_domain::cart::Cart>,
+    sku: &Sku,
+    product: Uuid,
+) -> anyhow::Result<(Uuid, Uuid)> {
+    use emporium_domain::cart::{CartCommand, CartOwner};
+    let (user, cart) = (Uuid::new_v4(), Uuid::new_v4());
+    for command in [
+        CartCommand::OpenCart {
+            cart_id: cart,
+            owner: CartOwner::User { user_id: user },
+            currency: Currency::EUR,
+            at: Utc::now(),
+        },
+        CartCommand::AddItem {
+            sku: sku.clone(),
+            product_id: product,
+            quantity: Quantity::new(1)?,
+            at: Utc::now(),
+        },
+    ] {
+        let meta = EventMetadata::new(Uuid::new_v4(), Actor::System("seed".into()), Utc::now());
+        carts.execute(&cart.to_string(), command, &meta).await?;
+    }
+    Ok((user, cart))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -331,7 +331,7 @@ async fn crash_then_restart(step: &str) {
 async fn checkouts_run_beside_the_driver_resuming_them_pay_once_with_one_intent() {
     use emporium_commands::checkout::{CheckoutRequest, ids};
     use emporium_commands::payments::{CardNumber, PaymentMethod};
-    use emporium_domain::cart::{Cart, CartCommand, CartOwner};
+    use emporium_domain::cart::Cart;
     use emporium_domain::order::OrderStatus;
     use emporium_domain::pricing::ShippingMethodCode;
     use emporium_domain::{Address, AddressInput};
@@ -386,27 +386,10 @@ async fn checkouts_run_beside_the_driver_resuming_them_pay_once_with_one_intent(
     let carts = Dispatcher::<Cart>::new(pool.clone(), Loading::Replay);
     let mut requests = Vec::with_capacity(N);
     for i in 0..N {
-        let (user, cart) = (Uuid::new_v4(), Uuid::new_v4());
         let (sku, product) = &skus[i % skus.len()];
-        for command in [
-            CartCommand::OpenCart {
-                cart_id: cart,
-                owner: CartOwner::User { user_id: user },
-                currency: Currency::EUR,
-                at: Utc::now(),
-            },
-            CartCommand::AddItem {
-                sku: sku.clone(),
-                product_id: *product,
-                quantity: Quantity::new(1).unwrap(),
-                at: Utc::now(),
-            },
-        ] {
-            carts
-                .execute(&cart.to_string(), command, &meta())
-                .await
-                .unwrap();
-        }
+        let (user, cart) = emporium_gateway::seed::one_line_cart(&carts, sku, *product)
+            .await
+            .unwrap();
         let address = Address::parse(AddressInput {
             full_name: "Ada Lovelace".into(),
             line1: "Unter den Linden 1".into(),
