@@ -1259,20 +1259,37 @@ impl Checkouts {
                     .await;
             }
         };
+        // Placed by a concurrent run (perhaps with a newer product name): done.
+        self.order_step(row, command, run, "place", "place order", |e| {
+            matches!(e, OrderError::AlreadyPlaced { .. })
+        })
+        .await?;
+        Ok(Next::Continue)
+    }
+
+    /// Sends `command` to the run's order as step `step`; a refusal `done` accepts
+    /// (another run took the step first) or a conflict is the step already taken, and
+    /// records nothing here.
+    async fn order_step(
+        &self,
+        row: &CheckoutRow,
+        command: OrderCommand,
+        run: &mut Run,
+        step: &str,
+        what: &'static str,
+        done: impl Fn(&OrderError) -> bool,
+    ) -> anyhow::Result<()> {
         match self
             .orders
-            .execute(&row.order_id.to_string(), command, &run.meta("place"))
+            .execute(&row.order_id.to_string(), command, &run.meta(step))
             .await
         {
             Ok(c) => run.note(&c),
-            // Placed by a concurrent run (perhaps with a newer product name).
-            Err(
-                CommandError::Rejected(OrderError::AlreadyPlaced { .. })
-                | CommandError::Conflict { .. },
-            ) => {}
-            Err(e) => return Err(unexpected("place order")(e)),
+            Err(CommandError::Conflict { .. }) => {}
+            Err(CommandError::Rejected(e)) if done(&e) => {}
+            Err(e) => return Err(unexpected(what)(e)),
         }
-        Ok(Next::Continue)
+        Ok(())
     }
 
     /// The `PlaceOrder` of a checked-out cart: the quote of its priced snapshot
@@ -1785,18 +1802,10 @@ impl Checkouts {
                 at: run.now,
             },
         };
-        match self
-            .orders
-            .execute(&row.order_id.to_string(), command, &run.meta("fraud"))
-            .await
-        {
-            Ok(c) => run.note(&c),
-            Err(
-                CommandError::Rejected(OrderError::InvalidTransition { .. })
-                | CommandError::Conflict { .. },
-            ) => {}
-            Err(e) => return Err(unexpected("record fraud assessment")(e)),
-        }
+        self.order_step(row, command, run, "fraud", "record fraud assessment", |e| {
+            matches!(e, OrderError::InvalidTransition { .. })
+        })
+        .await?;
         Ok(Next::Continue)
     }
 
