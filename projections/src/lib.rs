@@ -15,6 +15,7 @@ pub mod envelope;
 pub mod feed;
 pub mod projection;
 pub mod relay;
+pub mod sql;
 pub mod stream;
 pub mod views;
 

@@ -27,9 +27,9 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use serde::de::DeserializeOwned;
-use sqlx::PgConnection;
 
 use crate::envelope::EventEnvelope;
+use crate::sql::Conn;
 
 pub use checkpoint::{Checkpoint, ProjectionState, ProjectionStatus, retry, status};
 pub use rebuild::Rebuild;
@@ -71,6 +71,13 @@ pub trait Projection: Send + Sync + 'static {
     /// runs with the target schema first on the `search_path`.
     fn schema(&self) -> &'static str;
 
+    /// The same tables for SQLite (the embedded mode), when they differ from
+    /// [`schema`](Self::schema) or are ready at all: `None` means this projection has
+    /// no SQLite form yet.
+    fn sqlite_schema(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The aggregate types whose events this projection reads; the rest are skipped
     /// without being decoded.
     fn aggregate_types(&self) -> &'static [&'static str];
@@ -80,7 +87,7 @@ pub trait Projection: Send + Sync + 'static {
     /// # Errors
     /// Any error stops the projection at this event (a poison event); nothing of the
     /// batch from this event on is committed.
-    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()>;
+    async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()>;
 
     /// Applies several events in order, with the same result as [`apply`](Self::apply)
     /// on each in turn. The default does exactly that; a projection overrides it to
@@ -92,7 +99,7 @@ pub trait Projection: Send + Sync + 'static {
     /// Any error; see above.
     async fn apply_batch(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut Conn<'_>,
         events: &[EventEnvelope],
     ) -> anyhow::Result<()> {
         for event in events {

@@ -22,6 +22,7 @@ use sqlx::{Connection as _, Executor, PgConnection, PgPool};
 use super::checkpoint::{self, Checkpoint};
 use super::{METRIC_REBUILT, Projection, check_name, upcast};
 use crate::envelope::{CommitPosition, StoredEvent};
+use crate::sql::Conn;
 
 /// Events read from the store and applied per transaction.
 pub const DEFAULT_BATCH: usize = 2_000;
@@ -294,7 +295,11 @@ impl Rebuild {
             events.push(event);
         }
         let applied = events.len() as u64;
-        if let Err(batch_error) = self.projection.apply_batch(&mut tx, &events).await {
+        if let Err(batch_error) = self
+            .projection
+            .apply_batch(&mut Conn::Postgres(&mut tx), &events)
+            .await
+        {
             // Find the event at fault, one at a time, for a useful error.
             drop(tx);
             let mut tx = conn.begin().await?;
@@ -309,7 +314,11 @@ impl Rebuild {
             .await
             .context("enter the shadow schema")?;
             for event in &events {
-                if let Err(error) = self.projection.apply(&mut tx, event).await {
+                if let Err(error) = self
+                    .projection
+                    .apply(&mut Conn::Postgres(&mut tx), event)
+                    .await
+                {
                     return Err(error.context(format!(
                         "rebuild of {} v{} stopped: {}",
                         self.projection.name(),

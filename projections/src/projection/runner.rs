@@ -38,6 +38,7 @@ use super::{
 };
 use crate::bus::StreamLayout;
 use crate::envelope::{CommitPosition, EventEnvelope, headers};
+use crate::sql::Conn;
 use crate::stream::{StreamSettings, events_stream_config};
 
 /// Called after a batch commits and before it is acked, with the number of batches
@@ -706,7 +707,11 @@ impl ProjectionRunner {
         }
         if one_by_one {
             for (index, event) in &batch {
-                if let Err(error) = self.projection.apply(&mut tx, event).await {
+                if let Err(error) = self
+                    .projection
+                    .apply(&mut Conn::Postgres(&mut tx), event)
+                    .await
+                {
                     return Err(Attempt::Poison {
                         index: *index,
                         error: error.context(describe(event)),
@@ -715,7 +720,11 @@ impl ProjectionRunner {
             }
         } else if !batch.is_empty() {
             let events: Vec<EventEnvelope> = batch.into_iter().map(|(_, e)| e).collect();
-            if let Err(error) = self.projection.apply_batch(&mut tx, &events).await {
+            if let Err(error) = self
+                .projection
+                .apply_batch(&mut Conn::Postgres(&mut tx), &events)
+                .await
+            {
                 return Err(Attempt::Batch(error));
             }
         }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
+use crate::sql::Conn;
 
 /// Builds `user_activity`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -104,15 +105,16 @@ impl Projection for ActivityProjection {
         &["activity"]
     }
 
-    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
         self.apply_batch(conn, std::slice::from_ref(event)).await
     }
 
     async fn apply_batch(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut Conn<'_>,
         events: &[EventEnvelope],
     ) -> anyhow::Result<()> {
+        let conn = conn.postgres("the activity read model")?;
         let mut rows = Rows::default();
         for event in events.iter().filter(|e| e.aggregate_type == "activity") {
             rows.push(event)?;

@@ -4,13 +4,14 @@
 use chrono::{DateTime, Utc};
 use emporium_domain::cart::{CartEvent, CartOwner};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{aggregate_uuid, json, one_row};
+use super::{aggregate_uuid, one_changed};
+use crate::args;
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
+use crate::sql::{Conn, Value};
 
 /// Builds `carts`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,6 +37,11 @@ CREATE TABLE carts (
 CREATE INDEX carts_user ON carts (user_id, updated_at DESC) WHERE status = 'open';
 CREATE INDEX carts_guest ON carts (guest_key) WHERE status = 'open';
 ";
+
+/// SQLite takes the same DDL: its column types are affinities (`uuid`, `jsonb` and
+/// `timestamptz` hold blobs and text as the sql module stores them), and it has
+/// partial indexes.
+const SQLITE_SCHEMA: &str = SCHEMA;
 
 /// A line of an open cart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,11 +69,15 @@ impl Projection for CartsProjection {
         SCHEMA
     }
 
+    fn sqlite_schema(&self) -> Option<&'static str> {
+        Some(SQLITE_SCHEMA)
+    }
+
     fn aggregate_types(&self) -> &'static [&'static str] {
         &["cart"]
     }
 
-    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
         use CartEvent as E;
         let cart_id = aggregate_uuid(event)?;
         match decode::<CartEvent>(event)? {
@@ -81,16 +91,11 @@ impl Projection for CartsProjection {
                     CartOwner::User { user_id } => (Some(user_id), None),
                     CartOwner::Guest { guest_key } => (None, Some(guest_key.as_str().to_owned())),
                 };
-                sqlx::query(
+                conn.execute(
                     "INSERT INTO carts (cart_id, user_id, guest_key, currency, opened_at, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $5)",
+                    args![cart_id, user_id, guest_key, currency.code(), opened_at],
                 )
-                .bind(cart_id)
-                .bind(user_id)
-                .bind(guest_key)
-                .bind(currency.code())
-                .bind(opened_at)
-                .execute(conn)
                 .await?;
                 Ok(())
             }
@@ -154,17 +159,15 @@ impl Projection for CartsProjection {
                 into_cart_id,
                 merged_at,
             } => {
-                let r = sqlx::query(
-                    "UPDATE carts SET status = 'merged', merged_into = $2, updated_at = $3,
-                                      closed_at = $3
-                     WHERE cart_id = $1",
-                )
-                .bind(cart_id)
-                .bind(into_cart_id)
-                .bind(merged_at)
-                .execute(conn)
-                .await?;
-                one_row(r, "cart")
+                let changed = conn
+                    .execute(
+                        "UPDATE carts SET status = 'merged', merged_into = $2, updated_at = $3,
+                                          closed_at = $3
+                         WHERE cart_id = $1",
+                        args![cart_id, into_cart_id, merged_at],
+                    )
+                    .await?;
+                one_changed(changed, "cart")
             }
             E::CartCheckedOut {
                 lines,
@@ -173,19 +176,21 @@ impl Projection for CartsProjection {
                 ..
             } => {
                 let items: i64 = lines.iter().map(|l| i64::from(l.quantity.get())).sum();
-                let r = sqlx::query(
-                    "UPDATE carts SET status = 'checked_out', lines = $2, item_count = $3,
-                                      subtotal_minor = $4, updated_at = $5, closed_at = $5
-                     WHERE cart_id = $1",
-                )
-                .bind(cart_id)
-                .bind(json(&lines)?)
-                .bind(items)
-                .bind(subtotal.amount_minor())
-                .bind(checked_out_at)
-                .execute(conn)
-                .await?;
-                one_row(r, "cart")
+                let changed = conn
+                    .execute(
+                        "UPDATE carts SET status = 'checked_out', lines = $2, item_count = $3,
+                                          subtotal_minor = $4, updated_at = $5, closed_at = $5
+                         WHERE cart_id = $1",
+                        args![
+                            cart_id,
+                            Value::json(&lines)?,
+                            items,
+                            subtotal.amount_minor(),
+                            checked_out_at
+                        ],
+                    )
+                    .await?;
+                one_changed(changed, "cart")
             }
         }
     }
@@ -202,32 +207,27 @@ fn set_line(lines: &mut Vec<LineView>, sku: &str, product_id: Uuid, quantity: i6
     }
 }
 
-async fn load(conn: &mut PgConnection, cart_id: Uuid) -> anyhow::Result<Vec<LineView>> {
-    let lines: Option<Json<Vec<LineView>>> =
-        sqlx::query_scalar("SELECT lines FROM carts WHERE cart_id = $1")
-            .bind(cart_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+async fn load(conn: &mut Conn<'_>, cart_id: Uuid) -> anyhow::Result<Vec<LineView>> {
+    let lines: Option<Json<Vec<LineView>>> = conn
+        .scalar_optional("SELECT lines FROM carts WHERE cart_id = $1", args![cart_id])
+        .await?;
     Ok(lines
         .ok_or_else(|| anyhow::anyhow!("cart {cart_id} was never opened"))?
         .0)
 }
 
 async fn save(
-    conn: &mut PgConnection,
+    conn: &mut Conn<'_>,
     cart_id: Uuid,
     lines: &[LineView],
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
     let items: i64 = lines.iter().map(|l| l.quantity).sum();
-    let r = sqlx::query(
-        "UPDATE carts SET lines = $2, item_count = $3, updated_at = $4 WHERE cart_id = $1",
-    )
-    .bind(cart_id)
-    .bind(Json(lines))
-    .bind(items)
-    .bind(at)
-    .execute(conn)
-    .await?;
-    one_row(r, "cart")
+    let changed = conn
+        .execute(
+            "UPDATE carts SET lines = $2, item_count = $3, updated_at = $4 WHERE cart_id = $1",
+            args![cart_id, Value::json(lines)?, items, at],
+        )
+        .await?;
+    one_changed(changed, "cart")
 }

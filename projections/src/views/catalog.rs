@@ -20,6 +20,7 @@ use uuid::Uuid;
 use super::{json, one_row};
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
+use crate::sql::Conn;
 
 /// Builds `catalog_products` and its helper tables.
 #[derive(Debug, Clone, Copy, Default)]
@@ -199,7 +200,7 @@ impl Projection for CatalogProjection {
     /// events are applied one by one, in order.
     async fn apply_batch(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut Conn<'_>,
         events: &[EventEnvelope],
     ) -> anyhow::Result<()> {
         let mut stock = StockFold::default();
@@ -210,13 +211,16 @@ impl Projection for CatalogProjection {
                 }
                 continue;
             }
-            stock.flush(conn).await?;
+            stock
+                .flush(conn.postgres("the catalog read model")?)
+                .await?;
             self.apply(conn, event).await?;
         }
-        stock.flush(conn).await
+        stock.flush(conn.postgres("the catalog read model")?).await
     }
 
-    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
+        let conn = conn.postgres("the catalog read model")?;
         match event.aggregate_type.as_str() {
             "product" => product(conn, event).await,
             "category_tree" => category(conn, event).await,

@@ -3,11 +3,11 @@
 //! breadcrumb or a slug-path lookup is one indexed row.
 
 use emporium_domain::catalog::CategoryEvent;
-use sqlx::PgConnection;
 
 use super::one_row;
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
+use crate::sql::Conn;
 
 /// Builds `categories`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -77,7 +77,8 @@ impl Projection for CategoriesProjection {
         &["category_tree"]
     }
 
-    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
+        let conn = conn.postgres("the categories read model")?;
         use CategoryEvent as E;
         let touched = match decode::<CategoryEvent>(event)? {
             E::CategoryCreated {

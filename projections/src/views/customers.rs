@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{aggregate_uuid, enum_text, json, one_row};
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
+use crate::sql::Conn;
 
 /// Builds `customers`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -69,7 +70,8 @@ impl Projection for CustomersProjection {
         &["user"]
     }
 
-    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
+        let conn = conn.postgres("the customers read model")?;
         use UserEvent as E;
         let user_id = aggregate_uuid(event)?;
         let (set, at, value): (&str, DateTime<Utc>, Value) = match decode::<UserEvent>(event)? {

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use emporium_domain::inventory::InventoryEvent;
-use sqlx::PgConnection;
 
 use super::one_row;
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
+use crate::sql::Conn;
 
 /// Builds `inventory_levels`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -55,9 +55,10 @@ impl Projection for InventoryProjection {
     /// levels per SKU: one insert for the newly tracked SKUs and one update for all.
     async fn apply_batch(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut Conn<'_>,
         events: &[EventEnvelope],
     ) -> anyhow::Result<()> {
+        let conn = conn.postgres("the inventory read model")?;
         use InventoryEvent as E;
         #[derive(Default)]
         struct Fold {
@@ -180,7 +181,8 @@ impl Projection for InventoryProjection {
         Ok(())
     }
 
-    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
+        let conn = conn.postgres("the inventory read model")?;
         use InventoryEvent as E;
         let sku = event.aggregate_id.as_str();
         // (on hand when the event says, available, when)

@@ -28,6 +28,7 @@ use uuid::Uuid;
 use super::aggregate_uuid;
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
+use crate::sql::Conn;
 
 /// Builds `notifications` (and its helper `notification_orders`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -83,7 +84,8 @@ impl Projection for NotificationsProjection {
         &["order", "payment", "inventory", "inbox"]
     }
 
-    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
+        let conn = conn.postgres("the notifications read model")?;
         match event.aggregate_type.as_str() {
             "order" => order(conn, event).await,
             "payment" => payment(conn, event).await,

@@ -6,11 +6,11 @@
 
 use chrono::{DateTime, Utc};
 use emporium_domain::order::OrderEvent;
-use sqlx::PgConnection;
 
 use super::{aggregate_uuid, enum_text, json, one_row};
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
+use crate::sql::Conn;
 
 /// Builds `orders`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -75,7 +75,8 @@ impl Projection for OrdersProjection {
         &["order"]
     }
 
-    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
+        let conn = conn.postgres("the orders read model")?;
         use OrderEvent as E;
         let order_id = aggregate_uuid(event)?;
         // (new status, when, extra assignments, their binds in order from $4)

@@ -14,6 +14,7 @@ use sqlx::PgConnection;
 use super::{aggregate_uuid, enum_text, one_row};
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
+use crate::sql::Conn;
 
 /// Builds `payments` (and its helper `payment_orders`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,7 +67,8 @@ impl Projection for PaymentsProjection {
         &["order", "payment"]
     }
 
-    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
+        let conn = conn.postgres("the payments read model")?;
         match event.aggregate_type.as_str() {
             "order" => order(conn, event).await,
             "payment" => payment(conn, event).await,

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::one_row;
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
+use crate::sql::Conn;
 
 /// Builds `product_reviews`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,7 +64,8 @@ impl Projection for ReviewsProjection {
         &["review"]
     }
 
-    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
+        let conn = conn.postgres("the reviews read model")?;
         use ReviewEvent as E;
         let review_id = review_uuid(&event.aggregate_id);
         let r = match decode::<ReviewEvent>(event)? {

@@ -1,11 +1,11 @@
 //! `wishlist_items`: a user's wishlist, one row per product, newest first.
 
 use emporium_domain::catalog::WishlistEvent;
-use sqlx::PgConnection;
 
 use super::aggregate_uuid;
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
+use crate::sql::Conn;
 
 /// Builds `wishlist_items`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,7 +44,8 @@ impl Projection for WishlistsProjection {
         &["wishlist"]
     }
 
-    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
+        let conn = conn.postgres("the wishlists read model")?;
         use WishlistEvent as E;
         let user_id = aggregate_uuid(event)?;
         match decode::<WishlistEvent>(event)? {

@@ -10,13 +10,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use emporium_projections::args;
 use emporium_projections::envelope::EventEnvelope;
 use emporium_projections::projection::{
     self, CheckpointWatch, Projection, ProjectionRunner, ProjectionState, Rebuild, RunError,
     WaitError,
 };
+use emporium_projections::sql::Conn;
 use emporium_projections::views::{CatalogProjection, InventoryProjection};
-use sqlx::PgConnection;
 
 use crate::helpers::{PATIENCE, TestBackbone};
 use crate::support::{Shop, assert_equals_rebuild, project, runner, spawn};
@@ -64,23 +65,26 @@ impl Projection for Ledger {
         &["order"]
     }
 
-    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
         anyhow::ensure!(
             !(self.broken.load(Ordering::SeqCst) && event.aggregate_id.starts_with("poison")),
             "cannot apply the event of {}",
             event.aggregate_id
         );
-        sqlx::query("INSERT INTO ledger VALUES ($1, $2, $3)")
-            .bind(&event.aggregate_id)
-            .bind(i64::try_from(event.sequence)?)
-            .bind(i32::try_from(self.version)?)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(
+        conn.execute(
+            "INSERT INTO ledger VALUES ($1, $2, $3)",
+            args![
+                &event.aggregate_id,
+                i64::try_from(event.sequence)?,
+                i32::try_from(self.version)?
+            ],
+        )
+        .await?;
+        conn.execute(
             "INSERT INTO ledger_count VALUES (1, 1)
              ON CONFLICT (id) DO UPDATE SET applied = ledger_count.applied + 1",
+            args![],
         )
-        .execute(conn)
         .await?;
         Ok(())
     }

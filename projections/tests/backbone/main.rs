@@ -3,6 +3,7 @@
 //! things for real (open transactions, rollbacks, kill -9, a deleted stream, a crashed
 //! nats-server that lost its tail).
 
+mod both_backends;
 mod feed;
 mod framework;
 mod helpers;
