@@ -5,14 +5,14 @@ use chrono::{DateTime, Utc};
 use emporium_domain::Address;
 use emporium_domain::user::UserEvent;
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{aggregate_uuid, enum_text, json, one_row};
+use super::{aggregate_uuid, enum_text, json, one_changed};
+use crate::args;
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
-use crate::sql::Conn;
+use crate::sql::{Conn, Value};
 
 /// Builds `customers`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -41,6 +41,11 @@ CREATE INDEX customers_registered ON customers (registered_at DESC);
 CREATE INDEX customers_role ON customers (role, registered_at DESC);
 ";
 
+/// SQLite takes the same DDL: `uuid`, `jsonb`, `timestamptz` and `boolean` are
+/// affinities there (blobs, JSON text, RFC 3339 text, 0/1), and `false`/`true` are
+/// its keywords too.
+const SQLITE_SCHEMA: &str = SCHEMA;
+
 /// An address-book entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct AddressView {
@@ -66,15 +71,21 @@ impl Projection for CustomersProjection {
         SCHEMA
     }
 
+    fn sqlite_schema(&self) -> Option<&'static str> {
+        Some(SQLITE_SCHEMA)
+    }
+
     fn aggregate_types(&self) -> &'static [&'static str] {
         &["user"]
     }
 
     async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
-        let conn = conn.postgres("the customers read model")?;
         use UserEvent as E;
         let user_id = aggregate_uuid(event)?;
-        let (set, at, value): (&str, DateTime<Utc>, Value) = match decode::<UserEvent>(event)? {
+        // (assignments after `SET`, when, the value bound as `$3` if they use one)
+        let (set, at, value): (&str, DateTime<Utc>, Option<Value>) = match decode::<UserEvent>(
+            event,
+        )? {
             E::UserRegistered {
                 user_id,
                 email,
@@ -86,50 +97,53 @@ impl Projection for CustomersProjection {
                 // Credentials stay in the event log.
                 password_hash: _,
             } => {
-                sqlx::query(
-                    "INSERT INTO customers (user_id, email, first_name, last_name, role, preferences,
-                                            registered_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-                )
-                .bind(user_id)
-                .bind(email.as_str())
-                .bind(first_name.as_str())
-                .bind(last_name.as_ref().map(|n| n.as_str()))
-                .bind(enum_text(&role)?)
-                .bind(json(&preferences)?)
-                .bind(registered_at)
-                .execute(conn)
-                .await?;
+                conn.execute(
+                        "INSERT INTO customers (user_id, email, first_name, last_name, role, preferences,
+                                                registered_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                        args![
+                            user_id,
+                            email.as_str(),
+                            first_name.as_str(),
+                            last_name.as_ref().map(|n| n.as_str().to_owned()),
+                            enum_text(&role)?,
+                            json(&preferences)?,
+                            registered_at
+                        ],
+                    )
+                    .await?;
                 return Ok(());
             }
             E::EmailVerified { email, verified_at } => (
                 "email = $3, email_verified = true",
                 verified_at,
-                Value::Text(email.as_str().to_owned()),
+                Some(Value::from(email.as_str())),
             ),
             E::PasswordChanged { changed_at: at, .. }
             | E::PasswordResetRequested {
                 requested_at: at, ..
             }
-            | E::PasswordResetConfirmed { reset_at: at, .. } => ("", at, Value::None),
+            | E::PasswordResetConfirmed { reset_at: at, .. } => ("", at, None),
             E::ProfileUpdated {
                 first_name,
                 last_name,
                 phone,
                 updated_at,
             } => {
-                let r = sqlx::query(
-                    "UPDATE customers SET first_name = $2, last_name = $3, phone = $4, updated_at = $5
-                     WHERE user_id = $1",
-                )
-                .bind(user_id)
-                .bind(first_name.as_str())
-                .bind(last_name.as_ref().map(|n| n.as_str()))
-                .bind(phone.as_ref().map(|p| p.as_str()))
-                .bind(updated_at)
-                .execute(conn)
-                .await?;
-                return one_row(r, "customer");
+                let changed = conn
+                        .execute(
+                            "UPDATE customers SET first_name = $2, last_name = $3, phone = $4, updated_at = $5
+                             WHERE user_id = $1",
+                            args![
+                                user_id,
+                                first_name.as_str(),
+                                last_name.as_ref().map(|n| n.as_str().to_owned()),
+                                phone.as_ref().map(|p| p.as_str().to_owned()),
+                                updated_at
+                            ],
+                        )
+                        .await?;
+                return one_changed(changed, "customer");
             }
             E::PreferencesUpdated {
                 preferences,
@@ -137,7 +151,7 @@ impl Projection for CustomersProjection {
             } => (
                 "preferences = $3",
                 updated_at,
-                Value::Json(json(&preferences)?),
+                Some(Value::from(json(&preferences)?)),
             ),
             E::AddressAdded {
                 address_id,
@@ -170,57 +184,47 @@ impl Projection for CustomersProjection {
                 let mut book = load(conn, user_id).await?;
                 book.retain(|a| a.address_id != address_id);
                 save(conn, user_id, &book, removed_at).await?;
-                let r = sqlx::query(
-                    "UPDATE customers
-                     SET default_shipping_address_id = CASE WHEN $2 THEN NULL ELSE default_shipping_address_id END,
-                         default_billing_address_id = CASE WHEN $3 THEN NULL ELSE default_billing_address_id END
-                     WHERE user_id = $1",
-                )
-                .bind(user_id)
-                .bind(was_default_shipping)
-                .bind(was_default_billing)
-                .execute(conn)
-                .await?;
-                return one_row(r, "customer");
+                let changed = conn
+                        .execute(
+                            "UPDATE customers
+                             SET default_shipping_address_id = CASE WHEN $2 THEN NULL ELSE default_shipping_address_id END,
+                                 default_billing_address_id = CASE WHEN $3 THEN NULL ELSE default_billing_address_id END
+                             WHERE user_id = $1",
+                            args![user_id, was_default_shipping, was_default_billing],
+                        )
+                        .await?;
+                return one_changed(changed, "customer");
             }
+            // A typed uuid argument: no `::uuid` cast, which SQLite lacks.
             E::DefaultShippingAddressSet { address_id, set_at } => (
-                "default_shipping_address_id = $3::uuid",
+                "default_shipping_address_id = $3",
                 set_at,
-                Value::Text(address_id.to_string()),
+                Some(Value::from(address_id)),
             ),
             E::DefaultBillingAddressSet { address_id, set_at } => (
-                "default_billing_address_id = $3::uuid",
+                "default_billing_address_id = $3",
                 set_at,
-                Value::Text(address_id.to_string()),
+                Some(Value::from(address_id)),
             ),
             E::RoleChanged {
                 role, changed_at, ..
-            } => ("role = $3", changed_at, Value::Text(enum_text(&role)?)),
-            E::UserDeactivated { deactivated_at } => {
-                ("active = false", deactivated_at, Value::None)
-            }
-            E::UserReactivated { reactivated_at } => ("active = true", reactivated_at, Value::None),
+            } => (
+                "role = $3",
+                changed_at,
+                Some(Value::from(enum_text(&role)?)),
+            ),
+            E::UserDeactivated { deactivated_at } => ("active = false", deactivated_at, None),
+            E::UserReactivated { reactivated_at } => ("active = true", reactivated_at, None),
         };
         let sql = if set.is_empty() {
             "UPDATE customers SET updated_at = $2 WHERE user_id = $1".to_owned()
         } else {
             format!("UPDATE customers SET {set}, updated_at = $2 WHERE user_id = $1")
         };
-        let query = sqlx::query(&sql).bind(user_id).bind(at);
-        let query = match value {
-            Value::None => query,
-            Value::Text(v) => query.bind(v),
-            Value::Json(v) => query.bind(v),
-        };
-        one_row(query.execute(conn).await?, "customer")
+        let mut values = args![user_id, at];
+        values.0.extend(value);
+        one_changed(conn.execute(&sql, values).await?, "customer")
     }
-}
-
-/// The one extra value of a simple update.
-enum Value {
-    None,
-    Text(String),
-    Json(serde_json::Value),
 }
 
 fn entry(address_id: Uuid, address: &Address) -> anyhow::Result<AddressView> {
@@ -230,28 +234,29 @@ fn entry(address_id: Uuid, address: &Address) -> anyhow::Result<AddressView> {
     })
 }
 
-async fn load(conn: &mut PgConnection, user_id: Uuid) -> anyhow::Result<Vec<AddressView>> {
-    let book: Option<Json<Vec<AddressView>>> =
-        sqlx::query_scalar("SELECT addresses FROM customers WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+async fn load(conn: &mut Conn<'_>, user_id: Uuid) -> anyhow::Result<Vec<AddressView>> {
+    let book: Option<Json<Vec<AddressView>>> = conn
+        .scalar_optional(
+            "SELECT addresses FROM customers WHERE user_id = $1",
+            args![user_id],
+        )
+        .await?;
     Ok(book
         .ok_or_else(|| anyhow::anyhow!("customer {user_id} never registered"))?
         .0)
 }
 
 async fn save(
-    conn: &mut PgConnection,
+    conn: &mut Conn<'_>,
     user_id: Uuid,
     book: &[AddressView],
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let r = sqlx::query("UPDATE customers SET addresses = $2, updated_at = $3 WHERE user_id = $1")
-        .bind(user_id)
-        .bind(Json(book))
-        .bind(at)
-        .execute(conn)
+    let changed = conn
+        .execute(
+            "UPDATE customers SET addresses = $2, updated_at = $3 WHERE user_id = $1",
+            args![user_id, Value::json(book)?, at],
+        )
         .await?;
-    one_row(r, "customer")
+    one_changed(changed, "customer")
 }

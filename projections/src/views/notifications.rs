@@ -22,10 +22,10 @@ use emporium_domain::inbox::InboxEvent;
 use emporium_domain::inventory::InventoryEvent;
 use emporium_domain::order::{CancellationReason, OrderEvent};
 use emporium_domain::payment::{DeclineCode, PaymentEvent};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::aggregate_uuid;
+use crate::args;
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
 use crate::sql::Conn;
@@ -62,6 +62,10 @@ CREATE TABLE notification_orders (
 );
 ";
 
+/// SQLite takes the same DDL: its column types are affinities (`boolean` holds 0/1),
+/// and it has CHECK constraints and partial indexes (`WHERE NOT cleared` included).
+const SQLITE_SCHEMA: &str = SCHEMA;
+
 #[async_trait::async_trait]
 impl Projection for NotificationsProjection {
     fn name(&self) -> &'static str {
@@ -80,12 +84,15 @@ impl Projection for NotificationsProjection {
         SCHEMA
     }
 
+    fn sqlite_schema(&self) -> Option<&'static str> {
+        Some(SQLITE_SCHEMA)
+    }
+
     fn aggregate_types(&self) -> &'static [&'static str] {
         &["order", "payment", "inventory", "inbox"]
     }
 
     async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
-        let conn = conn.postgres("the notifications read model")?;
         match event.aggregate_type.as_str() {
             "order" => order(conn, event).await,
             "payment" => payment(conn, event).await,
@@ -107,26 +114,27 @@ struct Notice {
 }
 
 impl Notice {
-    async fn insert(self, conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+    async fn insert(self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
         let audience = if self.user_id.is_some() {
             "customer"
         } else {
             "staff"
         };
-        sqlx::query(
+        conn.execute(
             "INSERT INTO notifications
                  (notification_id, user_id, audience, kind, title, body, order_id, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            args![
+                event.event_id,
+                self.user_id,
+                audience,
+                self.kind,
+                self.title,
+                self.body,
+                self.order_id,
+                self.created_at
+            ],
         )
-        .bind(event.event_id)
-        .bind(self.user_id)
-        .bind(audience)
-        .bind(self.kind)
-        .bind(self.title)
-        .bind(self.body)
-        .bind(self.order_id)
-        .bind(self.created_at)
-        .execute(conn)
         .await?;
         Ok(())
     }
@@ -137,16 +145,16 @@ fn reference(order_id: Uuid) -> String {
     order_id.simple().to_string()[..8].to_ascii_uppercase()
 }
 
-async fn customer_of(conn: &mut PgConnection, order_id: Uuid) -> anyhow::Result<Option<Uuid>> {
-    Ok(
-        sqlx::query_scalar("SELECT customer_id FROM notification_orders WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_optional(conn)
-            .await?,
-    )
+async fn customer_of(conn: &mut Conn<'_>, order_id: Uuid) -> anyhow::Result<Option<Uuid>> {
+    Ok(conn
+        .scalar_optional(
+            "SELECT customer_id FROM notification_orders WHERE order_id = $1",
+            args![order_id],
+        )
+        .await?)
 }
 
-async fn order(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+async fn order(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
     use OrderEvent as E;
     let order_id = aggregate_uuid(event)?;
     let order_ref = reference(order_id);
@@ -158,13 +166,11 @@ async fn order(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result
             at,
             ..
         } => {
-            sqlx::query(
+            conn.execute(
                 "INSERT INTO notification_orders (order_id, customer_id) VALUES ($1, $2)
                  ON CONFLICT DO NOTHING",
+                args![order_id, customer_id],
             )
-            .bind(order_id)
-            .bind(customer_id)
-            .execute(&mut *conn)
             .await?;
             let items: u64 = lines.iter().map(|l| u64::from(l.quantity.get())).sum();
             (
@@ -257,7 +263,7 @@ fn cancellation(reason: CancellationReason) -> &'static str {
     }
 }
 
-async fn payment(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+async fn payment(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
     let PaymentEvent::PaymentFailed {
         order_id,
         reason,
@@ -291,7 +297,7 @@ async fn payment(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Resu
     .await
 }
 
-async fn inventory(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+async fn inventory(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
     // Only low stock is news, and only to staff; skip the rest without decoding.
     if event.event_type != "LowStockDetected" {
         return Ok(());
@@ -317,7 +323,7 @@ async fn inventory(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Re
     .await
 }
 
-async fn inbox(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+async fn inbox(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
     use InboxEvent as E;
     let user_id = aggregate_uuid(event)?;
     match decode::<InboxEvent>(event)? {
@@ -326,34 +332,28 @@ async fn inbox(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result
             at,
         } => {
             // A repeat keeps the first read time; a foreign or unknown id matches nothing.
-            sqlx::query(
+            conn.execute(
                 "UPDATE notifications SET read_at = COALESCE(read_at, $3)
                  WHERE notification_id = $1 AND user_id = $2",
+                args![notification_id, user_id, at],
             )
-            .bind(notification_id)
-            .bind(user_id)
-            .bind(at)
-            .execute(conn)
             .await?;
         }
         E::AllNotificationsRead { up_to, at } => {
-            sqlx::query(
+            // On SQLite times are fixed-width UTC text, so `<=` compares instants.
+            conn.execute(
                 "UPDATE notifications SET read_at = $3
                  WHERE user_id = $1 AND read_at IS NULL AND created_at <= $2",
+                args![user_id, up_to, at],
             )
-            .bind(user_id)
-            .bind(up_to)
-            .bind(at)
-            .execute(conn)
             .await?;
         }
         E::ReadNotificationsCleared { .. } => {
-            sqlx::query(
+            conn.execute(
                 "UPDATE notifications SET cleared = true
                  WHERE user_id = $1 AND read_at IS NOT NULL AND NOT cleared",
+                args![user_id],
             )
-            .bind(user_id)
-            .execute(conn)
             .await?;
         }
     }

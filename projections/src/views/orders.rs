@@ -7,10 +7,11 @@
 use chrono::{DateTime, Utc};
 use emporium_domain::order::OrderEvent;
 
-use super::{aggregate_uuid, enum_text, json, one_row};
+use super::{aggregate_uuid, enum_text, json, one_changed};
+use crate::args;
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
-use crate::sql::Conn;
+use crate::sql::{Backend, Conn, Value};
 
 /// Builds `orders`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,6 +54,12 @@ CREATE INDEX orders_status ON orders (status, placed_at DESC);
 CREATE INDEX orders_placed ON orders (placed_at DESC);
 ";
 
+/// SQLite takes the same DDL (its column types are affinities: `uuid` holds a blob,
+/// `jsonb` JSON text, `timestamptz` RFC 3339 text). `history` entries' `at` is that
+/// text there and PostgreSQL's JSON rendering of a `timestamptz` here: both parse as
+/// the same RFC 3339 instant.
+const SQLITE_SCHEMA: &str = SCHEMA;
+
 #[async_trait::async_trait]
 impl Projection for OrdersProjection {
     fn name(&self) -> &'static str {
@@ -71,16 +78,20 @@ impl Projection for OrdersProjection {
         SCHEMA
     }
 
+    fn sqlite_schema(&self) -> Option<&'static str> {
+        Some(SQLITE_SCHEMA)
+    }
+
     fn aggregate_types(&self) -> &'static [&'static str] {
         &["order"]
     }
 
     async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
-        let conn = conn.postgres("the orders read model")?;
         use OrderEvent as E;
         let order_id = aggregate_uuid(event)?;
-        // (new status, when, extra assignments, their binds in order from $4)
-        let (status, at, set, binds): (&str, DateTime<Utc>, &str, Vec<Bind>) = match decode::<
+        let backend = conn.backend();
+        // (new status, when, extra assignments, their values in order from $4)
+        let (status, at, set, values): (&str, DateTime<Utc>, &str, Vec<Value>) = match decode::<
             OrderEvent,
         >(
             event
@@ -100,7 +111,8 @@ impl Projection for OrdersProjection {
                 at,
             } => {
                 let items: i64 = lines.iter().map(|l| i64::from(l.quantity.get())).sum();
-                sqlx::query(
+                let sql = match backend {
+                    Backend::Postgres => {
                         "INSERT INTO orders
                              (order_id, customer_id, status, currency, lines, item_count,
                               subtotal_minor, tax_minor, shipping_minor, discount_minor,
@@ -108,24 +120,41 @@ impl Projection for OrdersProjection {
                               shipping_country, history, placed_at, updated_at)
                          VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
                                  jsonb_build_array(jsonb_build_object('status', 'pending', 'at', $14::timestamptz)),
-                                 $14, $14)",
-                    )
-                    .bind(order_id)
-                    .bind(customer_id)
-                    .bind(currency.code())
-                    .bind(json(&lines)?)
-                    .bind(items)
-                    .bind(subtotal.amount_minor())
-                    .bind(tax_total.amount_minor())
-                    .bind(shipping_total.amount_minor())
-                    .bind(discount_total.amount_minor())
-                    .bind(grand_total.amount_minor())
-                    .bind(json(&shipping_address)?)
-                    .bind(json(&billing_address)?)
-                    .bind(shipping_address.country().as_str())
-                    .bind(at)
-                    .execute(conn)
-                    .await?;
+                                 $14, $14)"
+                    }
+                    // The same statement; only the history's first entry is built with
+                    // SQLite's JSON functions.
+                    Backend::Sqlite => {
+                        "INSERT INTO orders
+                             (order_id, customer_id, status, currency, lines, item_count,
+                              subtotal_minor, tax_minor, shipping_minor, discount_minor,
+                              grand_total_minor, shipping_address, billing_address,
+                              shipping_country, history, placed_at, updated_at)
+                         VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                                 json_array(json_object('status', 'pending', 'at', $14)),
+                                 $14, $14)"
+                    }
+                };
+                conn.execute(
+                    sql,
+                    args![
+                        order_id,
+                        customer_id,
+                        currency.code(),
+                        json(&lines)?,
+                        items,
+                        subtotal.amount_minor(),
+                        tax_total.amount_minor(),
+                        shipping_total.amount_minor(),
+                        discount_total.amount_minor(),
+                        grand_total.amount_minor(),
+                        json(&shipping_address)?,
+                        json(&billing_address)?,
+                        shipping_address.country().as_str(),
+                        at
+                    ],
+                )
+                .await?;
                 return Ok(());
             }
             E::OrderStockReserved { at } => ("reserved", at, "", vec![]),
@@ -133,26 +162,27 @@ impl Projection for OrdersProjection {
                 "awaiting_payment",
                 at,
                 ", risk_score = $4",
-                vec![Bind::Int(i64::from(risk_score))],
+                vec![Value::from(i64::from(risk_score))],
             ),
             E::OrderHeldForReview { risk_score, at, .. } => (
                 "held_for_review",
                 at,
                 ", risk_score = $4",
-                vec![Bind::Int(i64::from(risk_score))],
+                vec![Value::from(i64::from(risk_score))],
             ),
             E::OrderReleasedFromReview { at } => ("awaiting_payment", at, "", vec![]),
+            // Typed uuid arguments: no `::uuid` cast, which SQLite lacks.
             E::OrderPaymentFailed { payment_id, at } => (
                 "payment_failed",
                 at,
-                ", payment_id = $4::uuid",
-                vec![Bind::Text(payment_id.to_string())],
+                ", payment_id = $4",
+                vec![Value::from(payment_id)],
             ),
             E::OrderPaid { payment_id, at, .. } => (
                 "paid",
                 at,
-                ", payment_id = $4::uuid, paid_at = $3",
-                vec![Bind::Text(payment_id.to_string())],
+                ", payment_id = $4, paid_at = $3",
+                vec![Value::from(payment_id)],
             ),
             E::OrderShipped {
                 tracking_number,
@@ -161,14 +191,14 @@ impl Projection for OrdersProjection {
                 "shipped",
                 at,
                 ", tracking_number = $4, shipped_at = $3",
-                vec![Bind::OptText(tracking_number)],
+                vec![Value::from(tracking_number)],
             ),
             E::OrderDelivered { at } => ("delivered", at, ", delivered_at = $3", vec![]),
             E::OrderCancelled { reason, at, .. } => (
                 "cancelled",
                 at,
                 ", cancellation_reason = $4, cancelled_at = $3",
-                vec![Bind::Text(enum_text(&reason)?)],
+                vec![Value::from(enum_text(&reason)?)],
             ),
             E::OrderRefunded {
                 total_refunded,
@@ -176,45 +206,50 @@ impl Projection for OrdersProjection {
                 at,
                 ..
             } => {
-                let r = sqlx::query(
+                let sql = match backend {
+                    Backend::Postgres => {
                         "UPDATE orders
                          SET refunded_minor = $2, updated_at = $3,
                              status = CASE WHEN $4 THEN 'refunded' ELSE status END,
                              history = CASE WHEN $4
                                  THEN history || jsonb_build_object('status', 'refunded', 'at', $3::timestamptz)
                                  ELSE history END
-                         WHERE order_id = $1",
+                         WHERE order_id = $1"
+                    }
+                    Backend::Sqlite => {
+                        "UPDATE orders
+                         SET refunded_minor = $2, updated_at = $3,
+                             status = CASE WHEN $4 THEN 'refunded' ELSE status END,
+                             history = CASE WHEN $4
+                                 THEN json_insert(history, '$[#]', json_object('status', 'refunded', 'at', $3))
+                                 ELSE history END
+                         WHERE order_id = $1"
+                    }
+                };
+                let changed = conn
+                    .execute(
+                        sql,
+                        args![order_id, total_refunded.amount_minor(), at, fully_refunded],
                     )
-                    .bind(order_id)
-                    .bind(total_refunded.amount_minor())
-                    .bind(at)
-                    .bind(fully_refunded)
-                    .execute(conn)
                     .await?;
-                return one_row(r, "order");
+                return one_changed(changed, "order");
             }
+        };
+        // Appending `{status, at}` to the history is the one dialect difference.
+        let push = match backend {
+            Backend::Postgres => {
+                "history || jsonb_build_object('status', $2::text, 'at', $3::timestamptz)"
+            }
+            Backend::Sqlite => "json_insert(history, '$[#]', json_object('status', $2, 'at', $3))",
         };
         let sql = format!(
             "UPDATE orders
              SET status = $2, updated_at = $3,
-                 history = history || jsonb_build_object('status', $2::text, 'at', $3::timestamptz){set}
+                 history = {push}{set}
              WHERE order_id = $1"
         );
-        let mut query = sqlx::query(&sql).bind(order_id).bind(status).bind(at);
-        for bind in binds {
-            query = match bind {
-                Bind::Int(v) => query.bind(v),
-                Bind::Text(v) => query.bind(v),
-                Bind::OptText(v) => query.bind(v),
-            };
-        }
-        one_row(query.execute(conn).await?, "order")
+        let mut all = args![order_id, status, at];
+        all.0.extend(values);
+        one_changed(conn.execute(&sql, all).await?, "order")
     }
-}
-
-/// An extra value for a status update.
-enum Bind {
-    Int(i64),
-    Text(String),
-    OptText(Option<String>),
 }

@@ -9,9 +9,9 @@
 
 use emporium_domain::order::OrderEvent;
 use emporium_domain::payment::PaymentEvent;
-use sqlx::PgConnection;
 
-use super::{aggregate_uuid, enum_text, one_row};
+use super::{aggregate_uuid, enum_text, one_changed};
+use crate::args;
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
 use crate::sql::Conn;
@@ -45,6 +45,10 @@ CREATE TABLE payment_orders (
 );
 ";
 
+/// SQLite takes the same DDL: its column types are affinities, and it has partial
+/// indexes.
+const SQLITE_SCHEMA: &str = SCHEMA;
+
 #[async_trait::async_trait]
 impl Projection for PaymentsProjection {
     fn name(&self) -> &'static str {
@@ -63,12 +67,15 @@ impl Projection for PaymentsProjection {
         SCHEMA
     }
 
+    fn sqlite_schema(&self) -> Option<&'static str> {
+        Some(SQLITE_SCHEMA)
+    }
+
     fn aggregate_types(&self) -> &'static [&'static str] {
         &["order", "payment"]
     }
 
     async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
-        let conn = conn.postgres("the payments read model")?;
         match event.aggregate_type.as_str() {
             "order" => order(conn, event).await,
             "payment" => payment(conn, event).await,
@@ -77,7 +84,7 @@ impl Projection for PaymentsProjection {
     }
 }
 
-async fn order(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+async fn order(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
     // Only the owner matters here; skip the rest without decoding.
     if event.event_type != "OrderPlaced" {
         return Ok(());
@@ -86,27 +93,24 @@ async fn order(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result
         anyhow::bail!("{} is not OrderPlaced", event.event_type);
     };
     let order_id = aggregate_uuid(event)?;
-    sqlx::query(
+    conn.execute(
         "INSERT INTO payment_orders (order_id, customer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        args![order_id, customer_id],
     )
-    .bind(order_id)
-    .bind(customer_id)
-    .execute(&mut *conn)
     .await?;
     // A payment recorded before its order (never in commit order, but harmless).
-    sqlx::query("UPDATE payments SET customer_id = $2 WHERE order_id = $1 AND customer_id IS NULL")
-        .bind(order_id)
-        .bind(customer_id)
-        .execute(conn)
-        .await?;
+    conn.execute(
+        "UPDATE payments SET customer_id = $2 WHERE order_id = $1 AND customer_id IS NULL",
+        args![order_id, customer_id],
+    )
+    .await?;
     Ok(())
 }
 
-async fn payment(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+async fn payment(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
     use PaymentEvent as E;
     let payment_id = aggregate_uuid(event)?;
-    let update = |sql: &'static str| sqlx::query(sql).bind(payment_id);
-    let result = match decode::<PaymentEvent>(event)? {
+    let (sql, values) = match decode::<PaymentEvent>(event)? {
         E::PaymentCreated {
             order_id,
             provider,
@@ -114,83 +118,65 @@ async fn payment(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Resu
             amount,
             at,
             ..
-        } => {
-            sqlx::query(
-                "INSERT INTO payments (payment_id, order_id, customer_id, provider, provider_intent_id,
-                     status, currency, amount_minor, created_at, updated_at)
-                 VALUES ($1, $2, (SELECT customer_id FROM payment_orders WHERE order_id = $2),
-                     $3, $4, 'created', $5, $6, $7, $7)",
-            )
-            .bind(payment_id)
-            .bind(order_id)
-            .bind(provider)
-            .bind(provider_intent_id)
-            .bind(amount.currency().code())
-            .bind(amount.amount_minor())
-            .bind(at)
-            .execute(conn)
-            .await?
-        }
-        E::PaymentActionRequired { at, .. } => {
-            update("UPDATE payments SET status = 'requires_action', updated_at = $2 WHERE payment_id = $1")
-                .bind(at)
-                .execute(conn)
-                .await?
-        }
-        E::PaymentAuthorised { amount, at, .. } => {
-            update("UPDATE payments SET status = 'authorised', authorised_minor = $2, updated_at = $3 WHERE payment_id = $1")
-                .bind(amount.amount_minor())
-                .bind(at)
-                .execute(conn)
-                .await?
-        }
-        E::PaymentCaptured { amount, at, .. } => {
-            update("UPDATE payments SET status = 'captured', captured_minor = $2, updated_at = $3 WHERE payment_id = $1")
-                .bind(amount.amount_minor())
-                .bind(at)
-                .execute(conn)
-                .await?
-        }
-        E::PaymentFailed { reason, at, .. } => {
-            update("UPDATE payments SET status = 'failed', failure_reason = $2, updated_at = $3 WHERE payment_id = $1")
-                .bind(enum_text(&reason)?)
-                .bind(at)
-                .execute(conn)
-                .await?
-        }
-        E::PaymentVoided { at, .. } => {
-            update("UPDATE payments SET status = 'voided', updated_at = $2 WHERE payment_id = $1")
-                .bind(at)
-                .execute(conn)
-                .await?
-        }
+        } => (
+            "INSERT INTO payments (payment_id, order_id, customer_id, provider, provider_intent_id,
+                 status, currency, amount_minor, created_at, updated_at)
+             VALUES ($1, $2, (SELECT customer_id FROM payment_orders WHERE order_id = $2),
+                 $3, $4, 'created', $5, $6, $7, $7)",
+            args![
+                payment_id,
+                order_id,
+                provider,
+                provider_intent_id,
+                amount.currency().code(),
+                amount.amount_minor(),
+                at
+            ],
+        ),
+        E::PaymentActionRequired { at, .. } => (
+            "UPDATE payments SET status = 'requires_action', updated_at = $2 WHERE payment_id = $1",
+            args![payment_id, at],
+        ),
+        E::PaymentAuthorised { amount, at, .. } => (
+            "UPDATE payments SET status = 'authorised', authorised_minor = $2, updated_at = $3 WHERE payment_id = $1",
+            args![payment_id, amount.amount_minor(), at],
+        ),
+        E::PaymentCaptured { amount, at, .. } => (
+            "UPDATE payments SET status = 'captured', captured_minor = $2, updated_at = $3 WHERE payment_id = $1",
+            args![payment_id, amount.amount_minor(), at],
+        ),
+        E::PaymentFailed { reason, at, .. } => (
+            "UPDATE payments SET status = 'failed', failure_reason = $2, updated_at = $3 WHERE payment_id = $1",
+            args![payment_id, enum_text(&reason)?, at],
+        ),
+        E::PaymentVoided { at, .. } => (
+            "UPDATE payments SET status = 'voided', updated_at = $2 WHERE payment_id = $1",
+            args![payment_id, at],
+        ),
         // A request changes nothing the customer sees until the provider completes it.
-        E::PaymentRefundRequested { at, .. } => {
-            update("UPDATE payments SET updated_at = $2 WHERE payment_id = $1")
-                .bind(at)
-                .execute(conn)
-                .await?
-        }
+        E::PaymentRefundRequested { at, .. } => (
+            "UPDATE payments SET updated_at = $2 WHERE payment_id = $1",
+            args![payment_id, at],
+        ),
         E::PaymentRefunded {
             total_refunded,
             fully_refunded,
             at,
             ..
-        } => {
-            update(
-                "UPDATE payments SET refunded_minor = $2,
-                     status = CASE WHEN $3 THEN 'refunded' ELSE status END, updated_at = $4
-                 WHERE payment_id = $1",
-            )
-            .bind(total_refunded.amount_minor())
-            .bind(fully_refunded)
-            .bind(at)
-            .execute(conn)
-            .await?
-        }
+        } => (
+            "UPDATE payments SET refunded_minor = $2,
+                 status = CASE WHEN $3 THEN 'refunded' ELSE status END, updated_at = $4
+             WHERE payment_id = $1",
+            args![
+                payment_id,
+                total_refunded.amount_minor(),
+                fully_refunded,
+                at
+            ],
+        ),
     };
-    one_row(
-        result,
+    one_changed(
+        conn.execute(sql, values).await?,
         &format!("{} of payment {payment_id}", event.event_type),
     )
 }

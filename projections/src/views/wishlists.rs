@@ -3,6 +3,7 @@
 use emporium_domain::catalog::WishlistEvent;
 
 use super::aggregate_uuid;
+use crate::args;
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
 use crate::sql::Conn;
@@ -22,6 +23,9 @@ CREATE INDEX wishlist_items_newest ON wishlist_items (user_id, added_at DESC);
 CREATE INDEX wishlist_items_product ON wishlist_items (product_id);
 ";
 
+/// SQLite takes the same DDL (its column types are affinities).
+const SQLITE_SCHEMA: &str = SCHEMA;
+
 #[async_trait::async_trait]
 impl Projection for WishlistsProjection {
     fn name(&self) -> &'static str {
@@ -40,38 +44,39 @@ impl Projection for WishlistsProjection {
         SCHEMA
     }
 
+    fn sqlite_schema(&self) -> Option<&'static str> {
+        Some(SQLITE_SCHEMA)
+    }
+
     fn aggregate_types(&self) -> &'static [&'static str] {
         &["wishlist"]
     }
 
     async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
-        let conn = conn.postgres("the wishlists read model")?;
         use WishlistEvent as E;
         let user_id = aggregate_uuid(event)?;
         match decode::<WishlistEvent>(event)? {
             E::ProductAddedToWishlist { product_id, at } => {
-                sqlx::query(
+                conn.execute(
                     "INSERT INTO wishlist_items (user_id, product_id, added_at) VALUES ($1, $2, $3)
                      ON CONFLICT DO NOTHING",
+                    args![user_id, product_id, at],
                 )
-                .bind(user_id)
-                .bind(product_id)
-                .bind(at)
-                .execute(conn)
                 .await?;
             }
             E::ProductRemovedFromWishlist { product_id, .. } => {
-                sqlx::query("DELETE FROM wishlist_items WHERE user_id = $1 AND product_id = $2")
-                    .bind(user_id)
-                    .bind(product_id)
-                    .execute(conn)
-                    .await?;
+                conn.execute(
+                    "DELETE FROM wishlist_items WHERE user_id = $1 AND product_id = $2",
+                    args![user_id, product_id],
+                )
+                .await?;
             }
             E::WishlistCleared { .. } => {
-                sqlx::query("DELETE FROM wishlist_items WHERE user_id = $1")
-                    .bind(user_id)
-                    .execute(conn)
-                    .await?;
+                conn.execute(
+                    "DELETE FROM wishlist_items WHERE user_id = $1",
+                    args![user_id],
+                )
+                .await?;
             }
         }
         Ok(())
