@@ -785,3 +785,160 @@ async fn catalogue_read_models_are_the_same_on_postgres_and_sqlite() {
     );
     pg.drop_database().await.expect("drop the database");
 }
+
+/// The SQLite forms of the storefront's catalogue reads (what the gateway's port
+/// runs) use the SQLite schema's indexes as the PostgreSQL listing does its own:
+/// each listing order scans its partial index with no sort, a cursor bounds the scan,
+/// and a former slug scans only the products that have one.
+#[tokio::test]
+async fn catalogue_reads_use_their_indexes_on_sqlite() {
+    let scenario = Scenario::new().await;
+    let lite = scenario.sqlite().await;
+    let Db::Sqlite(pool) = &lite else {
+        unreachable!("the scenario's read-model database is SQLite")
+    };
+    sqlx::raw_sql(CatalogProjection.sqlite_schema().expect("a SQLite schema"))
+        .execute(pool)
+        .await
+        .expect("create the tables");
+    lite.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO catalog_products
+             (product_id, sku, slug, old_slugs, name, description, category_id, currency,
+              price_minor, min_price_minor, max_price_minor, rating_count, rating_sum, published,
+              featured, created_at, updated_at)
+         SELECT randomblob(16), 'SKU-' || i, 'p-' || i,
+                CASE WHEN i % 50 = 0 THEN json_array('old-' || i) ELSE '[]' END,
+                'Product ' || (i * 7919 % 1000), '', randomblob(16), 'EUR',
+                100 + i * 7919 % 100000, 100 + i * 7919 % 100000, 100 + i * 7919 % 100000,
+                i % 7, (i % 7) * (1 + i % 5), i % 10 <> 0, i % 20 = 0,
+                printf('2026-01-01T%02d:%02d:00.000000Z', i / 60 % 24, i % 60),
+                '2026-01-01T00:00:00.000000Z'
+         FROM n",
+        args![],
+    )
+    .await
+    .expect("insert products");
+    lite.execute("ANALYZE", args![]).await.expect("analyze");
+
+    let at = Utc::now();
+    let id = Uuid::new_v4();
+    let cases: [(&str, emporium_projections::sql::Args, &str, bool); 12] = [
+        (
+            "p.published ORDER BY p.created_at DESC, p.product_id DESC",
+            args![],
+            "catalog_products_newest",
+            false,
+        ),
+        (
+            "p.published AND (p.created_at, p.product_id) < ($1, $2)
+             ORDER BY p.created_at DESC, p.product_id DESC",
+            args![at, id],
+            "catalog_products_newest",
+            true,
+        ),
+        (
+            "p.published ORDER BY p.min_price_minor, p.product_id",
+            args![],
+            "catalog_products_price",
+            false,
+        ),
+        (
+            "p.published AND (p.min_price_minor, p.product_id) > ($1, $2)
+             ORDER BY p.min_price_minor, p.product_id",
+            args![500_i64, id],
+            "catalog_products_price",
+            true,
+        ),
+        (
+            "p.published ORDER BY p.min_price_minor DESC, p.product_id DESC",
+            args![],
+            "catalog_products_price",
+            false,
+        ),
+        (
+            "p.published AND (p.min_price_minor, p.product_id) < ($1, $2)
+             ORDER BY p.min_price_minor DESC, p.product_id DESC",
+            args![500_i64, id],
+            "catalog_products_price",
+            true,
+        ),
+        (
+            "p.published ORDER BY coalesce(p.rating_average, -1) DESC, p.product_id DESC",
+            args![],
+            "catalog_products_rating",
+            false,
+        ),
+        // SQLite bounds an expression index by a row value only with the leading
+        // term beside it.
+        (
+            "p.published AND coalesce(p.rating_average, -1) <= $1
+             AND (coalesce(p.rating_average, -1), p.product_id) < ($1, $2)
+             ORDER BY coalesce(p.rating_average, -1) DESC, p.product_id DESC",
+            args![3.5_f64, id],
+            "catalog_products_rating",
+            true,
+        ),
+        (
+            "p.published ORDER BY p.name, p.product_id",
+            args![],
+            "catalog_products_name",
+            false,
+        ),
+        (
+            "p.published AND (p.name, p.product_id) > ($1, $2) ORDER BY p.name, p.product_id",
+            args!["Product 5", id],
+            "catalog_products_name",
+            true,
+        ),
+        (
+            "p.published AND p.featured ORDER BY p.updated_at DESC",
+            args![],
+            "catalog_products_featured",
+            false,
+        ),
+        (
+            "p.old_slugs <> '[]' AND EXISTS (SELECT 1 FROM json_each(p.old_slugs) WHERE value = $1)",
+            args!["old-50"],
+            "catalog_products_old_slugs",
+            false,
+        ),
+    ];
+    for (filter, args, index, bounded) in cases {
+        let plan: Vec<(i64, i64, i64, String)> = lite
+            .fetch_all(
+                &format!(
+                    "EXPLAIN QUERY PLAN SELECT p.product_id FROM catalog_products p
+                     WHERE {filter} LIMIT 21"
+                ),
+                args,
+            )
+            .await
+            .expect("explain");
+        let steps: Vec<&str> = plan.iter().map(|(.., detail)| detail.as_str()).collect();
+        assert!(
+            !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+            "{filter}: sorts: {steps:?}"
+        );
+        let verb = if bounded { "SEARCH" } else { "SCAN" };
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.starts_with(&format!("{verb} p USING INDEX {index}"))),
+            "{filter}: {steps:?}"
+        );
+    }
+    let plan: Vec<(i64, i64, i64, String)> = lite
+        .fetch_all(
+            "EXPLAIN QUERY PLAN SELECT p.product_id FROM catalog_products p WHERE p.slug = $1",
+            args!["p-7"],
+        )
+        .await
+        .expect("explain");
+    assert!(
+        plan[0]
+            .3
+            .starts_with("SEARCH p USING INDEX catalog_products_slug"),
+        "{plan:?}"
+    );
+}
