@@ -37,7 +37,7 @@ const SQLITE_SCHEMA: &str = SCHEMA;
 /// Starts tracking `$1` with threshold `$2` at `$3`.
 const TRACK: &str =
     "INSERT INTO inventory_levels (sku, low_stock_threshold, tracked_at, updated_at)
-                     VALUES ($1, $2, $3, $3)";
+     VALUES ($1, $2, $3, $3)";
 
 /// One SKU's folded levels (`$2` on hand, `$3` available, `$4` threshold, each kept
 /// when null) at `$5`: what the batch's `unnest` update does per row, for SQLite.

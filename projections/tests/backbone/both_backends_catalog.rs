@@ -210,6 +210,21 @@ async fn reviews(db: &Db) -> Vec<ReviewRow> {
     .expect("read reviews")
 }
 
+/// Another SQLite read-model database beside the scenario's store.
+async fn sqlite_file(scenario: &Scenario, name: &str) -> Db {
+    Db::from(
+        sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(scenario.dir.path().join(name))
+                    .create_if_missing(true),
+            )
+            .await
+            .expect("open a read-model database"),
+    )
+}
+
 /// Builds `projection` on a fresh database applying `events` one at a time (the
 /// runner's path when a batch is retried event by event).
 async fn build_one_by_one(db: &Db, projection: &dyn Projection, events: &[EventEnvelope]) {
@@ -668,6 +683,9 @@ async fn catalogue_read_models_are_the_same_on_postgres_and_sqlite() {
         levels(&lite).await,
         "inventory levels on both backends"
     );
+    let one_by_one = sqlite_file(&scenario, "inventory-one-by-one.db").await;
+    build_one_by_one(&one_by_one, &InventoryProjection, &events).await;
+    assert_eq!(on_pg, levels(&one_by_one).await, "event by event on SQLite");
     pg.drop_database().await.expect("drop the database");
 
     // catalog, as a batch and event by event, on both backends
@@ -736,17 +754,7 @@ async fn catalogue_read_models_are_the_same_on_postgres_and_sqlite() {
 
     let pg = TestDatabase::create(2).await.expect("a fresh database");
     let pg_db = Db::from(pg.pool().clone());
-    let lite = Db::from(
-        sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(
-                sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(scenario.dir.path().join("one-by-one.db"))
-                    .create_if_missing(true),
-            )
-            .await
-            .expect("open a second read-model database"),
-    );
+    let lite = sqlite_file(&scenario, "catalog-one-by-one.db").await;
     build_one_by_one(&pg_db, &CatalogProjection, &events).await;
     build_one_by_one(&lite, &CatalogProjection, &events).await;
     let one_by_one = products(&pg_db).await;
