@@ -13,20 +13,49 @@ use chrono::{DateTime, Utc};
 use emporium_domain::catalog::{CategoryEvent, ProductEvent, ReviewEvent, ReviewStatus};
 use emporium_domain::inventory::InventoryEvent;
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{json, one_row};
+use super::{array_remove_append, json, one_changed, sqlite_uuid_text};
+use crate::args;
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
-use crate::sql::Conn;
+use crate::sql::{Backend, Conn, Value};
 
 /// Builds `catalog_products` and its helper tables.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CatalogProjection;
 
-const SCHEMA: &str = "
+/// The helper tables, the same DDL on both backends.
+macro_rules! helper_tables {
+    () => {
+        "
+CREATE TABLE catalog_categories (
+    category_id uuid PRIMARY KEY,
+    parent_id   uuid,
+    name        text NOT NULL,
+    slug        text NOT NULL
+);
+CREATE INDEX catalog_categories_parent ON catalog_categories (parent_id);
+
+CREATE TABLE catalog_stock (
+    sku        text   PRIMARY KEY,
+    product_id uuid,
+    available  bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX catalog_stock_product ON catalog_stock (product_id);
+
+CREATE TABLE catalog_ratings (
+    product_id   uuid   PRIMARY KEY,
+    rating_count bigint NOT NULL DEFAULT 0,
+    rating_sum   bigint NOT NULL DEFAULT 0
+);
+"
+    };
+}
+
+const SCHEMA: &str = concat!(
+    "
 CREATE TABLE catalog_products (
     product_id      uuid        PRIMARY KEY,
     sku             text        NOT NULL,
@@ -79,28 +108,67 @@ CREATE INDEX catalog_products_featured ON catalog_products (updated_at DESC) WHE
 CREATE INDEX catalog_products_categories ON catalog_products USING gin (category_ids);
 CREATE INDEX catalog_products_tags ON catalog_products USING gin (tags);
 CREATE INDEX catalog_products_category ON catalog_products (category_id);
-
-CREATE TABLE catalog_categories (
-    category_id uuid PRIMARY KEY,
-    parent_id   uuid,
-    name        text NOT NULL,
-    slug        text NOT NULL
+",
+    helper_tables!()
 );
-CREATE INDEX catalog_categories_parent ON catalog_categories (parent_id);
 
-CREATE TABLE catalog_stock (
-    sku        text   PRIMARY KEY,
-    product_id uuid,
-    available  bigint NOT NULL DEFAULT 0
+/// `catalog_products` on SQLite: the same columns, arrays as JSON array text
+/// (`old_slugs`, `tags`, `skus` of strings; `category_ids` of hyphenated UUIDs);
+/// `rating_average` a `real` rounded like PostgreSQL's `numeric(3, 2)` (half away
+/// from zero, done in integers so no binary fraction decides a tie); `in_stock`,
+/// `published` and `featured` 0 or 1. The listing indexes are the same partial
+/// indexes. SQLite has no GIN: the category and tag filters are tested per row along
+/// the listing index, and a former slug is found by scanning the partial index of
+/// the products that have one.
+const SQLITE_SCHEMA: &str = concat!(
+    "
+CREATE TABLE catalog_products (
+    product_id      uuid        PRIMARY KEY,
+    sku             text        NOT NULL,
+    slug            text        NOT NULL,
+    old_slugs       text        NOT NULL DEFAULT '[]',
+    name            text        NOT NULL,
+    description     text        NOT NULL,
+    category_id     uuid        NOT NULL,
+    -- Root first: [{category_id, name, slug}, ...]; empty until the category is known.
+    category_path   jsonb       NOT NULL DEFAULT '[]',
+    -- The category and its ancestors, for \"in this category or below\".
+    category_ids    text        NOT NULL DEFAULT '[]',
+    tags            text        NOT NULL DEFAULT '[]',
+    attributes      jsonb       NOT NULL DEFAULT '{}',
+    currency        text        NOT NULL,
+    price_minor     bigint      NOT NULL,
+    min_price_minor bigint      NOT NULL,
+    max_price_minor bigint      NOT NULL,
+    variants        jsonb       NOT NULL DEFAULT '[]',
+    images          jsonb       NOT NULL DEFAULT '[]',
+    primary_image   jsonb,
+    skus            text        NOT NULL DEFAULT '[]',
+    rating_count    bigint      NOT NULL DEFAULT 0,
+    rating_sum      bigint      NOT NULL DEFAULT 0,
+    rating_average  real        GENERATED ALWAYS AS
+                        (CASE WHEN rating_count > 0
+                              THEN ((rating_sum * 200 + rating_count) / (2 * rating_count)) / 100.0 END) STORED,
+    available       bigint      NOT NULL DEFAULT 0,
+    in_stock        boolean     GENERATED ALWAYS AS (available > 0) STORED,
+    status          text        NOT NULL DEFAULT 'draft',
+    published       boolean     NOT NULL DEFAULT false,
+    featured        boolean     NOT NULL DEFAULT false,
+    created_at      timestamptz NOT NULL,
+    updated_at      timestamptz NOT NULL,
+    published_at    timestamptz
 );
-CREATE INDEX catalog_stock_product ON catalog_stock (product_id);
-
-CREATE TABLE catalog_ratings (
-    product_id   uuid   PRIMARY KEY,
-    rating_count bigint NOT NULL DEFAULT 0,
-    rating_sum   bigint NOT NULL DEFAULT 0
+CREATE UNIQUE INDEX catalog_products_slug ON catalog_products (slug);
+CREATE INDEX catalog_products_old_slugs ON catalog_products (old_slugs) WHERE old_slugs <> '[]';
+CREATE INDEX catalog_products_newest ON catalog_products (created_at DESC, product_id DESC) WHERE published;
+CREATE INDEX catalog_products_price ON catalog_products (min_price_minor, product_id) WHERE published;
+CREATE INDEX catalog_products_rating ON catalog_products ((coalesce(rating_average, -1)) DESC, product_id DESC) WHERE published;
+CREATE INDEX catalog_products_name ON catalog_products (name, product_id) WHERE published;
+CREATE INDEX catalog_products_featured ON catalog_products (updated_at DESC) WHERE published AND featured;
+CREATE INDEX catalog_products_category ON catalog_products (category_id);
+",
+    helper_tables!()
 );
-";
 
 /// The category path of every category in `$1`'s subtree, root first, written onto
 /// the products in those categories.
@@ -144,6 +212,132 @@ SET category_path = coalesce((SELECT jsonb_agg(jsonb_build_object('category_id',
                                                ORDER BY depth DESC) FROM up), '[]'),
     category_ids = coalesce((SELECT array_agg(category_id ORDER BY depth DESC) FROM up), '{}')
 WHERE p.product_id = $1";
+
+/// [`REFRESH_PATHS`] on SQLite: the path and the ids are JSON arrays built with
+/// `json_group_array(… ORDER BY depth DESC)`, UUIDs written as PostgreSQL writes them.
+const SQLITE_REFRESH_PATHS: &str = concat!(
+    "
+WITH RECURSIVE down(category_id) AS (
+    SELECT $1
+    UNION
+    SELECT c.category_id FROM catalog_categories c JOIN down d ON c.parent_id = d.category_id
+),
+up(origin, category_id, parent_id, name, slug, depth) AS (
+    SELECT c.category_id, c.category_id, c.parent_id, c.name, c.slug, 0
+    FROM catalog_categories c JOIN down USING (category_id)
+    UNION ALL
+    SELECT up.origin, c.category_id, c.parent_id, c.name, c.slug, up.depth + 1
+    FROM catalog_categories c JOIN up ON c.category_id = up.parent_id
+    WHERE up.depth < 64
+),
+paths AS (
+    SELECT origin,
+           json_group_array(json_object('category_id', ",
+    sqlite_uuid_text!("category_id"),
+    ", 'name', name, 'slug', slug)
+                            ORDER BY depth DESC) AS path,
+           json_group_array(",
+    sqlite_uuid_text!("category_id"),
+    " ORDER BY depth DESC) AS ids
+    FROM up GROUP BY origin
+)
+UPDATE catalog_products AS p
+SET category_path = paths.path, category_ids = paths.ids
+FROM paths
+WHERE p.category_id = paths.origin"
+);
+
+/// [`PRODUCT_PATH`] on SQLite (an aggregate over no rows is already `[]`).
+const SQLITE_PRODUCT_PATH: &str = concat!(
+    "
+WITH RECURSIVE up(category_id, parent_id, name, slug, depth) AS (
+    SELECT category_id, parent_id, name, slug, 0 FROM catalog_categories WHERE category_id = $2
+    UNION ALL
+    SELECT c.category_id, c.parent_id, c.name, c.slug, up.depth + 1
+    FROM catalog_categories c JOIN up ON c.category_id = up.parent_id
+    WHERE up.depth < 64
+)
+UPDATE catalog_products
+SET category_path = (SELECT json_group_array(json_object('category_id', ",
+    sqlite_uuid_text!("category_id"),
+    ", 'name', name, 'slug', slug)
+                                             ORDER BY depth DESC) FROM up),
+    category_ids = (SELECT json_group_array(",
+    sqlite_uuid_text!("category_id"),
+    " ORDER BY depth DESC) FROM up)
+WHERE product_id = $1"
+);
+
+/// Upserts the stock of `$1` (a SKU) to `$2` units; returns the product it belongs to.
+const SET_STOCK: &str = "INSERT INTO catalog_stock (sku, available) VALUES ($1, $2)
+     ON CONFLICT (sku) DO UPDATE SET available = $2
+     RETURNING product_id";
+
+/// Sets variant `$2`'s `available` to `$3` in product `$1`'s document and the
+/// product's total.
+const VARIANT_STOCK: &str = "
+UPDATE catalog_products
+SET variants = (SELECT coalesce(jsonb_agg(CASE WHEN v ->> 'sku' = $2
+                                               THEN jsonb_set(v, '{available}', to_jsonb($3::bigint))
+                                               ELSE v END ORDER BY ord), '[]')
+                FROM jsonb_array_elements(variants) WITH ORDINALITY AS x(v, ord)),
+    available = (SELECT coalesce(sum(available), 0)::bigint FROM catalog_stock
+                 WHERE product_id = $1)
+WHERE product_id = $1";
+
+/// [`VARIANT_STOCK`] on SQLite: the document's elements by `json_each`, in array order.
+const SQLITE_VARIANT_STOCK: &str = "
+UPDATE catalog_products
+SET variants = (SELECT json_group_array(CASE WHEN x.value ->> 'sku' = $2
+                                             THEN json_set(x.value, '$.available', $3)
+                                             ELSE json(x.value) END ORDER BY x.key)
+                FROM json_each(variants) AS x),
+    available = (SELECT CAST(coalesce(sum(available), 0) AS bigint) FROM catalog_stock
+                 WHERE product_id = $1)
+WHERE product_id = $1";
+
+/// A run of stock movements (`$1` SKUs, `$2` their last availability, in step) into
+/// `catalog_stock`; returns the products concerned.
+const FOLD_STOCK: &str = "
+INSERT INTO catalog_stock (sku, available)
+SELECT * FROM unnest($1::text[], $2::bigint[])
+ON CONFLICT (sku) DO UPDATE SET available = EXCLUDED.available
+RETURNING product_id";
+
+/// [`FOLD_STOCK`] on SQLite: the arrays are JSON, zipped by index (`WHERE true` lets
+/// SQLite parse the upsert after a `SELECT`).
+const SQLITE_FOLD_STOCK: &str = "
+INSERT INTO catalog_stock (sku, available)
+SELECT s.value, a.value FROM json_each($1) AS s JOIN json_each($2) AS a ON a.key = s.key
+WHERE true
+ON CONFLICT (sku) DO UPDATE SET available = excluded.available
+RETURNING product_id";
+
+/// Copies `catalog_stock` onto the variants and totals of the products in `$1`: a
+/// variant's `available` always mirrors its SKU's stock row.
+const FOLD_PRODUCTS: &str = "
+UPDATE catalog_products p
+SET variants = (SELECT coalesce(jsonb_agg(CASE WHEN s.sku IS NULL THEN v
+                                               ELSE jsonb_set(v, '{available}', to_jsonb(s.available)) END
+                                          ORDER BY ord), '[]')
+                FROM jsonb_array_elements(p.variants) WITH ORDINALITY AS x(v, ord)
+                LEFT JOIN catalog_stock s ON s.sku = v ->> 'sku'),
+    available = (SELECT coalesce(sum(available), 0)::bigint FROM catalog_stock s
+                 WHERE s.product_id = p.product_id)
+WHERE p.product_id = ANY($1)";
+
+/// [`FOLD_PRODUCTS`] on SQLite: `$1` is a JSON array of hyphenated UUIDs, turned
+/// back into the 16-byte keys so the primary key finds the products.
+const SQLITE_FOLD_PRODUCTS: &str = "
+UPDATE catalog_products AS p
+SET variants = (SELECT json_group_array(CASE WHEN s.sku IS NULL THEN json(x.value)
+                                             ELSE json_set(x.value, '$.available', s.available) END
+                                        ORDER BY x.key)
+                FROM json_each(p.variants) AS x
+                LEFT JOIN catalog_stock s ON s.sku = x.value ->> 'sku'),
+    available = (SELECT CAST(coalesce(sum(available), 0) AS bigint) FROM catalog_stock s
+                 WHERE s.product_id = p.product_id)
+WHERE p.product_id IN (SELECT unhex(replace(value, '-', '')) FROM json_each($1))";
 
 /// One variant as listed in `catalog_products.variants`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -191,6 +385,10 @@ impl Projection for CatalogProjection {
         SCHEMA
     }
 
+    fn sqlite_schema(&self) -> Option<&'static str> {
+        Some(SQLITE_SCHEMA)
+    }
+
     fn aggregate_types(&self) -> &'static [&'static str] {
         &["product", "category_tree", "review", "inventory"]
     }
@@ -211,16 +409,13 @@ impl Projection for CatalogProjection {
                 }
                 continue;
             }
-            stock
-                .flush(conn.postgres("the catalog read model")?)
-                .await?;
+            stock.flush(conn).await?;
             self.apply(conn, event).await?;
         }
-        stock.flush(conn.postgres("the catalog read model")?).await
+        stock.flush(conn).await
     }
 
     async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
-        let conn = conn.postgres("the catalog read model")?;
         match event.aggregate_type.as_str() {
             "product" => product(conn, event).await,
             "category_tree" => category(conn, event).await,
@@ -231,7 +426,7 @@ impl Projection for CatalogProjection {
     }
 }
 
-async fn product(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+async fn product(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
     use ProductEvent as E;
     let id: Uuid = super::aggregate_uuid(event)?;
     match decode::<ProductEvent>(event)? {
@@ -247,45 +442,41 @@ async fn product(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Resu
             price,
             at,
         } => {
-            let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
-            sqlx::query(
+            let tags: Vec<String> = tags.iter().map(|t| t.as_str().to_owned()).collect();
+            conn.execute(
                 "INSERT INTO catalog_stock (sku, product_id) VALUES ($1, $2)
                  ON CONFLICT (sku) DO UPDATE SET product_id = $2",
+                args![sku.as_str(), product_id],
             )
-            .bind(sku.as_str())
-            .bind(product_id)
-            .execute(&mut *conn)
             .await?;
-            sqlx::query(
+            // `$12` is `skus`: the product's own SKU as a one-element array.
+            conn.execute(
                 "INSERT INTO catalog_products
                      (product_id, sku, slug, name, description, category_id, tags, attributes,
                       currency, price_minor, min_price_minor, max_price_minor, skus,
                       rating_count, rating_sum, available, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10, ARRAY[$2],
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10, $12,
                          coalesce((SELECT rating_count FROM catalog_ratings WHERE product_id = $1), 0),
                          coalesce((SELECT rating_sum FROM catalog_ratings WHERE product_id = $1), 0),
                          coalesce((SELECT available FROM catalog_stock WHERE sku = $2), 0),
                          $11, $11)",
+                args![
+                    product_id,
+                    sku.as_str(),
+                    slug.as_str(),
+                    name.as_str(),
+                    description.as_str(),
+                    category_id,
+                    tags,
+                    json(&attributes)?,
+                    price.currency().code(),
+                    price.amount_minor(),
+                    at,
+                    vec![sku.as_str().to_owned()]
+                ],
             )
-            .bind(product_id)
-            .bind(sku.as_str())
-            .bind(slug.as_str())
-            .bind(name.as_str())
-            .bind(description.as_str())
-            .bind(category_id)
-            .bind(&tags)
-            .bind(json(&attributes)?)
-            .bind(price.currency().code())
-            .bind(price.amount_minor())
-            .bind(at)
-            .execute(&mut *conn)
             .await?;
-            sqlx::query(PRODUCT_PATH)
-                .bind(product_id)
-                .bind(category_id)
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
+            product_path(conn, product_id, category_id).await
         }
         E::ProductDetailsUpdated {
             name,
@@ -295,48 +486,42 @@ async fn product(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Resu
             attributes,
             at,
         } => {
-            let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
-            let r = sqlx::query(
-                "UPDATE catalog_products
-                 SET name = $2, description = $3, category_id = $4, tags = $5, attributes = $6,
-                     updated_at = $7
-                 WHERE product_id = $1",
-            )
-            .bind(id)
-            .bind(name.as_str())
-            .bind(description.as_str())
-            .bind(category_id)
-            .bind(&tags)
-            .bind(json(&attributes)?)
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
-            one_row(r, "product details")?;
-            sqlx::query(PRODUCT_PATH)
-                .bind(id)
-                .bind(category_id)
-                .execute(&mut *conn)
+            let tags: Vec<String> = tags.iter().map(|t| t.as_str().to_owned()).collect();
+            let changed = conn
+                .execute(
+                    "UPDATE catalog_products
+                     SET name = $2, description = $3, category_id = $4, tags = $5, attributes = $6,
+                         updated_at = $7
+                     WHERE product_id = $1",
+                    args![
+                        id,
+                        name.as_str(),
+                        description.as_str(),
+                        category_id,
+                        tags,
+                        json(&attributes)?,
+                        at
+                    ],
+                )
                 .await?;
-            Ok(())
+            one_changed(changed, "product details")?;
+            product_path(conn, id, category_id).await
         }
         E::SlugChanged {
             old_slug,
             new_slug,
             at,
         } => {
-            let r = sqlx::query(
+            let sql = format!(
                 "UPDATE catalog_products
-                 SET slug = $2, old_slugs = array_append(array_remove(old_slugs, $2), $3),
-                     updated_at = $4
+                 SET slug = $2, old_slugs = {}, updated_at = $4
                  WHERE product_id = $1",
-            )
-            .bind(id)
-            .bind(new_slug.as_str())
-            .bind(old_slug.as_str())
-            .bind(at)
-            .execute(&mut *conn)
-            .await?;
-            one_row(r, "product slug")
+                array_remove_append(conn.backend(), "old_slugs", "$2", "$3")
+            );
+            let changed = conn
+                .execute(&sql, args![id, new_slug.as_str(), old_slug.as_str(), at])
+                .await?;
+            one_changed(changed, "product slug")
         }
         E::PriceChanged { new_price, at, .. } => {
             let mut doc = Doc::load(conn, id).await?;
@@ -352,15 +537,14 @@ async fn product(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Resu
             price,
             at,
         } => {
-            let available: i64 = sqlx::query_scalar(
-                "INSERT INTO catalog_stock (sku, product_id) VALUES ($1, $2)
-                 ON CONFLICT (sku) DO UPDATE SET product_id = $2
-                 RETURNING available",
-            )
-            .bind(sku.as_str())
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
+            let (available,): (i64,) = conn
+                .fetch_one(
+                    "INSERT INTO catalog_stock (sku, product_id) VALUES ($1, $2)
+                     ON CONFLICT (sku) DO UPDATE SET product_id = $2
+                     RETURNING available",
+                    args![sku.as_str(), id],
+                )
+                .await?;
             let mut doc = Doc::load(conn, id).await?;
             doc.variants.push(VariantView {
                 variant_id,
@@ -393,12 +577,10 @@ async fn product(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Resu
             sku,
             at,
         } => {
-            sqlx::query(
+            conn.execute(
                 "UPDATE catalog_stock SET product_id = NULL WHERE sku = $1 AND product_id = $2",
+                args![sku.as_str(), id],
             )
-            .bind(sku.as_str())
-            .bind(id)
-            .execute(&mut *conn)
             .await?;
             let mut doc = Doc::load(conn, id).await?;
             doc.variants.retain(|v| v.variant_id != variant_id);
@@ -478,20 +660,33 @@ async fn product(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Resu
     }
 }
 
+/// Writes the category path of product `product_id`, whose category is `category_id`.
+async fn product_path(
+    conn: &mut Conn<'_>,
+    product_id: Uuid,
+    category_id: Uuid,
+) -> anyhow::Result<()> {
+    let sql = match conn.backend() {
+        Backend::Postgres => PRODUCT_PATH,
+        Backend::Sqlite => SQLITE_PRODUCT_PATH,
+    };
+    conn.execute(sql, args![product_id, category_id]).await?;
+    Ok(())
+}
+
 async fn flags(
-    conn: &mut PgConnection,
+    conn: &mut Conn<'_>,
     id: Uuid,
     set: &'static str,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    let r = sqlx::query(&format!(
-        "UPDATE catalog_products SET {set}, updated_at = $2 WHERE product_id = $1"
-    ))
-    .bind(id)
-    .bind(at)
-    .execute(conn)
-    .await?;
-    one_row(r, "product flags")
+    let changed = conn
+        .execute(
+            &format!("UPDATE catalog_products SET {set}, updated_at = $2 WHERE product_id = $1"),
+            args![id, at],
+        )
+        .await?;
+    one_changed(changed, "product flags")
 }
 
 type DocRow = (String, i64, Json<Vec<VariantView>>, Json<Vec<ImageView>>);
@@ -506,13 +701,13 @@ struct Doc {
 }
 
 impl Doc {
-    async fn load(conn: &mut PgConnection, product_id: Uuid) -> anyhow::Result<Self> {
-        let row: Option<DocRow> = sqlx::query_as(
-            "SELECT sku, price_minor, variants, images FROM catalog_products WHERE product_id = $1",
-        )
-        .bind(product_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    async fn load(conn: &mut Conn<'_>, product_id: Uuid) -> anyhow::Result<Self> {
+        let row: Option<DocRow> = conn
+            .fetch_optional(
+                "SELECT sku, price_minor, variants, images FROM catalog_products WHERE product_id = $1",
+                args![product_id],
+            )
+            .await?;
         let (sku, price_minor, variants, images) =
             row.ok_or_else(|| anyhow::anyhow!("product {product_id} is not in the catalog"))?;
         Ok(Self {
@@ -537,13 +732,13 @@ impl Doc {
         }
     }
 
-    async fn save(self, conn: &mut PgConnection, at: DateTime<Utc>) -> anyhow::Result<()> {
+    async fn save(self, conn: &mut Conn<'_>, at: DateTime<Utc>) -> anyhow::Result<()> {
         let prices =
             std::iter::once(self.price_minor).chain(self.variants.iter().map(|v| v.price_minor));
         let min = prices.clone().min().unwrap_or(self.price_minor);
         let max = prices.max().unwrap_or(self.price_minor);
-        let skus: Vec<&str> = std::iter::once(self.sku.as_str())
-            .chain(self.variants.iter().map(|v| v.sku.as_str()))
+        let skus: Vec<String> = std::iter::once(self.sku.clone())
+            .chain(self.variants.iter().map(|v| v.sku.clone()))
             .collect();
         let primary = self
             .images
@@ -551,31 +746,33 @@ impl Doc {
             .find(|i| i.primary)
             .map(json)
             .transpose()?;
-        let r = sqlx::query(
-            "UPDATE catalog_products
-             SET price_minor = $2, min_price_minor = $3, max_price_minor = $4, variants = $5,
-                 images = $6, primary_image = $7, skus = $8,
-                 available = (SELECT coalesce(sum(available), 0)::bigint FROM catalog_stock
-                              WHERE product_id = $1),
-                 updated_at = $9
-             WHERE product_id = $1",
-        )
-        .bind(self.product_id)
-        .bind(self.price_minor)
-        .bind(min)
-        .bind(max)
-        .bind(Json(&self.variants))
-        .bind(Json(&self.images))
-        .bind(primary)
-        .bind(&skus)
-        .bind(at)
-        .execute(conn)
-        .await?;
-        one_row(r, "product document")
+        let changed = conn
+            .execute(
+                "UPDATE catalog_products
+                 SET price_minor = $2, min_price_minor = $3, max_price_minor = $4, variants = $5,
+                     images = $6, primary_image = $7, skus = $8,
+                     available = (SELECT CAST(coalesce(sum(available), 0) AS bigint) FROM catalog_stock
+                                  WHERE product_id = $1),
+                     updated_at = $9
+                 WHERE product_id = $1",
+                args![
+                    self.product_id,
+                    self.price_minor,
+                    min,
+                    max,
+                    Value::json(&self.variants)?,
+                    Value::json(&self.images)?,
+                    primary,
+                    skus,
+                    at
+                ],
+            )
+            .await?;
+        one_changed(changed, "product document")
     }
 }
 
-async fn category(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+async fn category(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
     use CategoryEvent as E;
     let touched = match decode::<CategoryEvent>(event)? {
         E::CategoryCreated {
@@ -585,15 +782,11 @@ async fn category(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Res
             parent_id,
             ..
         } => {
-            sqlx::query(
+            conn.execute(
                 "INSERT INTO catalog_categories (category_id, parent_id, name, slug)
                  VALUES ($1, $2, $3, $4)",
+                args![category_id, parent_id, name.as_str(), slug.as_str()],
             )
-            .bind(category_id)
-            .bind(parent_id)
-            .bind(name.as_str())
-            .bind(slug.as_str())
-            .execute(&mut *conn)
             .await?;
             category_id
         }
@@ -603,15 +796,13 @@ async fn category(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Res
             slug,
             ..
         } => {
-            let r = sqlx::query(
-                "UPDATE catalog_categories SET name = $2, slug = $3 WHERE category_id = $1",
-            )
-            .bind(category_id)
-            .bind(name.as_str())
-            .bind(slug.as_str())
-            .execute(&mut *conn)
-            .await?;
-            one_row(r, "catalog category")?;
+            let changed = conn
+                .execute(
+                    "UPDATE catalog_categories SET name = $2, slug = $3 WHERE category_id = $1",
+                    args![category_id, name.as_str(), slug.as_str()],
+                )
+                .await?;
+            one_changed(changed, "catalog category")?;
             category_id
         }
         E::CategoryMoved {
@@ -619,37 +810,39 @@ async fn category(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Res
             new_parent_id,
             ..
         } => {
-            let r =
-                sqlx::query("UPDATE catalog_categories SET parent_id = $2 WHERE category_id = $1")
-                    .bind(category_id)
-                    .bind(new_parent_id)
-                    .execute(&mut *conn)
-                    .await?;
-            one_row(r, "catalog category")?;
+            let changed = conn
+                .execute(
+                    "UPDATE catalog_categories SET parent_id = $2 WHERE category_id = $1",
+                    args![category_id, new_parent_id],
+                )
+                .await?;
+            one_changed(changed, "catalog category")?;
             category_id
         }
         // Products keep the path they had; a childless category with products in it
         // is the catalog's business, not the read model's.
         E::CategoryDeleted { category_id, .. } => {
-            sqlx::query("DELETE FROM catalog_categories WHERE category_id = $1")
-                .bind(category_id)
-                .execute(&mut *conn)
-                .await?;
+            conn.execute(
+                "DELETE FROM catalog_categories WHERE category_id = $1",
+                args![category_id],
+            )
+            .await?;
             return Ok(());
         }
     };
-    sqlx::query(REFRESH_PATHS)
-        .bind(touched)
-        .execute(conn)
-        .await?;
+    let sql = match conn.backend() {
+        Backend::Postgres => REFRESH_PATHS,
+        Backend::Sqlite => SQLITE_REFRESH_PATHS,
+    };
+    conn.execute(sql, args![touched]).await?;
     Ok(())
 }
 
-async fn review(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+async fn review(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
     use ReviewEvent as E;
     let approved = |s: ReviewStatus| s == ReviewStatus::Approved;
     // (product, change in count, change in the sum of stars)
-    let (product_id, count, sum) = match decode::<ReviewEvent>(event)? {
+    let (product_id, count, sum): (Uuid, i64, i64) = match decode::<ReviewEvent>(event)? {
         E::ReviewApproved {
             product_id,
             rating,
@@ -676,26 +869,20 @@ async fn review(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Resul
         } if approved(previous_status) => (product_id, -1, -i64::from(rating.stars())),
         _ => return Ok(()),
     };
-    sqlx::query(
+    conn.execute(
         "INSERT INTO catalog_ratings (product_id, rating_count, rating_sum) VALUES ($1, $2, $3)
          ON CONFLICT (product_id) DO UPDATE
          SET rating_count = catalog_ratings.rating_count + $2,
              rating_sum = catalog_ratings.rating_sum + $3",
+        args![product_id, count, sum],
     )
-    .bind(product_id)
-    .bind(count)
-    .bind(sum)
-    .execute(&mut *conn)
     .await?;
-    sqlx::query(
+    conn.execute(
         "UPDATE catalog_products
          SET rating_count = rating_count + $2, rating_sum = rating_sum + $3
          WHERE product_id = $1",
+        args![product_id, count, sum],
     )
-    .bind(product_id)
-    .bind(count)
-    .bind(sum)
-    .execute(conn)
     .await?;
     Ok(())
 }
@@ -736,80 +923,48 @@ impl StockFold {
         }
     }
 
-    async fn flush(&mut self, conn: &mut PgConnection) -> anyhow::Result<()> {
+    async fn flush(&mut self, conn: &mut Conn<'_>) -> anyhow::Result<()> {
         if self.skus.is_empty() {
             return Ok(());
         }
-        let products: Vec<Uuid> = sqlx::query_scalar::<_, Option<Uuid>>(
-            "INSERT INTO catalog_stock (sku, available)
-             SELECT * FROM unnest($1::text[], $2::bigint[])
-             ON CONFLICT (sku) DO UPDATE SET available = EXCLUDED.available
-             RETURNING product_id",
-        )
-        .bind(&self.skus)
-        .bind(&self.available)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .flatten()
-        .collect::<std::collections::BTreeSet<Uuid>>()
-        .into_iter()
-        .collect();
-        if !products.is_empty() {
-            // A variant's `available` always mirrors its SKU's stock row.
-            sqlx::query(
-                "UPDATE catalog_products p
-                 SET variants = (SELECT coalesce(jsonb_agg(CASE WHEN s.sku IS NULL THEN v
-                                                                ELSE jsonb_set(v, '{available}', to_jsonb(s.available)) END
-                                                           ORDER BY ord), '[]')
-                                 FROM jsonb_array_elements(p.variants) WITH ORDINALITY AS x(v, ord)
-                                 LEFT JOIN catalog_stock s ON s.sku = v ->> 'sku'),
-                     available = (SELECT coalesce(sum(available), 0)::bigint FROM catalog_stock s
-                                  WHERE s.product_id = p.product_id)
-                 WHERE p.product_id = ANY($1)",
-            )
-            .bind(&products)
-            .execute(&mut *conn)
-            .await?;
-        }
-        self.skus.clear();
-        self.available.clear();
+        let (fold_stock, fold_products) = match conn.backend() {
+            Backend::Postgres => (FOLD_STOCK, FOLD_PRODUCTS),
+            Backend::Sqlite => (SQLITE_FOLD_STOCK, SQLITE_FOLD_PRODUCTS),
+        };
+        let skus = std::mem::take(&mut self.skus);
+        let available = std::mem::take(&mut self.available);
         self.index.clear();
+        let products: Vec<Uuid> = conn
+            .scalar_all::<Option<Uuid>>(fold_stock, args![skus, available])
+            .await?
+            .into_iter()
+            .flatten()
+            .collect::<std::collections::BTreeSet<Uuid>>()
+            .into_iter()
+            .collect();
+        if !products.is_empty() {
+            conn.execute(fold_products, args![products]).await?;
+        }
         Ok(())
     }
 }
 
-async fn inventory(conn: &mut PgConnection, event: &EventEnvelope) -> anyhow::Result<()> {
+async fn inventory(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
     let Some(available) = available_after(event)? else {
         return Ok(());
     };
     let sku = event.aggregate_id.as_str();
-    let product_id: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO catalog_stock (sku, available) VALUES ($1, $2)
-         ON CONFLICT (sku) DO UPDATE SET available = $2
-         RETURNING product_id",
-    )
-    .bind(sku)
-    .bind(i64::from(available))
-    .fetch_one(&mut *conn)
-    .await?;
+    let (product_id,): (Option<Uuid>,) = conn
+        .fetch_one(SET_STOCK, args![sku, i64::from(available)])
+        .await?;
     let Some(product_id) = product_id else {
         return Ok(());
     };
-    sqlx::query(
-        "UPDATE catalog_products
-         SET variants = (SELECT coalesce(jsonb_agg(CASE WHEN v ->> 'sku' = $2
-                                                        THEN jsonb_set(v, '{available}', to_jsonb($3::bigint))
-                                                        ELSE v END ORDER BY ord), '[]')
-                         FROM jsonb_array_elements(variants) WITH ORDINALITY AS x(v, ord)),
-             available = (SELECT coalesce(sum(available), 0)::bigint FROM catalog_stock
-                          WHERE product_id = $1)
-         WHERE product_id = $1",
-    )
-    .bind(product_id)
-    .bind(sku)
-    .bind(i64::from(available))
-    .execute(conn)
-    .await?;
+    let sql = match conn.backend() {
+        Backend::Postgres => VARIANT_STOCK,
+        Backend::Sqlite => SQLITE_VARIANT_STOCK,
+    };
+    conn.execute(sql, args![product_id, sku, i64::from(available)])
+        .await?;
     Ok(())
 }

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use emporium_domain::inventory::InventoryEvent;
 
-use super::one_row;
+use super::one_changed;
+use crate::args;
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
-use crate::sql::Conn;
+use crate::sql::{Backend, Conn};
 
 /// Builds `inventory_levels`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,6 +30,25 @@ CREATE TABLE inventory_levels (
 CREATE INDEX inventory_levels_low_stock ON inventory_levels (available, sku) WHERE low_stock;
 ";
 
+/// SQLite takes the same DDL: generated columns and partial indexes exist there, and
+/// `low_stock` holds 0 or 1.
+const SQLITE_SCHEMA: &str = SCHEMA;
+
+/// Starts tracking `$1` with threshold `$2` at `$3`.
+const TRACK: &str =
+    "INSERT INTO inventory_levels (sku, low_stock_threshold, tracked_at, updated_at)
+     VALUES ($1, $2, $3, $3)";
+
+/// One SKU's folded levels (`$2` on hand, `$3` available, `$4` threshold, each kept
+/// when null) at `$5`: what the batch's `unnest` update does per row, for SQLite.
+const SET_LEVELS: &str = "UPDATE inventory_levels
+     SET on_hand = coalesce($2, on_hand),
+         available = coalesce($3, available),
+         reserved = coalesce($2, on_hand) - coalesce($3, available),
+         low_stock_threshold = coalesce($4, low_stock_threshold),
+         updated_at = $5
+     WHERE sku = $1";
+
 #[async_trait::async_trait]
 impl Projection for InventoryProjection {
     fn name(&self) -> &'static str {
@@ -47,18 +67,23 @@ impl Projection for InventoryProjection {
         SCHEMA
     }
 
+    fn sqlite_schema(&self) -> Option<&'static str> {
+        Some(SQLITE_SCHEMA)
+    }
+
     fn aggregate_types(&self) -> &'static [&'static str] {
         &["inventory"]
     }
 
     /// Every event carries the levels after it, so a batch folds into the last
-    /// levels per SKU: one insert for the newly tracked SKUs and one update for all.
+    /// levels per SKU: on PostgreSQL one insert for the newly tracked SKUs and one
+    /// update for all, over `unnest`ed arrays; on SQLite (no arrays, and no round
+    /// trip to save) one prepared insert per new SKU and one update per SKU.
     async fn apply_batch(
         &self,
         conn: &mut Conn<'_>,
         events: &[EventEnvelope],
     ) -> anyhow::Result<()> {
-        let conn = conn.postgres("the inventory read model")?;
         use InventoryEvent as E;
         #[derive(Default)]
         struct Fold {
@@ -125,6 +150,23 @@ impl Projection for InventoryProjection {
             fold.threshold = threshold.or(fold.threshold);
             fold.at = Some(at);
         }
+        if conn.backend() == Backend::Sqlite {
+            for (sku, threshold, at) in tracked {
+                conn.execute(TRACK, args![sku, threshold, at]).await?;
+            }
+            for sku in &order {
+                let fold = &folds[sku];
+                let changed = conn
+                    .execute(
+                        SET_LEVELS,
+                        args![sku, fold.on_hand, fold.available, fold.threshold, fold.at],
+                    )
+                    .await?;
+                anyhow::ensure!(changed == 1, "inventory levels: sku {sku} is not tracked");
+            }
+            return Ok(());
+        }
+        let conn = conn.postgres("the inventory batch")?;
         if !tracked.is_empty() {
             let (skus, rest): (Vec<String>, Vec<(i64, DateTime<Utc>)>) =
                 tracked.into_iter().map(|(s, t, a)| (s, (t, a))).unzip();
@@ -182,7 +224,6 @@ impl Projection for InventoryProjection {
     }
 
     async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
-        let conn = conn.postgres("the inventory read model")?;
         use InventoryEvent as E;
         let sku = event.aggregate_id.as_str();
         // (on hand when the event says, available, when)
@@ -192,14 +233,10 @@ impl Projection for InventoryProjection {
                 low_stock_threshold,
                 at,
             } => {
-                sqlx::query(
-                    "INSERT INTO inventory_levels (sku, low_stock_threshold, tracked_at, updated_at)
-                     VALUES ($1, $2, $3, $3)",
+                conn.execute(
+                    TRACK,
+                    args![tracked.as_str(), i64::from(low_stock_threshold), at],
                 )
-                .bind(tracked.as_str())
-                .bind(i64::from(low_stock_threshold))
-                .bind(at)
-                .execute(conn)
                 .await?;
                 return Ok(());
             }
@@ -207,16 +244,14 @@ impl Projection for InventoryProjection {
                 low_stock_threshold,
                 at,
             } => {
-                let r = sqlx::query(
-                    "UPDATE inventory_levels SET low_stock_threshold = $2, updated_at = $3
-                     WHERE sku = $1",
-                )
-                .bind(sku)
-                .bind(i64::from(low_stock_threshold))
-                .bind(at)
-                .execute(conn)
-                .await?;
-                return one_row(r, "inventory threshold");
+                let changed = conn
+                    .execute(
+                        "UPDATE inventory_levels SET low_stock_threshold = $2, updated_at = $3
+                         WHERE sku = $1",
+                        args![sku, i64::from(low_stock_threshold), at],
+                    )
+                    .await?;
+                return one_changed(changed, "inventory threshold");
             }
             // The flag is derived from the levels; the crossing itself is for alerts.
             E::LowStockDetected { .. } => return Ok(()),
@@ -242,18 +277,15 @@ impl Projection for InventoryProjection {
             | E::ReservationReleased { available, at, .. }
             | E::ReservationExpired { available, at, .. } => (None, available, at),
         };
-        let r = sqlx::query(
-            "UPDATE inventory_levels
-             SET on_hand = coalesce($2, on_hand), available = $3,
-                 reserved = coalesce($2, on_hand) - $3, updated_at = $4
-             WHERE sku = $1",
-        )
-        .bind(sku)
-        .bind(on_hand.map(i64::from))
-        .bind(i64::from(available))
-        .bind(at)
-        .execute(conn)
-        .await?;
-        one_row(r, "inventory levels")
+        let changed = conn
+            .execute(
+                "UPDATE inventory_levels
+                 SET on_hand = coalesce($2, on_hand), available = $3,
+                     reserved = coalesce($2, on_hand) - $3, updated_at = $4
+                 WHERE sku = $1",
+                args![sku, on_hand.map(i64::from), i64::from(available), at],
+            )
+            .await?;
+        one_changed(changed, "inventory levels")
     }
 }

@@ -109,3 +109,45 @@ fn one_row(result: sqlx::postgres::PgQueryResult, what: &str) -> anyhow::Result<
     );
     Ok(())
 }
+
+/// `column` (an array of text) without `remove`, then with `append` at its end, as an
+/// SQL expression: `array_append(array_remove(…))` on PostgreSQL, the same over the
+/// JSON array text SQLite keeps arrays as (in order; an empty array stays `[]`).
+fn array_remove_append(
+    backend: crate::sql::Backend,
+    column: &str,
+    remove: &str,
+    append: &str,
+) -> String {
+    match backend {
+        crate::sql::Backend::Postgres => {
+            format!("array_append(array_remove({column}, {remove}), {append})")
+        }
+        crate::sql::Backend::Sqlite => format!(
+            "json_insert((SELECT json_group_array(value ORDER BY key) FROM json_each({column})
+                          WHERE value <> {remove}), '$[#]', {append})"
+        ),
+    }
+}
+
+/// SQLite: the hyphenated lower-case text of the 16-byte UUID blob `$blob` (an SQL
+/// expression, a string literal), as PostgreSQL writes a `uuid` in JSON or `text`:
+/// what the JSON documents and arrays of UUIDs hold on SQLite.
+macro_rules! sqlite_uuid_text {
+    ($blob:literal) => {
+        concat!(
+            "lower(hex(substr(",
+            $blob,
+            ", 1, 4)) || '-' || hex(substr(",
+            $blob,
+            ", 5, 2)) || '-' || hex(substr(",
+            $blob,
+            ", 7, 2)) || '-' || hex(substr(",
+            $blob,
+            ", 9, 2)) || '-' || hex(substr(",
+            $blob,
+            ", 11, 6)))"
+        )
+    };
+}
+pub(crate) use sqlite_uuid_text;

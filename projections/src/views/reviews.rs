@@ -7,12 +7,11 @@
 //! a UUID is taken as it is.
 
 use emporium_domain::catalog::ReviewEvent;
-use sqlx::PgConnection;
-
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::one_row;
+use super::one_changed;
+use crate::args;
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
 use crate::sql::Conn;
@@ -42,6 +41,9 @@ CREATE INDEX product_reviews_author ON product_reviews (author_id, created_at DE
 CREATE INDEX product_reviews_pending ON product_reviews (created_at) WHERE status = 'pending';
 ";
 
+/// SQLite takes the same DDL (type names are affinities; partial indexes exist).
+const SQLITE_SCHEMA: &str = SCHEMA;
+
 #[async_trait::async_trait]
 impl Projection for ReviewsProjection {
     fn name(&self) -> &'static str {
@@ -60,15 +62,18 @@ impl Projection for ReviewsProjection {
         SCHEMA
     }
 
+    fn sqlite_schema(&self) -> Option<&'static str> {
+        Some(SQLITE_SCHEMA)
+    }
+
     fn aggregate_types(&self) -> &'static [&'static str] {
         &["review"]
     }
 
     async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
-        let conn = conn.postgres("the reviews read model")?;
         use ReviewEvent as E;
         let review_id = review_uuid(&event.aggregate_id);
-        let r = match decode::<ReviewEvent>(event)? {
+        let changed = match decode::<ReviewEvent>(event)? {
             E::ReviewWritten {
                 product_id,
                 author_id,
@@ -78,20 +83,21 @@ impl Projection for ReviewsProjection {
                 verified_purchase,
                 at,
             } => {
-                sqlx::query(
+                conn.execute(
                     "INSERT INTO product_reviews (review_id, product_id, author_id, rating, title, body,
                                                   verified_purchase, created_at, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                    args![
+                        review_id,
+                        product_id,
+                        author_id,
+                        i32::from(rating.stars()),
+                        title.as_str(),
+                        body.as_str(),
+                        verified_purchase,
+                        at
+                    ],
                 )
-                .bind(review_id)
-                .bind(product_id)
-                .bind(author_id)
-                .bind(i32::from(rating.stars()))
-                .bind(title.as_str())
-                .bind(body.as_str())
-                .bind(verified_purchase)
-                .bind(at)
-                .execute(conn)
                 .await?
             }
             E::ReviewEdited {
@@ -101,41 +107,37 @@ impl Projection for ReviewsProjection {
                 at,
                 ..
             } => {
-                sqlx::query(
+                conn.execute(
                     "UPDATE product_reviews
                      SET rating = $2, title = $3, body = $4, status = 'pending',
                          moderation_reason = NULL, updated_at = $5
                      WHERE review_id = $1",
+                    args![
+                        review_id,
+                        i32::from(rating.stars()),
+                        title.as_str(),
+                        body.as_str(),
+                        at
+                    ],
                 )
-                .bind(review_id)
-                .bind(i32::from(rating.stars()))
-                .bind(title.as_str())
-                .bind(body.as_str())
-                .bind(at)
-                .execute(conn)
                 .await?
             }
             E::ReviewMarkedHelpful {
                 helpful_votes, at, ..
             } => {
-                sqlx::query(
+                conn.execute(
                     "UPDATE product_reviews SET helpful_votes = $2, updated_at = $3 WHERE review_id = $1",
+                    args![review_id, i64::from(helpful_votes), at],
                 )
-                .bind(review_id)
-                .bind(i64::from(helpful_votes))
-                .bind(at)
-                .execute(conn)
                 .await?
             }
             E::ReviewApproved { at, .. } => {
-                sqlx::query(
+                conn.execute(
                     "UPDATE product_reviews SET status = 'approved', moderation_reason = NULL,
                                                 updated_at = $2
                      WHERE review_id = $1",
+                    args![review_id, at],
                 )
-                .bind(review_id)
-                .bind(at)
-                .execute(conn)
                 .await?
             }
             E::ReviewRejected { reason, at, .. } => {
@@ -145,7 +147,7 @@ impl Projection for ReviewsProjection {
                 moderate(conn, review_id, "hidden", reason.as_str(), at).await?
             }
         };
-        one_row(r, "review")
+        one_changed(changed, "review")
     }
 }
 
@@ -161,20 +163,17 @@ fn review_uuid(aggregate_id: &str) -> Uuid {
 }
 
 async fn moderate(
-    conn: &mut PgConnection,
+    conn: &mut Conn<'_>,
     review_id: Uuid,
     status: &str,
     reason: &str,
     at: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<sqlx::postgres::PgQueryResult> {
-    Ok(sqlx::query(
-        "UPDATE product_reviews SET status = $2, moderation_reason = $3, updated_at = $4
-         WHERE review_id = $1",
-    )
-    .bind(review_id)
-    .bind(status)
-    .bind(reason)
-    .bind(at)
-    .execute(conn)
-    .await?)
+) -> anyhow::Result<u64> {
+    Ok(conn
+        .execute(
+            "UPDATE product_reviews SET status = $2, moderation_reason = $3, updated_at = $4
+             WHERE review_id = $1",
+            args![review_id, status, reason, at],
+        )
+        .await?)
 }

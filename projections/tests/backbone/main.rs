@@ -5,6 +5,7 @@
 
 mod both_backends;
 mod both_backends_accounts;
+mod both_backends_catalog;
 mod feed;
 mod framework;
 mod helpers;
