@@ -92,21 +92,11 @@ fn json<T: Serialize>(value: &T) -> anyhow::Result<serde_json::Value> {
     serde_json::to_value(value).context("encode a read-model document")
 }
 
-/// Fails unless exactly one row changed (`changed`, from [`Conn::execute`](crate::sql::Conn::execute)):
-/// see [`one_row`].
+/// Fails unless exactly one row changed (`changed`, from
+/// [`Conn::execute`](crate::sql::Conn::execute)): an event about a row the projection
+/// never saw created means the read model and the log disagree, which must stop it.
 fn one_changed(changed: u64, what: &str) -> anyhow::Result<()> {
     anyhow::ensure!(changed == 1, "{what}: expected one row, changed {changed}");
-    Ok(())
-}
-
-/// Fails unless exactly one row changed: an event about a row the projection never
-/// saw created means the read model and the log disagree, which must stop it.
-fn one_row(result: sqlx::postgres::PgQueryResult, what: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        result.rows_affected() == 1,
-        "{what}: expected one row, changed {}",
-        result.rows_affected()
-    );
     Ok(())
 }
 
