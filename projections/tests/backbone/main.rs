@@ -4,6 +4,7 @@
 //! nats-server that lost its tail).
 
 mod both_backends;
+mod embedded;
 mod feed;
 mod framework;
 mod helpers;
