@@ -41,7 +41,10 @@
 //! keep their snapshot, so readers see the old tables and rows until the commit and
 //! the new ones after it: the swap is atomic. The cost: the build holds the read-model
 //! database's write lock throughout, so every other projection's runner waits for it
-//! (readers do not). A projection with no SQLite schema cannot run embedded
+//! (readers do not). An event that fails during a build rolls the whole build back
+//! and stops that version (the live one, if any, keeps serving) with the failure
+//! recorded in the row (`failed_version`), until a retry builds it again. A
+//! projection with no SQLite schema cannot run embedded
 //! ([`NotPorted`]); [`EmbeddedProjections::start`] skips it with a warning and
 //! [`select`] refuses it by name.
 //!
@@ -91,6 +94,9 @@ CREATE TABLE IF NOT EXISTS projection_checkpoints (
     failed_position integer,
     failed_event_id blob,
     failed_at text,
+    -- The version that failed: the live one, or one whose build failed (the live
+    -- version, possibly 0 for none, stays).
+    failed_version integer,
     updated_at text NOT NULL
 ) STRICT;";
 
@@ -281,11 +287,12 @@ struct Row {
     failed_position: Option<i64>,
     failed_event_id: Option<Uuid>,
     failed_at: Option<String>,
+    failed_version: Option<i64>,
     updated_at: String,
 }
 
 const COLUMNS: &str = "name, version, transaction_id, position, revision, tables, state, error,
-    failed_position, failed_event_id, failed_at, updated_at";
+    failed_position, failed_event_id, failed_at, failed_version, updated_at";
 
 fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or_default()
@@ -358,7 +365,7 @@ async fn move_checkpoint(
             "UPDATE projection_checkpoints
              SET transaction_id = $2, position = $3, revision = revision + 1, updated_at = $4,
                  state = 'failed', error = $5, failed_position = $6, failed_event_id = $7,
-                 failed_at = $4
+                 failed_at = $4, failed_version = version
              WHERE name = $1 RETURNING revision",
         ),
     };
@@ -404,7 +411,7 @@ async fn install(
              position = excluded.position, revision = projection_checkpoints.revision + 1,
              tables = excluded.tables, state = 'running', error = NULL,
              failed_position = NULL, failed_event_id = NULL, failed_at = NULL,
-             updated_at = excluded.updated_at
+             failed_version = NULL, updated_at = excluded.updated_at
          RETURNING revision",
     )
     .bind(name)
@@ -416,6 +423,38 @@ async fn install(
     .fetch_one(conn)
     .await
     .with_context(|| format!("write the checkpoint of {name}"))
+}
+
+/// Records that `version`'s build failed at `event`: the live version's row (or a
+/// row of version 0 when none is live) becomes failed for `version`.
+async fn record_build_failure(
+    conn: &mut SqliteConnection,
+    name: &str,
+    version: u32,
+    event: &EventEnvelope,
+    error: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO projection_checkpoints
+             (name, version, state, error, failed_position, failed_event_id, failed_at,
+              failed_version, updated_at)
+         VALUES ($1, 0, 'failed', $2, $3, $4, $5, $6, $5)
+         ON CONFLICT (name) DO UPDATE SET
+             state = 'failed', error = excluded.error,
+             failed_position = excluded.failed_position,
+             failed_event_id = excluded.failed_event_id, failed_at = excluded.failed_at,
+             failed_version = excluded.failed_version, updated_at = excluded.updated_at",
+    )
+    .bind(name)
+    .bind(error)
+    .bind(to_i64(event.position)?)
+    .bind(event.event_id)
+    .bind(sqlite_time(Utc::now()))
+    .bind(i64::from(version))
+    .execute(conn)
+    .await
+    .with_context(|| format!("record the failure of {name}"))?;
+    Ok(())
 }
 
 /// Why applying a slice of events did not succeed.
@@ -598,6 +637,12 @@ impl<F: EventFeed> EmbeddedRunner<F> {
                 });
             }
             Some(row) if to_u64(row.version) == u64::from(version) => row,
+            // This version's build stopped on a poison event: wait for a retry.
+            Some(row) if row.failed_version == Some(i64::from(version)) => {
+                return Err(self
+                    .stopped(row.state())
+                    .context("a failed build is failed")?);
+            }
             _ => return self.build().boxed().await,
         };
         let checkpoint = live.checkpoint();
@@ -620,7 +665,8 @@ impl<F: EventFeed> EmbeddedRunner<F> {
         // Judge again under the write lock: another runner may have built it.
         let row = read_row(conn, name).boxed().await?;
         if let Some(row) = &row
-            && to_u64(row.version) >= u64::from(version)
+            && (to_u64(row.version) >= u64::from(version)
+                || row.failed_version == Some(i64::from(version)))
         {
             drop(write);
             return self.prepare().await;
@@ -663,10 +709,11 @@ impl<F: EventFeed> EmbeddedRunner<F> {
             let (_, batch) = mine(&*self.projection, &events);
             match apply_pinned(&*self.projection, conn, &batch).boxed().await {
                 Ok(()) => {}
-                Err(Pinned::Poison(_, error)) => {
-                    return Err(RunError::Unexpected(
-                        error.context(format!("build {name} v{version}; nothing was kept")),
-                    ));
+                Err(Pinned::Poison(index, error)) => {
+                    // Nothing of the build is kept; the live version (if any) stays.
+                    drop(write);
+                    let error = error.context(format!("build {name} v{version}"));
+                    return Err(self.stop_build(&batch[index], &error).boxed().await);
                 }
                 Err(Pinned::Db(error)) => return Err(RunError::Unexpected(error)),
             }
@@ -699,6 +746,42 @@ impl<F: EventFeed> EmbeddedRunner<F> {
             cursor,
             stream_sequence: cursor.position,
         })
+    }
+
+    /// Records that this version's build stopped on a poison event, leaving the live
+    /// version (if any) as it is, and returns the error to report.
+    async fn stop_build(&self, event: &EventEnvelope, error: &anyhow::Error) -> RunError {
+        let name = self.name();
+        let text = format!("{error:#}");
+        tracing::error!(
+            projection = name,
+            position = event.position,
+            event_id = %event.event_id,
+            error = %text,
+            error_code = "projection_poison_event",
+            "projection build stopped on an event it cannot apply"
+        );
+        metrics::counter!(METRIC_POISON, "projection" => name).increment(1);
+        let recorded = async {
+            let mut write = self.read.write().boxed().await?;
+            record_build_failure(&mut write.tx, name, self.projection.version(), event, &text)
+                .boxed()
+                .await?;
+            write
+                .tx
+                .commit()
+                .boxed()
+                .await
+                .context("commit the failure")
+        };
+        if let Err(e) = recorded.await {
+            tracing::error!(error = format!("{e:#}"), "could not record the failure");
+        }
+        RunError::Stopped {
+            name: name.to_owned(),
+            stream_sequence: Some(event.position),
+            error: text,
+        }
     }
 
     /// Applies at most one batch of what the feed holds after the checkpoint now (it
@@ -880,7 +963,7 @@ pub async fn retry(read: &ReadDb, name: &str) -> anyhow::Result<bool> {
     sqlx::query(
         "UPDATE projection_checkpoints
          SET state = 'running', error = NULL, failed_position = NULL, failed_event_id = NULL,
-             failed_at = NULL, updated_at = $2
+             failed_at = NULL, failed_version = NULL, updated_at = $2
          WHERE name = $1",
     )
     .bind(name)

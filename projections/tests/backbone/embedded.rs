@@ -600,3 +600,81 @@ async fn a_version_bump_rebuilds_in_one_transaction_while_readers_keep_the_old_r
     assert_eq!(v2.run_until_caught_up().await.unwrap(), 2);
     assert_eq!(built_by(reader).await, (12, 2, 2, 12, 2));
 }
+
+#[tokio::test]
+async fn a_build_that_meets_a_poison_event_keeps_the_live_version_until_retried() {
+    let shop = Shop::new().await;
+    shop.cart_with(4).await;
+    let (bad, poison_at) = shop.open().await;
+    let poison_at = u64::try_from(poison_at).unwrap();
+    let read = shop.read().await;
+    let (mut v1, _) = shop.runner(&read, Ledger::new(1), 500);
+    v1.prepare().await.unwrap();
+    assert_eq!(ledger_rows(read.pool()).await, (5, 5));
+    drop(v1);
+
+    let v2 = Ledger::new(2);
+    *v2.poison.lock().unwrap() = Some(bad.to_string());
+    let (mut runner, _) = shop.runner(&read, Arc::clone(&v2) as Arc<dyn Projection>, 500);
+    for attempt in 0..2 {
+        match runner.prepare().await {
+            Err(RunError::Stopped {
+                stream_sequence,
+                error,
+                ..
+            }) => {
+                assert_eq!(stream_sequence, Some(poison_at));
+                assert!(error.contains("build ledger v2"), "{error}");
+            }
+            other => panic!("attempt {attempt}: expected a stop, got {other:?}"),
+        }
+    }
+    // The whole build rolled back: version 1's tables and rows stay.
+    let built_by: Vec<i64> = sqlx::query_scalar("SELECT DISTINCT built_by FROM ledger")
+        .fetch_all(read.pool())
+        .await
+        .unwrap();
+    assert_eq!(built_by, [1]);
+    assert_eq!(ledger_rows(read.pool()).await, (5, 5));
+    let status = ledger_status(&read).await;
+    assert_eq!(status.version, 1);
+    assert!(matches!(
+        status.state,
+        ProjectionState::Failed { stream_sequence: Some(p), .. } if p == poison_at
+    ));
+
+    // Fixed and retried: version 2 is built.
+    *v2.poison.lock().unwrap() = None;
+    assert!(embedded::retry(&read, "ledger").await.unwrap());
+    assert_eq!(runner.prepare().await.unwrap().version, 2);
+    let built_by: Vec<i64> = sqlx::query_scalar("SELECT DISTINCT built_by FROM ledger")
+        .fetch_all(read.pool())
+        .await
+        .unwrap();
+    assert_eq!(built_by, [2]);
+    assert_eq!(ledger_rows(read.pool()).await, (5, 5));
+    assert_eq!(ledger_status(&read).await.state, ProjectionState::Running);
+
+    // A first build that fails leaves no tables, and a failed row of version 0.
+    let first = ReadDb::open(&shop.scenario.dir.path().join("first.db"))
+        .await
+        .unwrap();
+    let (mut runner, watch) = shop.runner(&first, Arc::clone(&v2) as Arc<dyn Projection>, 500);
+    *v2.poison.lock().unwrap() = Some(bad.to_string());
+    assert!(matches!(
+        runner.prepare().await,
+        Err(RunError::Stopped { .. })
+    ));
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name LIKE 'ledger%'")
+            .fetch_one(first.pool())
+            .await
+            .unwrap();
+    assert_eq!(tables, 0);
+    assert_eq!(ledger_status(&first).await.version, 0);
+    assert_eq!(watch.checkpoint("ledger"), None, "nothing to announce");
+    *v2.poison.lock().unwrap() = None;
+    assert!(embedded::retry(&first, "ledger").await.unwrap());
+    assert_eq!(runner.prepare().await.unwrap().version, 2);
+    assert_eq!(ledger_rows(first.pool()).await, (5, 5));
+}
