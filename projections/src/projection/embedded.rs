@@ -608,9 +608,9 @@ impl<F: EventFeed> EmbeddedRunner<F> {
     ///
     /// # Errors
     /// [`RunError::Superseded`] when a newer version is live; [`RunError::Stopped`]
-    /// when this version is stopped on a poison event; [`RunError::Unexpected`] when
-    /// the database or the feed fails, or an event cannot be applied while building
-    /// (nothing of the build is kept then).
+    /// when this version is stopped on a poison event, met while running or while
+    /// building (nothing of a failed build is kept); [`RunError::Unexpected`] when
+    /// the database or the feed fails.
     pub fn prepare(&mut self) -> BoxFuture<'_, Result<Checkpoint, RunError>> {
         // Boxed with an explicit `Send`: the compiler cannot prove it for the
         // higher-ranked borrows in here when the runner is spawned.

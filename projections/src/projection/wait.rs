@@ -390,4 +390,46 @@ mod tests {
         assert!(merge(&mut map, name.clone(), applied, changed));
         assert_eq!(map[&name].changed.position, 44);
     }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn in_process_announcements_wake_waiters_and_keep_their_order() {
+        let store = sqlx::SqlitePool::connect_lazy("sqlite::memory:").unwrap();
+        let (watch, publisher) = CheckpointWatch::embedded(store);
+        let at = |position| CommitPosition {
+            transaction_id: position,
+            position,
+        };
+        assert_eq!(watch.checkpoint("carts"), None);
+        let waiter = {
+            let watch = watch.clone();
+            tokio::spawn(async move {
+                watch
+                    .wait_for("carts", at(5), Duration::from_secs(60))
+                    .await
+            })
+        };
+        publisher.publish("carts", 1, at(3), true);
+        publisher.publish("carts", 2, at(5), false);
+        waiter.await.unwrap().expect("woken at 5");
+        assert_eq!(watch.checkpoint("carts"), Some(at(5)));
+        assert_eq!(watch.changed("carts"), Some(at(3)), "5 only skipped events");
+        // An older announcement (a stale revision) is ignored.
+        publisher.publish("carts", 1, at(4), true);
+        assert_eq!(watch.checkpoint("carts"), Some(at(5)));
+        // With every publisher clone but the watch's own gone, waits time out
+        // rather than fail at once.
+        drop(publisher);
+        let started = std::time::Instant::now();
+        assert!(
+            watch
+                .wait_for("carts", at(6), Duration::from_millis(20))
+                .await
+                .is_err()
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(20),
+            "failed at once"
+        );
+    }
 }
