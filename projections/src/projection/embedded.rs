@@ -217,8 +217,13 @@ pub fn select(
         .collect()
 }
 
+/// Called after a batch is applied and its checkpoint written, right before the
+/// commit, with the number of this batch among the runner's. Tests use it to crash
+/// a process at that very point.
+pub type BeforeCommit = Arc<dyn Fn(u64) + Send + Sync>;
+
 /// How embedded runners batch and wait.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EmbeddedConfig {
     /// Events read from the feed per transaction at most.
     pub batch_size: usize,
@@ -226,8 +231,22 @@ pub struct EmbeddedConfig {
     pub rebuild_batch: usize,
     /// How often a runner looks at the feed without being woken.
     pub poll: Duration,
-    /// The pause after an unexpected error (a failed build included).
+    /// The pause after an unexpected error.
     pub error_backoff: Duration,
+    /// Test hook; see [`BeforeCommit`].
+    pub before_commit: Option<BeforeCommit>,
+}
+
+impl std::fmt::Debug for EmbeddedConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedConfig")
+            .field("batch_size", &self.batch_size)
+            .field("rebuild_batch", &self.rebuild_batch)
+            .field("poll", &self.poll)
+            .field("error_backoff", &self.error_backoff)
+            .field("before_commit", &self.before_commit.is_some())
+            .finish()
+    }
 }
 
 impl Default for EmbeddedConfig {
@@ -237,6 +256,7 @@ impl Default for EmbeddedConfig {
             rebuild_batch: DEFAULT_BATCH,
             poll: Duration::from_millis(500),
             error_backoff: Duration::from_secs(1),
+            before_commit: None,
         }
     }
 }
@@ -538,6 +558,8 @@ pub struct EmbeddedRunner<F> {
     config: EmbeddedConfig,
     publisher: CheckpointPublisher,
     prepared: bool,
+    /// Batches this runner has written (for [`BeforeCommit`]).
+    batches: u64,
 }
 
 impl<F> std::fmt::Debug for EmbeddedRunner<F> {
@@ -573,6 +595,7 @@ impl<F: EventFeed> EmbeddedRunner<F> {
             config,
             publisher,
             prepared: false,
+            batches: 0,
         })
     }
 
@@ -842,6 +865,10 @@ impl<F: EventFeed> EmbeddedRunner<F> {
         match apply_pinned(&*self.projection, conn, &batch).boxed().await {
             Ok(()) => {
                 let revision = move_checkpoint(conn, name, last, None).boxed().await?;
+                self.batches += 1;
+                if let Some(hook) = &self.config.before_commit {
+                    hook(self.batches);
+                }
                 write
                     .tx
                     .commit()

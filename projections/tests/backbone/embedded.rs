@@ -678,3 +678,78 @@ async fn a_build_that_meets_a_poison_event_keeps_the_live_version_until_retried(
     assert_eq!(runner.prepare().await.unwrap().version, 2);
     assert_eq!(ledger_rows(first.pool()).await, (5, 5));
 }
+
+type CartRow = (Uuid, i64, String, String, String);
+
+async fn cart_rows(pool: &SqlitePool) -> Vec<CartRow> {
+    sqlx::query_as(
+        "SELECT cart_id, item_count, lines, status, updated_at FROM carts ORDER BY cart_id",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("read carts")
+}
+
+#[tokio::test]
+async fn a_projector_killed_between_apply_and_commit_loses_nothing() {
+    use std::os::unix::process::ExitStatusExt as _;
+
+    let shop = Shop::new().await;
+    let read = shop.read().await;
+    // Built empty first, so the events below go through batches.
+    let (mut runner, _) = shop.runner(&read, Arc::new(CartsProjection), 4);
+    runner.prepare().await.unwrap();
+    drop(runner);
+    for _ in 0..3 {
+        shop.cart_with(10).await;
+    }
+    let positions: Vec<u64> = shop
+        .scenario
+        .events()
+        .await
+        .iter()
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(positions.len(), 30);
+
+    // A real process, killed with SIGKILL once its third batch is applied and
+    // checkpointed but not committed.
+    let mut projector =
+        std::process::Command::new(env!("CARGO_BIN_EXE_emporium-embedded-projector"));
+    projector
+        .env("EVENTS_DB", shop.scenario.dir.path().join("events.db"))
+        .env("READ_DB", shop.read_path())
+        .env("PROJECTIONS", "carts")
+        .env("BATCH_SIZE", "4")
+        .env("CRASH_BEFORE_COMMIT", "3");
+    let output = tokio::task::spawn_blocking(move || projector.output())
+        .await
+        .unwrap()
+        .expect("run the projector");
+    assert_eq!(
+        output.status.signal(),
+        Some(9),
+        "killed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let status = embedded::status(&read, None).await.unwrap();
+    let carts = status.iter().find(|s| s.name == "carts").unwrap();
+    assert_eq!(
+        carts.checkpoint.cursor.position, positions[7],
+        "two batches committed, the third lost with the process"
+    );
+
+    // Restarted on the same files, it applies the rest, and the read model equals a
+    // build from scratch.
+    let (mut restarted, _) = shop.runner(&read, Arc::new(CartsProjection), 4);
+    assert_eq!(restarted.run_until_caught_up().await.unwrap(), 22);
+    let fresh = ReadDb::open(&shop.scenario.dir.path().join("fresh.db"))
+        .await
+        .unwrap();
+    let (mut rebuilt, _) = shop.runner(&fresh, Arc::new(CartsProjection), 500);
+    rebuilt.prepare().await.unwrap();
+    let rows = cart_rows(read.pool()).await;
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|row| row.1 == 9), "nine items in each cart");
+    assert_eq!(rows, cart_rows(fresh.pool()).await);
+}
