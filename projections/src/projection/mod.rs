@@ -17,8 +17,15 @@
 //!   version 0, so read-model tables need no migrations.
 //! - [`wait::CheckpointWatch`] lets a caller wait, bounded, until a projection has
 //!   applied a given commit (read-your-writes).
+//! - `embedded` (feature `sqlite`) is the embedded mode's counterpart: read models
+//!   in their own SQLite file, a runner per projection over an
+//!   [`EventFeed`](crate::feed::EventFeed) applying a batch and moving the checkpoint
+//!   in one SQLite transaction, builds in one transaction, and in-process
+//!   announcements to the same `CheckpointWatch`.
 
 pub mod checkpoint;
+#[cfg(feature = "sqlite")]
+pub mod embedded;
 pub mod rebuild;
 pub mod runner;
 pub mod wait;
@@ -34,7 +41,7 @@ use crate::sql::Conn;
 pub use checkpoint::{Checkpoint, ProjectionState, ProjectionStatus, retry, status};
 pub use rebuild::Rebuild;
 pub use runner::{ProjectionRunner, RunError, RunnerConfig};
-pub use wait::{CheckpointWatch, WaitError};
+pub use wait::{CheckpointPublisher, CheckpointWatch, WaitError};
 
 /// Counter: events applied, per projection (`projection` label).
 pub const METRIC_APPLIED: &str = "emporium_projection_applied_total";

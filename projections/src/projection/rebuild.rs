@@ -64,11 +64,11 @@ impl std::fmt::Debug for Rebuild {
 }
 
 /// Quotes an identifier the framework built itself (validated names only).
-fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn check_table(name: &str) -> anyhow::Result<()> {
+pub(crate) fn check_table(name: &str) -> anyhow::Result<()> {
     anyhow::ensure!(
         !name.is_empty()
             && name

@@ -9,6 +9,12 @@
 //! delivered exactly when the change is visible). One [`CheckpointWatch`] per process
 //! listens on a single connection and publishes the latest checkpoints on a watch
 //! channel; any number of waiters share it.
+//!
+//! In the embedded mode (feature `sqlite`) there is no `NOTIFY`: the runners live in
+//! the process and announce each checkpoint through a [`CheckpointPublisher`] right
+//! after its commit ([`CheckpointWatch::embedded`]). The watch's API is the same, so
+//! the gateway waits the same way on either; a commit position's transaction id is
+//! its position there (see [`SqliteFeed`](crate::feed::SqliteFeed)).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,12 +64,52 @@ struct Seen {
 type Checkpoints = HashMap<String, Seen>;
 
 /// The process's view of every projection's checkpoint, kept current by
-/// `LISTEN emporium_projection_checkpoints`.
+/// `LISTEN emporium_projection_checkpoints` (distributed) or by the embedded runners
+/// of this process ([`CheckpointWatch::embedded`]).
 #[derive(Debug, Clone)]
 pub struct CheckpointWatch {
-    pool: PgPool,
+    source: Source,
     checkpoints: watch::Receiver<Checkpoints>,
-    _task: Arc<TaskGuard>,
+}
+
+/// Where announcements come from, and where commit positions are looked up.
+#[derive(Debug, Clone)]
+enum Source {
+    Postgres {
+        pool: PgPool,
+        _task: Arc<TaskGuard>,
+    },
+    #[cfg(feature = "sqlite")]
+    Embedded {
+        /// The embedded event store (commit positions are looked up there).
+        store: sqlx::SqlitePool,
+        /// Kept so waits time out rather than fail when every runner has stopped.
+        _publisher: CheckpointPublisher,
+    },
+}
+
+/// Announces checkpoints to the [`CheckpointWatch`]es of this process: what an
+/// embedded runner does after each commit, instead of `NOTIFY`. Clones share the
+/// channel.
+#[derive(Debug, Clone)]
+pub struct CheckpointPublisher {
+    tx: Arc<watch::Sender<Checkpoints>>,
+}
+
+impl CheckpointPublisher {
+    /// Announces that `projection`'s checkpoint, at `revision` (the checkpoint row's
+    /// counter, which orders announcements), is `cursor`; `changed`: the move applied
+    /// events rather than only skipping events the projection does not read. An
+    /// announcement older than one already seen is ignored.
+    pub fn publish(&self, projection: &str, revision: i64, cursor: CommitPosition, changed: bool) {
+        let seen = Seen {
+            revision,
+            cursor,
+            changed: cursor,
+        };
+        self.tx
+            .send_if_modified(|map| merge(map, projection.to_owned(), seen, changed));
+    }
 }
 
 #[derive(Debug)]
@@ -190,10 +236,32 @@ impl CheckpointWatch {
             }
         });
         Ok(Self {
-            pool,
+            source: Source::Postgres {
+                pool,
+                _task: Arc::new(TaskGuard(task)),
+            },
             checkpoints: rx,
-            _task: Arc::new(TaskGuard(task)),
         })
+    }
+
+    /// A watch fed in process by the embedded runners (through the returned
+    /// publisher) over the embedded event store `store`. It starts empty; runners
+    /// announce their checkpoint when they start.
+    #[cfg(feature = "sqlite")]
+    #[must_use]
+    pub fn embedded(store: sqlx::SqlitePool) -> (Self, CheckpointPublisher) {
+        let (tx, rx) = watch::channel(Checkpoints::new());
+        let publisher = CheckpointPublisher { tx: Arc::new(tx) };
+        (
+            Self {
+                source: Source::Embedded {
+                    store,
+                    _publisher: publisher.clone(),
+                },
+                checkpoints: rx,
+            },
+            publisher,
+        )
     }
 
     /// The commit position of the event at global `position`.
@@ -201,13 +269,24 @@ impl CheckpointWatch {
     /// # Errors
     /// [`WaitError::UnknownPosition`] when no event has it.
     pub async fn commit_position(&self, position: i64) -> Result<CommitPosition, WaitError> {
-        let txid: Option<i64> = sqlx::query_scalar(
-            "SELECT transaction_id::text::bigint FROM events WHERE position = $1",
-        )
-        .bind(position)
-        .fetch_optional(&self.pool)
-        .await
-        .context("look up the event's transaction")?;
+        let txid: Option<i64> = match &self.source {
+            Source::Postgres { pool, .. } => sqlx::query_scalar(
+                "SELECT transaction_id::text::bigint FROM events WHERE position = $1",
+            )
+            .bind(position)
+            .fetch_optional(pool)
+            .await
+            .context("look up the event's transaction")?,
+            // One writer at a time: the transaction id is the position.
+            #[cfg(feature = "sqlite")]
+            Source::Embedded { store, .. } => {
+                sqlx::query_scalar("SELECT position FROM events WHERE position = $1")
+                    .bind(position)
+                    .fetch_optional(store)
+                    .await
+                    .context("look up the event")?
+            }
+        };
         let txid = txid.ok_or(WaitError::UnknownPosition(position))?;
         Ok(CommitPosition {
             transaction_id: u64::try_from(txid).context("xid beyond i64")?,
@@ -310,5 +389,47 @@ mod tests {
         let (name, applied, changed) = parse("catalog 9 1002 44 1").unwrap();
         assert!(merge(&mut map, name.clone(), applied, changed));
         assert_eq!(map[&name].changed.position, 44);
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn in_process_announcements_wake_waiters_and_keep_their_order() {
+        let store = sqlx::SqlitePool::connect_lazy("sqlite::memory:").unwrap();
+        let (watch, publisher) = CheckpointWatch::embedded(store);
+        let at = |position| CommitPosition {
+            transaction_id: position,
+            position,
+        };
+        assert_eq!(watch.checkpoint("carts"), None);
+        let waiter = {
+            let watch = watch.clone();
+            tokio::spawn(async move {
+                watch
+                    .wait_for("carts", at(5), Duration::from_secs(60))
+                    .await
+            })
+        };
+        publisher.publish("carts", 1, at(3), true);
+        publisher.publish("carts", 2, at(5), false);
+        waiter.await.unwrap().expect("woken at 5");
+        assert_eq!(watch.checkpoint("carts"), Some(at(5)));
+        assert_eq!(watch.changed("carts"), Some(at(3)), "5 only skipped events");
+        // An older announcement (a stale revision) is ignored.
+        publisher.publish("carts", 1, at(4), true);
+        assert_eq!(watch.checkpoint("carts"), Some(at(5)));
+        // With every publisher clone but the watch's own gone, waits time out
+        // rather than fail at once.
+        drop(publisher);
+        let started = std::time::Instant::now();
+        assert!(
+            watch
+                .wait_for("carts", at(6), Duration::from_millis(20))
+                .await
+                .is_err()
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(20),
+            "failed at once"
+        );
     }
 }

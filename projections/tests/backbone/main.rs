@@ -6,6 +6,7 @@
 mod both_backends;
 mod both_backends_accounts;
 mod both_backends_catalog;
+mod embedded;
 mod feed;
 mod framework;
 mod helpers;
