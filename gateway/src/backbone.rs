@@ -46,7 +46,14 @@ impl InProcessBackbone {
         let pool =
             emporium_commands::db::connect_lazy(settings.database.url.expose(), connections)?;
         let (stop, stop_rx) = watch::channel(false);
-        let runners = spawn_runners(&pool, nats, &layout, projections, &stop_rx);
+        let runners = spawn_runners(
+            &pool,
+            nats,
+            &layout,
+            projections,
+            &settings.backbone.runner_config(),
+            &stop_rx,
+        );
         let relay =
             Relay::new(pool, jetstream::new(nats.clone()), layout, relay_config).with_wake(wake);
         let relay = tokio::spawn(relay.run(stopped(stop_rx)));
@@ -103,6 +110,7 @@ pub(crate) fn spawn_runners(
     nats: &async_nats::Client,
     layout: &StreamLayout,
     projections: Vec<Arc<dyn Projection>>,
+    config: &RunnerConfig,
     stop: &watch::Receiver<bool>,
 ) -> Vec<(&'static str, JoinHandle<()>)> {
     let jetstream = jetstream::new(nats.clone());
@@ -115,7 +123,7 @@ pub(crate) fn spawn_runners(
                 jetstream.clone(),
                 layout.clone(),
                 p,
-                RunnerConfig::default(),
+                config.clone(),
             );
             let stop = stop.clone();
             let task = tokio::spawn(async move {

@@ -297,6 +297,11 @@ pub struct BackboneSettings {
     /// How long a mutation waits for its read model to apply the command's events
     /// before answering with what the read model has, in milliseconds.
     pub read_your_writes_timeout_ms: u64,
+    /// How long a projection runner may keep progress over events its projection
+    /// only skips unwritten, in milliseconds (0: a checkpoint write per batch).
+    /// Waiters in the runner's process hear of it at once; a gateway in another
+    /// process waits up to this long for an event the projection does not read.
+    pub skip_flush_ms: u64,
 }
 
 impl Default for BackboneSettings {
@@ -304,6 +309,7 @@ impl Default for BackboneSettings {
         Self {
             in_process: true,
             read_your_writes_timeout_ms: 2_000,
+            skip_flush_ms: 100,
         }
     }
 }
@@ -313,6 +319,15 @@ impl BackboneSettings {
     #[must_use]
     pub fn read_your_writes_timeout(&self) -> Duration {
         Duration::from_millis(self.read_your_writes_timeout_ms)
+    }
+
+    /// The projection runners' configuration.
+    #[must_use]
+    pub fn runner_config(&self) -> emporium_projections::projection::RunnerConfig {
+        emporium_projections::projection::RunnerConfig {
+            skip_flush: Duration::from_millis(self.skip_flush_ms),
+            ..emporium_projections::projection::RunnerConfig::default()
+        }
     }
 }
 

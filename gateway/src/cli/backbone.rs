@@ -121,7 +121,14 @@ pub(super) async fn project(settings: &Settings, name: &str) -> Result<(), CliEr
     let names: Vec<_> = projections.iter().map(|p| p.name()).collect();
     tracing::info!(stream = %layout.stream_name(), projections = ?names, "projectors starting");
     let (stop_tx, stop_rx) = watch::channel(false);
-    let runners = spawn_runners(&pool, &client, &layout, projections, &stop_rx);
+    let runners = spawn_runners(
+        &pool,
+        &client,
+        &layout,
+        projections,
+        &settings.backbone.runner_config(),
+        &stop_rx,
+    );
     shutdown_signal().await;
     tracing::info!("stopping projectors");
     stop_tx.send_replace(true);

@@ -15,8 +15,10 @@ use emporium_domain::metadata::Actor;
 use emporium_domain::{Aggregate as _, EventMetadata, Quantity, Sku};
 use sha2::{Digest, Sha256};
 use sqlx::types::Json;
+use sqlx::{FromRow as _, Row as _};
 use uuid::Uuid;
 
+use super::catalog::PRODUCT_COLUMNS;
 use super::{ProductRow, Shop, guest};
 use crate::error::ApiError;
 
@@ -112,8 +114,6 @@ struct LineJson {
     product_id: Uuid,
     quantity: i64,
 }
-
-type CartDbRow = (Uuid, String, Json<Vec<LineJson>>, DateTime<Utc>);
 
 fn cart_error(e: CommandError<CartError>) -> ApiError {
     match e {
@@ -308,27 +308,55 @@ impl Shop {
         }
     }
 
-    /// The cart from the read model, its lines' products in one more query.
+    /// The cart from the read model with its lines' products, in one query: a row
+    /// per distinct product (the cart's columns repeated, its lines only on the
+    /// first), or one row without a product.
     async fn cart_state(&self, id: Uuid) -> Result<CartState, ApiError> {
-        let row: Option<CartDbRow> = sqlx::query_as(
-            "SELECT cart_id, currency, lines, updated_at FROM carts WHERE cart_id = $1",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT c.cart_id AS cart_key, c.currency AS cart_currency,
+                    c.updated_at AS cart_updated_at,
+                    CASE WHEN k.first IS NOT FALSE THEN c.lines END AS cart_lines,
+                    {PRODUCT_COLUMNS}
+             FROM carts c
+             LEFT JOIN LATERAL (
+                 SELECT d.id, row_number() OVER () = 1 AS first
+                 FROM (SELECT DISTINCT (l->>'product_id')::uuid AS id
+                       FROM jsonb_array_elements(c.lines) l) d
+             ) k ON true
+             LEFT JOIN catalog_products p ON p.product_id = k.id
+             WHERE c.cart_id = $1"
+        ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read cart")))?;
-        let Some((cart_id, currency, lines, updated_at)) = row else {
+        let Some(first) = rows.first() else {
             return Ok(self.empty_cart(id));
         };
-        let ids: Vec<Uuid> = lines.0.iter().map(|l| l.product_id).collect();
-        let products: HashMap<Uuid, ProductRow> = self
-            .products_by_id(&ids)
-            .await?
-            .into_iter()
-            .map(|p| (p.product_id, p))
-            .collect();
+        let decode =
+            |e: sqlx::Error| ApiError::internal(anyhow::Error::from(e).context("decode cart"));
+        let cart_id: Uuid = first.try_get("cart_key").map_err(decode)?;
+        let currency: String = first.try_get("cart_currency").map_err(decode)?;
+        let updated_at: DateTime<Utc> = first.try_get("cart_updated_at").map_err(decode)?;
+        let mut lines: Vec<LineJson> = Vec::new();
+        let mut products: HashMap<Uuid, ProductRow> = HashMap::new();
+        for row in &rows {
+            if let Some(Json(these)) = row
+                .try_get::<Option<Json<Vec<LineJson>>>, _>("cart_lines")
+                .map_err(decode)?
+            {
+                lines = these;
+            }
+            if row
+                .try_get::<Option<Uuid>, _>("product_id")
+                .map_err(decode)?
+                .is_some()
+            {
+                let product = ProductRow::from_row(row).map_err(decode)?;
+                products.insert(product.product_id, product);
+            }
+        }
         let lines = lines
-            .0
             .into_iter()
             .map(|l| CartLineRow {
                 product: products.get(&l.product_id).cloned(),

@@ -156,32 +156,32 @@ pub(crate) async fn read(
 
 /// Moves the checkpoint and announces it, inside the caller's transaction, in one
 /// statement. `changed`: the move applied events (the read model changed), rather
-/// than only skipping events of aggregates the projection does not read.
+/// than only skipping events of aggregates the projection does not read. Returns the
+/// row's new revision.
 pub(crate) async fn advance(
     conn: &mut PgConnection,
     name: &str,
     checkpoint: &Checkpoint,
     changed: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<i64> {
     let moved = move_checkpoint(conn, name, None, checkpoint, changed)
         .await
         .with_context(|| format!("write the checkpoint of {name}"))?;
-    anyhow::ensure!(moved, "projection {name} has no checkpoint");
-    Ok(())
+    moved.with_context(|| format!("projection {name} has no checkpoint"))
 }
 
 /// Moves the checkpoint from `from` to `to` and announces it, in one statement,
 /// only when the row still holds `from` with `from`'s version, running: the caller
 /// judged its messages against `from` without reading the row, and this both checks
 /// that judgement and locks the row for the rest of the transaction (as reading it
-/// `FOR UPDATE` would). Returns whether it moved.
+/// `FOR UPDATE` would). Returns the row's new revision when it moved.
 pub(crate) async fn advance_from(
     conn: &mut PgConnection,
     name: &str,
     from: &Checkpoint,
     to: &Checkpoint,
     changed: bool,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<i64>> {
     move_checkpoint(conn, name, Some(from), to, changed)
         .await
         .with_context(|| format!("move the checkpoint of {name}"))
@@ -193,7 +193,7 @@ async fn move_checkpoint(
     from: Option<&Checkpoint>,
     to: &Checkpoint,
     changed: bool,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<i64>> {
     // With `from`, the row must still be there; without, any row of that name moves.
     let (expect, version, transaction_id, position, stream_sequence) = match from {
         Some(from) => (
@@ -231,7 +231,7 @@ async fn move_checkpoint(
     .bind(if changed { "1" } else { "0" })
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(revision.is_some())
+    Ok(revision)
 }
 
 pub(crate) async fn notify(

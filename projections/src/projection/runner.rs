@@ -14,6 +14,16 @@
 //! only after the commit; if the process dies in between, the batch is redelivered and
 //! skipped.
 //!
+//! # Batches it only skips
+//! Every runner sees every event, and most events belong to aggregates a given
+//! projection does not read. A batch with nothing to apply is not written: the runner
+//! acks it, remembers the checkpoint it reached (judging the next batch from there),
+//! announces it in memory to the process's [`CheckpointWatch`](super::CheckpointWatch)es
+//! so read-your-writes waiters wake, and writes it with its next applying batch, or on
+//! its own once it is [`RunnerConfig::skip_flush`] old or the stream is idle. A crash
+//! loses only that memory: the consumer is reopened at the written checkpoint (its
+//! ack floor lies ahead), and the skipped messages are delivered and skipped again.
+//!
 //! # Poison events
 //! When `apply` fails, the batch is rolled back, the events before the bad one are
 //! applied and committed again, and the projection is marked failed with the error and
@@ -58,6 +68,10 @@ pub struct RunnerConfig {
     pub failed_poll: Duration,
     /// The pause after an unexpected error in [`ProjectionRunner::run`].
     pub error_backoff: Duration,
+    /// How long progress over messages the projection only skips may stay unwritten
+    /// (see the module docs); zero writes a checkpoint for every batch. Watches in
+    /// this process hear of it at once; those in other processes when it is written.
+    pub skip_flush: Duration,
     /// Test hook; see [`AfterCommit`].
     pub after_commit: Option<AfterCommit>,
 }
@@ -70,6 +84,7 @@ impl Default for RunnerConfig {
             rebuild_batch: DEFAULT_BATCH,
             failed_poll: Duration::from_secs(1),
             error_backoff: Duration::from_millis(250),
+            skip_flush: Duration::from_millis(100),
             after_commit: None,
         }
     }
@@ -82,6 +97,7 @@ impl std::fmt::Debug for RunnerConfig {
             .field("ack_wait", &self.ack_wait)
             .field("rebuild_batch", &self.rebuild_batch)
             .field("failed_poll", &self.failed_poll)
+            .field("skip_flush", &self.skip_flush)
             .field("after_commit", &self.after_commit.is_some())
             .finish_non_exhaustive()
     }
@@ -128,6 +144,13 @@ pub struct ProjectionRunner {
     /// batches are judged against it without reading the row, and the write checks
     /// the row still holds it. `None` after any error, so the row is read again.
     known: Option<Checkpoint>,
+    /// The row's revision at `known`, when this runner wrote it.
+    revision: Option<i64>,
+    /// Progress past `known` over messages the projection only skips, acked but not
+    /// written yet, and since when it waits (see the module docs).
+    skipped: Option<(Checkpoint, Instant)>,
+    /// Names the database for in-process announcements.
+    database: String,
 }
 
 impl std::fmt::Debug for ProjectionRunner {
@@ -142,8 +165,11 @@ impl std::fmt::Debug for ProjectionRunner {
 
 /// What one transaction did.
 struct Applied {
-    /// The checkpoint it committed.
+    /// The checkpoint it committed, or judged without writing (`written` is `None`).
     checkpoint: Checkpoint,
+    /// The row's revision after the commit; `None` when nothing was written (only
+    /// redeliveries, or only skipped events, held in memory).
+    written: Option<i64>,
     /// Messages that moved the checkpoint.
     advanced: usize,
     /// Events handed to the projection.
@@ -245,6 +271,7 @@ impl ProjectionRunner {
         config: RunnerConfig,
     ) -> Self {
         Self {
+            database: super::wait::database_key(&pool),
             pool,
             jetstream,
             layout,
@@ -253,6 +280,8 @@ impl ProjectionRunner {
             consumer: None,
             commits: 0,
             known: None,
+            revision: None,
+            skipped: None,
         }
     }
 
@@ -333,6 +362,8 @@ impl ProjectionRunner {
             self.consumer = Some(self.open_consumer(&checkpoint).await?);
         }
         self.known = Some(checkpoint);
+        self.revision = None;
+        self.skipped = None;
         Ok(checkpoint)
     }
 
@@ -445,6 +476,8 @@ impl ProjectionRunner {
             }
         };
         if messages.is_empty() {
+            // Idle: write what was only skipped.
+            self.write_skipped().await?;
             return Ok((0, 0));
         }
         let advanced = self.apply_messages(&messages).await?;
@@ -494,7 +527,7 @@ impl ProjectionRunner {
                         projection = self.name(),
                         "checkpoint moved elsewhere; judging against the row"
                     );
-                    self.known = None;
+                    self.forget();
                 }
                 Err(Attempt::Batch(error)) => {
                     tracing::debug!(
@@ -510,15 +543,31 @@ impl ProjectionRunner {
                 }
                 Err(Attempt::Fatal(error)) => {
                     self.consumer = None;
-                    self.known = None;
+                    self.forget();
                     return Err(error);
                 }
             }
         };
-        self.known = Some(applied.checkpoint);
-        self.commits += 1;
-        if let Some(hook) = &self.config.after_commit {
-            hook(self.commits);
+        if let Some(revision) = applied.written {
+            self.known = Some(applied.checkpoint);
+            self.revision = Some(revision);
+            self.skipped = None;
+            self.commits += 1;
+            if let Some(hook) = &self.config.after_commit {
+                hook(self.commits);
+            }
+        } else if applied.advanced > 0
+            && let Some(revision) = self.revision
+        {
+            // Only skipped: held in memory, announced here, written later.
+            let since = self.skipped.map_or(started, |(_, since)| since);
+            self.skipped = Some((applied.checkpoint, since));
+            super::wait::announce_skipped(
+                &self.database,
+                self.name(),
+                revision,
+                applied.checkpoint.cursor,
+            );
         }
         if let Some(last) = applied.ack {
             if let Err(e) = messages[last].ack().await {
@@ -543,10 +592,68 @@ impl ProjectionRunner {
         }
         if let Some((index, error)) = poison {
             self.consumer = None;
-            self.known = None;
+            self.forget();
             return Err(self.stop(&messages[index], &error).await);
         }
+        if self
+            .skipped
+            .is_some_and(|(_, since)| since.elapsed() >= self.config.skip_flush)
+        {
+            self.write_skipped().await?;
+        }
         Ok(applied.advanced)
+    }
+
+    /// Forgets the checkpoint as remembered and any unwritten progress: the next
+    /// batch is judged against the row (a crash would forget the same).
+    fn forget(&mut self) {
+        self.known = None;
+        self.revision = None;
+        self.skipped = None;
+    }
+
+    /// Writes the progress held over skipped messages, if any. The row must still
+    /// hold the checkpoint this runner wrote; if it moved, the memory is dropped and
+    /// the next batch is judged against the row.
+    fn write_skipped(&mut self) -> futures::future::BoxFuture<'_, Result<(), RunError>> {
+        async move {
+            let (Some((to, _)), Some(from)) = (self.skipped, self.known) else {
+                return Ok(());
+            };
+            let result = async {
+                let mut tx = self
+                    .pool
+                    .begin_with("BEGIN; SET LOCAL synchronous_commit TO off")
+                    .await?;
+                let revision =
+                    checkpoint::advance_from(&mut tx, self.name(), &from, &to, false).await?;
+                tx.commit().await?;
+                anyhow::Ok(revision)
+            }
+            .await;
+            match result {
+                Ok(Some(revision)) => {
+                    self.known = Some(to);
+                    self.revision = Some(revision);
+                    self.skipped = None;
+                    Ok(())
+                }
+                Ok(None) => {
+                    tracing::debug!(
+                        projection = self.name(),
+                        "checkpoint moved elsewhere; dropping the skipped progress"
+                    );
+                    self.forget();
+                    Ok(())
+                }
+                Err(e) => {
+                    self.consumer = None;
+                    self.forget();
+                    Err(RunError::Unexpected(e))
+                }
+            }
+        }
+        .boxed()
     }
 
     /// Records a poison event and returns the error to report.
@@ -603,7 +710,22 @@ impl ProjectionRunner {
         one_by_one: bool,
     ) -> Result<Applied, Attempt> {
         let name = self.name();
-        let version = self.projection.version();
+        // Judge against the checkpoint this runner last wrote, and what it skipped
+        // since, when it has one (the write below checks the row still holds it);
+        // otherwise read it, locked, inside the transaction.
+        let Some(known) = self.known else {
+            return self.try_apply_locked(messages, one_by_one).await;
+        };
+        let start = self.skipped.map_or(known, |(skipped, _)| skipped);
+        let (mut result, batch) = self.judge(messages, start)?;
+        if result.checkpoint == start {
+            // Only redeliveries (or a gap right away): nothing to write.
+            return Ok(result);
+        }
+        if batch.is_empty() && !self.config.skip_flush.is_zero() && self.revision.is_some() {
+            // Only skipped events: held in memory (see the module docs).
+            return Ok(result);
+        }
         // The read model and its checkpoint are derived data that commit together: a
         // crash may lose the last few commits, never split them, and the consumer is
         // reopened from whatever checkpoint survived. So skip the wait for fsync.
@@ -612,47 +734,87 @@ impl ProjectionRunner {
             .begin_with("BEGIN; SET LOCAL synchronous_commit TO off")
             .await
             .map_err(anyhow::Error::from)?;
-        // Judge against the checkpoint this runner last wrote when it has one (the
-        // write below checks the row still holds it); otherwise read it, locked.
-        let (mut checkpoint, locked) = match self.known {
-            Some(known) => (known, false),
-            None => {
-                let Some((checkpoint, state)) = checkpoint::read(&mut tx, name, true).await? else {
-                    return Err(Attempt::Fatal(RunError::Unexpected(anyhow::anyhow!(
-                        "projection {name} has no checkpoint"
-                    ))));
-                };
-                if checkpoint.version != version {
-                    return Err(Attempt::Fatal(RunError::Superseded {
-                        name: name.to_owned(),
-                        version,
-                        live: checkpoint.version,
-                    }));
-                }
-                if let ProjectionState::Failed {
-                    error,
-                    stream_sequence,
-                    ..
-                } = state
-                {
-                    return Err(Attempt::Fatal(RunError::Stopped {
-                        name: name.to_owned(),
-                        stream_sequence,
-                        error,
-                    }));
-                }
-                (checkpoint, true)
-            }
+        // Move the checkpoint first: this is what checks the judgement above and takes
+        // the row's lock for the rest of the transaction.
+        let changed = !batch.is_empty();
+        let Some(revision) =
+            checkpoint::advance_from(&mut tx, name, &known, &result.checkpoint, changed).await?
+        else {
+            return Err(Attempt::Moved);
         };
-        let start = checkpoint;
+        self.apply_judged(&mut tx, batch, one_by_one).await?;
+        tx.commit().await?;
+        result.written = Some(revision);
+        Ok(result)
+    }
+
+    /// [`try_apply`](Self::try_apply) judging against the row, read locked.
+    async fn try_apply_locked(
+        &self,
+        messages: &[Message],
+        one_by_one: bool,
+    ) -> Result<Applied, Attempt> {
+        let name = self.name();
+        let version = self.projection.version();
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN; SET LOCAL synchronous_commit TO off")
+            .await
+            .map_err(anyhow::Error::from)?;
+        let Some((start, state)) = checkpoint::read(&mut tx, name, true).await? else {
+            return Err(Attempt::Fatal(RunError::Unexpected(anyhow::anyhow!(
+                "projection {name} has no checkpoint"
+            ))));
+        };
+        if start.version != version {
+            return Err(Attempt::Fatal(RunError::Superseded {
+                name: name.to_owned(),
+                version,
+                live: start.version,
+            }));
+        }
+        if let ProjectionState::Failed {
+            error,
+            stream_sequence,
+            ..
+        } = state
+        {
+            return Err(Attempt::Fatal(RunError::Stopped {
+                name: name.to_owned(),
+                stream_sequence,
+                error,
+            }));
+        }
+        let (mut result, batch) = self.judge(messages, start)?;
+        if result.checkpoint == start {
+            tx.rollback().await?;
+            return Ok(result);
+        }
+        let revision =
+            checkpoint::advance(&mut tx, name, &result.checkpoint, !batch.is_empty()).await?;
+        self.apply_judged(&mut tx, batch, one_by_one).await?;
+        tx.commit().await?;
+        result.written = Some(revision);
+        Ok(result)
+    }
+
+    /// Judges every message against `checkpoint`: redeliveries are skipped, the
+    /// successor moves it (decoded for applying when the projection reads its
+    /// aggregate type), anything further ahead is a gap. Returns the result (with the
+    /// checkpoint the messages lead to, nothing written) and the events to apply.
+    fn judge(
+        &self,
+        messages: &[Message],
+        mut checkpoint: Checkpoint,
+    ) -> Result<(Applied, Vec<(usize, EventEnvelope)>), Attempt> {
         let mut result = Applied {
             checkpoint,
+            written: None,
             advanced: 0,
             applied: 0,
             ack: None,
             gap: false,
         };
-        // Judge every message first; the events to apply are applied together.
         let mut batch: Vec<(usize, EventEnvelope)> = Vec::new();
         for (index, message) in messages.iter().enumerate() {
             let sequence = message
@@ -692,26 +854,19 @@ impl ProjectionRunner {
         }
         result.applied = batch.len();
         result.checkpoint = checkpoint;
-        if checkpoint == start {
-            // Only redeliveries (or a gap right away): nothing to write.
-            tx.rollback().await?;
-            return Ok(result);
-        }
-        // Move the checkpoint first: unlocked, this is what checks the judgement
-        // above and takes the row's lock for the rest of the transaction.
-        let changed = !batch.is_empty();
-        if locked {
-            checkpoint::advance(&mut tx, name, &checkpoint, changed).await?;
-        } else if !checkpoint::advance_from(&mut tx, name, &start, &checkpoint, changed).await? {
-            return Err(Attempt::Moved);
-        }
+        Ok((result, batch))
+    }
+
+    /// Hands the judged events to the projection inside the caller's transaction.
+    async fn apply_judged(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        batch: Vec<(usize, EventEnvelope)>,
+        one_by_one: bool,
+    ) -> Result<(), Attempt> {
         if one_by_one {
             for (index, event) in &batch {
-                if let Err(error) = self
-                    .projection
-                    .apply(&mut Conn::Postgres(&mut tx), event)
-                    .await
-                {
+                if let Err(error) = self.projection.apply(&mut Conn::Postgres(tx), event).await {
                     return Err(Attempt::Poison {
                         index: *index,
                         error: error.context(describe(event)),
@@ -722,14 +877,13 @@ impl ProjectionRunner {
             let events: Vec<EventEnvelope> = batch.into_iter().map(|(_, e)| e).collect();
             if let Err(error) = self
                 .projection
-                .apply_batch(&mut Conn::Postgres(&mut tx), &events)
+                .apply_batch(&mut Conn::Postgres(tx), &events)
                 .await
             {
                 return Err(Attempt::Batch(error));
             }
         }
-        tx.commit().await?;
-        Ok(result)
+        Ok(())
     }
 
     /// Runs until `shutdown` resolves: prepares (building from the event store when
@@ -786,7 +940,22 @@ impl ProjectionRunner {
             .await
             .map_err(|e| anyhow::anyhow!(e).context("open the message stream"))?;
         loop {
-            let Some(first) = stream.next().await else {
+            let next = match self.skipped {
+                // Progress held over skipped messages is written once it is
+                // `skip_flush` old, if nothing to apply carries it first.
+                Some((_, since)) => {
+                    let due = tokio::time::Instant::from_std(since + self.config.skip_flush);
+                    tokio::select! {
+                        next = stream.next() => next,
+                        () = tokio::time::sleep_until(due) => {
+                            self.write_skipped().await?;
+                            continue;
+                        }
+                    }
+                }
+                None => stream.next().await,
+            };
+            let Some(first) = next else {
                 self.consumer = None;
                 return Ok(());
             };

@@ -15,9 +15,19 @@
 //! after its commit ([`CheckpointWatch::embedded`]). The watch's API is the same, so
 //! the gateway waits the same way on either; a commit position's transaction id is
 //! its position there (see [`SqliteFeed`](crate::feed::SqliteFeed)).
+//!
+//! A runner does not write its checkpoint for a batch it only skips (events of
+//! aggregates its projection does not read): it holds that progress in memory and
+//! writes it later, with its next applying batch or after
+//! [`RunnerConfig::skip_flush`](super::RunnerConfig::skip_flush). It announces the
+//! progress at once to every watch of the same process and database
+//! ([`announce_skipped`]), so a waiter there for an event the projection skips wakes
+//! without a transaction; a watch in another process wakes when the progress is
+//! written. Skipped events do not touch the read model, so it is the same at the
+//! written checkpoint and at the skipped-to one.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -59,6 +69,22 @@ struct Seen {
     /// that applied events, not only skipped them); the checkpoint itself when that
     /// is unknown (a reload from the table), which errs towards "changed".
     changed: CommitPosition,
+    /// How far the projection's runner has skipped past the checkpoint of revision
+    /// `skipped_revision` without writing it (announced in memory, this process only).
+    skipped: Option<(i64, CommitPosition)>,
+}
+
+impl Seen {
+    /// How far the read model is known to reflect the stream: the checkpoint, or the
+    /// skipped-to position announced on top of this revision (or of one whose
+    /// announcement has not arrived yet). A newer revision (the runner's next write,
+    /// or a rebuild swapped in) supersedes the skipped-to position.
+    fn reached(&self) -> CommitPosition {
+        match self.skipped {
+            Some((revision, cursor)) if revision >= self.revision => self.cursor.max(cursor),
+            _ => self.cursor,
+        }
+    }
 }
 
 type Checkpoints = HashMap<String, Seen>;
@@ -106,6 +132,7 @@ impl CheckpointPublisher {
             revision,
             cursor,
             changed: cursor,
+            skipped: None,
         };
         self.tx
             .send_if_modified(|map| merge(map, projection.to_owned(), seen, changed));
@@ -140,6 +167,7 @@ fn parse(payload: &str) -> Option<(String, Seen, bool)> {
             revision,
             cursor,
             changed: cursor,
+            skipped: None,
         },
         changed,
     ))
@@ -151,13 +179,88 @@ fn merge(map: &mut Checkpoints, name: String, mut seen: Seen, changed: bool) -> 
     match map.get(&name) {
         Some(old) if old.revision >= seen.revision => false,
         old => {
-            if !changed && let Some(old) = old {
-                seen.changed = old.changed;
+            if let Some(old) = old {
+                if !changed {
+                    seen.changed = old.changed;
+                }
+                seen.skipped = old.skipped;
             }
             map.insert(name, seen);
             true
         }
     }
+}
+
+/// Records a runner's in-memory progress past the checkpoint of `revision`; stale
+/// when a newer revision is already known. A projection this watch has not heard of
+/// yet is left alone (its next written checkpoint will be heard).
+fn merge_skipped(map: &mut Checkpoints, name: &str, revision: i64, cursor: CommitPosition) -> bool {
+    match map.get_mut(name) {
+        Some(seen)
+            if revision >= seen.revision
+                && seen
+                    .skipped
+                    .is_none_or(|(r, c)| (r, c) < (revision, cursor)) =>
+        {
+            seen.skipped = Some((revision, cursor));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The watches of this process, by database, that runners announce skipped
+/// progress to.
+static LOCAL: LazyLock<Mutex<HashMap<String, Vec<LocalWatch>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+type LocalWatch = Weak<watch::Sender<Checkpoints>>;
+
+/// Names a database for [`LOCAL`]: runners and watches over the same server and
+/// database share announcements.
+pub(crate) fn database_key(pool: &PgPool) -> String {
+    let options = pool.connect_options();
+    format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or_default()
+    )
+}
+
+/// Tells this process's watches over `database` (a [`database_key`]) that
+/// `projection`'s runner has judged the stream up to `cursor` and found nothing to
+/// apply after its checkpoint of `revision`.
+pub(crate) fn announce_skipped(
+    database: &str,
+    projection: &str,
+    revision: i64,
+    cursor: CommitPosition,
+) {
+    let mut local = LOCAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(watches) = local.get_mut(database) else {
+        return;
+    };
+    watches.retain(|weak| {
+        weak.upgrade().is_some_and(|tx| {
+            tx.send_if_modified(|map| merge_skipped(map, projection, revision, cursor));
+            true
+        })
+    });
+    if watches.is_empty() {
+        local.remove(database);
+    }
+}
+
+fn register_local(database: String, tx: &Arc<watch::Sender<Checkpoints>>) {
+    let mut local = LOCAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let watches = local.entry(database).or_default();
+    watches.retain(|weak| weak.strong_count() > 0);
+    watches.push(Arc::downgrade(tx));
 }
 
 async fn load(pool: &PgPool) -> anyhow::Result<Vec<(String, Seen)>> {
@@ -179,6 +282,7 @@ async fn load(pool: &PgPool) -> anyhow::Result<Vec<(String, Seen)>> {
                     revision,
                     cursor,
                     changed: cursor,
+                    skipped: None,
                 }
             })
         })
@@ -204,6 +308,8 @@ impl CheckpointWatch {
             merge(&mut initial, name, seen, true);
         }
         let (tx, rx) = watch::channel(initial);
+        let tx = Arc::new(tx);
+        register_local(database_key(&pool), &tx);
         let reload_pool = pool.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -294,10 +400,11 @@ impl CheckpointWatch {
         })
     }
 
-    /// The last checkpoint announced for `projection`.
+    /// How far `projection` is known to have gone: its last checkpoint announced,
+    /// or beyond it the position its runner (in this process) has skipped to.
     #[must_use]
     pub fn checkpoint(&self, projection: &str) -> Option<CommitPosition> {
-        self.checkpoints.borrow().get(projection).map(|s| s.cursor)
+        self.checkpoints.borrow().get(projection).map(Seen::reached)
     }
 
     /// The checkpoint `projection` had when its read model last changed, as far as
@@ -342,7 +449,7 @@ impl CheckpointWatch {
         timeout: Duration,
     ) -> Result<(), ()> {
         let mut rx = self.checkpoints.clone();
-        let reached = rx.wait_for(|map| map.get(projection).is_some_and(|s| s.cursor >= target));
+        let reached = rx.wait_for(|map| map.get(projection).is_some_and(|s| s.reached() >= target));
         match tokio::time::timeout(timeout, reached).await {
             Ok(Ok(_)) => Ok(()),
             _ => Err(()),
@@ -375,6 +482,7 @@ mod tests {
             revision: 6,
             cursor: CommitPosition::START,
             changed: CommitPosition::START,
+            skipped: None,
         };
         assert!(!merge(&mut map, name.clone(), older, true));
         assert_eq!(map[&name], seen);
@@ -431,5 +539,48 @@ mod tests {
             started.elapsed() >= Duration::from_millis(20),
             "failed at once"
         );
+    }
+
+    fn at(position: u64) -> CommitPosition {
+        CommitPosition {
+            transaction_id: 1000 + position,
+            position,
+        }
+    }
+
+    #[test]
+    fn skipped_progress_counts_until_a_newer_revision_is_written() {
+        let mut map = Checkpoints::new();
+        // Unknown projections are left alone.
+        assert!(!merge_skipped(&mut map, "orders", 3, at(50)));
+        assert!(map.is_empty());
+        let (name, seen, changed) = parse("orders 3 1040 40 1").unwrap();
+        assert!(merge(&mut map, name, seen, changed));
+
+        // The runner skipped on top of revision 3: waiters see 50, the cache does not.
+        assert!(merge_skipped(&mut map, "orders", 3, at(50)));
+        assert_eq!(map["orders"].reached(), at(50));
+        assert_eq!(map["orders"].changed.position, 40);
+        assert!(
+            !merge_skipped(&mut map, "orders", 3, at(45)),
+            "never backwards"
+        );
+        assert!(
+            !merge_skipped(&mut map, "orders", 2, at(60)),
+            "stale revision"
+        );
+
+        // Skipped on top of revision 4 before revision 4's NOTIFY arrived.
+        assert!(merge_skipped(&mut map, "orders", 4, at(70)));
+        assert_eq!(map["orders"].reached(), at(70));
+        let (name, seen, changed) = parse("orders 4 1055 55 1").unwrap();
+        assert!(merge(&mut map, name, seen, changed));
+        assert_eq!(map["orders"].reached(), at(70));
+        assert_eq!(map["orders"].changed.position, 55);
+
+        // A newer written checkpoint (here a rebuild swapped in behind it) governs.
+        let (name, seen, changed) = parse("orders 5 1030 30 1").unwrap();
+        assert!(merge(&mut map, name, seen, changed));
+        assert_eq!(map["orders"].reached().position, 30);
     }
 }

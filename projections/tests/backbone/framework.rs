@@ -14,7 +14,7 @@ use emporium_projections::args;
 use emporium_projections::envelope::EventEnvelope;
 use emporium_projections::projection::{
     self, CheckpointWatch, Projection, ProjectionRunner, ProjectionState, Rebuild, RunError,
-    WaitError,
+    RunnerConfig, WaitError,
 };
 use emporium_projections::sql::Conn;
 use emporium_projections::views::{CatalogProjection, InventoryProjection};
@@ -399,6 +399,187 @@ async fn read_your_writes_waits_until_the_projection_passed_the_commit() {
         .wait_for_position("inventory", position, Duration::from_millis(1))
         .await
         .unwrap();
+    app.teardown().await;
+}
+
+/// Commits `count` events of a `cart` aggregate (which `Ledger` does not read);
+/// returns the last one's position.
+async fn insert_carts(app: &TestBackbone, count: i64) -> i64 {
+    let cart = uuid::Uuid::new_v4().to_string();
+    let mut last = 0;
+    for sequence in 1..=count {
+        last = sqlx::query_scalar(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                 event_version, payload, metadata)
+             VALUES ('cart', $1, $2, 'ItemAdded', '1', '{}', '{}')
+             RETURNING position",
+        )
+        .bind(&cart)
+        .bind(sequence)
+        .fetch_one(&app.pool)
+        .await
+        .expect("insert a cart event");
+    }
+    last
+}
+
+async fn ledger_checkpoint(app: &TestBackbone) -> projection::Checkpoint {
+    projection::status(&app.pool, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "ledger")
+        .expect("the ledger's checkpoint")
+        .checkpoint
+}
+
+#[tokio::test]
+async fn a_waiter_for_an_event_the_projection_skips_wakes_without_a_write_and_a_restart_loses_nothing()
+ {
+    let app = spawn().await;
+    let mut relay = app.relay();
+    let mut ledger = runner(&app, Ledger::new(1));
+    assert_eq!(ledger.run_until_caught_up().await.unwrap(), 0);
+    app.append(3).await;
+    app.relay_until_caught_up(&mut relay).await;
+    assert_eq!(ledger.run_until_caught_up().await.unwrap(), 3);
+    let watch = CheckpointWatch::start(app.pool.clone()).await.unwrap();
+    let written = ledger_checkpoint(&app).await;
+    assert_eq!(written.stream_sequence, 3);
+
+    // Events the ledger only skips: judged, acked and announced, not written.
+    let skipped = insert_carts(&app, 5).await;
+    app.relay_until_caught_up(&mut relay).await;
+    let waiter = {
+        let watch = watch.clone();
+        tokio::spawn(async move { watch.wait_for_position("ledger", skipped, PATIENCE).await })
+    };
+    assert_eq!(ledger.run_once().await.unwrap(), 5);
+    waiter
+        .await
+        .unwrap()
+        .expect("a waiter for a skipped event is answered");
+    assert_eq!(
+        ledger_checkpoint(&app).await,
+        written,
+        "nothing was written"
+    );
+    assert_eq!(
+        watch.checkpoint("ledger").unwrap().position,
+        u64::try_from(skipped).unwrap()
+    );
+
+    // The next applying batch writes the skipped progress with its own.
+    app.append(2).await;
+    app.relay_until_caught_up(&mut relay).await;
+    assert_eq!(ledger.run_once().await.unwrap(), 2);
+    assert_eq!(ledger_checkpoint(&app).await.stream_sequence, 10);
+    assert_eq!(ledger_rows(&app).await, (5, 5));
+
+    // Skipped again, then the runner dies before writing it (dropped, as a crash
+    // would leave it): its successor is delivered those events again (the consumer's
+    // ack floor is ahead of the checkpoint), skips them, applies what follows once.
+    let skipped = insert_carts(&app, 4).await;
+    app.relay_until_caught_up(&mut relay).await;
+    assert_eq!(ledger.run_once().await.unwrap(), 4);
+    watch
+        .wait_for_position("ledger", skipped, PATIENCE)
+        .await
+        .unwrap();
+    assert_eq!(ledger_checkpoint(&app).await.stream_sequence, 10);
+    let consumer = ledger.consumer_name();
+    drop(ledger);
+    let stream = app
+        .jetstream
+        .get_stream(app.layout.stream_name())
+        .await
+        .unwrap();
+    let mut info: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer(&consumer).await.unwrap();
+    assert_eq!(
+        info.info().await.unwrap().ack_floor.stream_sequence,
+        14,
+        "the skipped messages were acked"
+    );
+    app.append(1).await;
+    app.relay_until_caught_up(&mut relay).await;
+    let mut successor = runner(&app, Ledger::new(1));
+    assert_eq!(successor.run_until_caught_up().await.unwrap(), 5);
+    assert_eq!(
+        ledger_rows(&app).await,
+        (6, 6),
+        "nothing applied twice or lost"
+    );
+    assert_eq!(ledger_checkpoint(&app).await.stream_sequence, 15);
+
+    // Caught up on skipped events alone, the checkpoint is written when idle.
+    insert_carts(&app, 2).await;
+    app.relay_until_caught_up(&mut relay).await;
+    assert_eq!(successor.run_until_caught_up().await.unwrap(), 2);
+    assert_eq!(ledger_checkpoint(&app).await.stream_sequence, 17);
+    assert_eq!(ledger_rows(&app).await, (6, 6));
+    app.teardown().await;
+}
+
+#[tokio::test]
+async fn a_running_runner_writes_skipped_progress_within_skip_flush() {
+    let app = spawn().await;
+    let mut relay = app.relay();
+    let config = RunnerConfig {
+        skip_flush: Duration::from_millis(50),
+        ..RunnerConfig::default()
+    };
+    let mut ledger = ProjectionRunner::new(
+        app.pool.clone(),
+        app.jetstream.clone(),
+        app.layout.clone(),
+        Ledger::new(1),
+        config,
+    );
+    // The first run builds the (empty) projection and opens the consumer.
+    assert_eq!(ledger.run_until_caught_up().await.unwrap(), 0);
+    // Another process's view: only what is written and announced in PostgreSQL.
+    let mut listener = sqlx::postgres::PgListener::connect_with(&app.pool)
+        .await
+        .unwrap();
+    listener
+        .listen(projection::checkpoint::CHANNEL)
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(ledger.run(async move {
+        let _ = stopped.await;
+    }));
+    // One applying batch first, so the runner knows its row's revision; then skips.
+    let watch = CheckpointWatch::start(app.pool.clone()).await.unwrap();
+    app.append(1).await;
+    app.relay_until_caught_up(&mut relay).await;
+    let applied: i64 = sqlx::query_scalar("SELECT max(position) FROM events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    watch
+        .wait_for_position("ledger", applied, PATIENCE)
+        .await
+        .unwrap();
+    let skipped = insert_carts(&app, 3).await;
+    app.relay_until_caught_up(&mut relay).await;
+    let announced = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let notification = listener.recv().await.unwrap();
+            let parts: Vec<&str> = notification.payload().split(' ').collect();
+            if parts[0] == "ledger" && parts[3] == skipped.to_string() {
+                return parts[4].to_owned();
+            }
+        }
+    })
+    .await
+    .expect("the skipped progress is written");
+    assert_eq!(announced, "0", "announced as a move that changed nothing");
+    assert_eq!(ledger_checkpoint(&app).await.stream_sequence, 4);
+    assert_eq!(ledger_rows(&app).await, (1, 1));
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
     app.teardown().await;
 }
 
