@@ -4,11 +4,16 @@
 //! # Why it cannot skip
 //! `position` is assigned at insert, so transactions commit out of position order. The
 //! relay therefore reads only rows whose inserting transaction is older than every
-//! transaction still in flight (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`),
-//! sorted by `(transaction_id, position)`. Any row committed later belongs to a
-//! transaction at or above that horizon, so it sorts after everything already
-//! published: the published events are always a prefix of the commit order, and that
-//! prefix never changes.
+//! transaction still in flight that could write them ([`HORIZON`]), sorted by
+//! `(transaction_id, position)`. Any row committed later belongs to a transaction at
+//! or above that horizon, so it sorts after everything already published: the
+//! published events are always a prefix of the commit order, and that prefix never
+//! changes.
+//!
+//! The horizon is not the cluster-wide `pg_snapshot_xmin`: a transaction of *another
+//! database* on the same server cannot insert into this one's `events`, so it must
+//! not hold publication back (a shared server's other databases, their migrations
+//! and `CREATE DATABASE`s delayed every event by hundreds of milliseconds).
 //!
 //! # Why it is exactly once
 //! The stream is the checkpoint. Each message carries its `(transaction_id, position)`
@@ -31,6 +36,21 @@ use sqlx::{Connection, PgConnection, PgPool};
 use crate::bus::StreamLayout;
 use crate::envelope::{CommitPosition, EventEnvelope, StoredEvent};
 use crate::stream::{StreamSettings, events_stream_config};
+
+/// The relay's horizon, as an SQL expression evaluated once per statement (an
+/// uncorrelated subquery): the oldest transaction in flight in the statement's
+/// snapshot that could have written this database's events, or the snapshot's `xmax`
+/// when there is none. An in-flight xid is ignored only when `pg_stat_activity` shows
+/// it as the transaction of a backend connected to *another* database (a backend
+/// never touches another database's tables); every xid it cannot classify so (a
+/// backend of this database, one that ended or moved on meanwhile, a prepared
+/// transaction, a row hidden from this role) counts. A transaction that takes its
+/// xid after the snapshot gets one at or above `xmax`.
+pub const HORIZON: &str = "(SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))
+       FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+      WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                         WHERE a.backend_xid = xid(x)
+                           AND a.datname IS DISTINCT FROM current_database()))";
 
 /// Counter: events appended to the stream (duplicates excluded).
 pub const METRIC_PUBLISHED: &str = "emporium_relay_published_total";
@@ -325,11 +345,11 @@ impl Relay {
 
     async fn nth_in_commit_order(&self, n: u64) -> anyhow::Result<CommitPosition> {
         let offset = i64::try_from(n - 1).context("sequence beyond i64")?;
-        let row: Option<(i64, i64)> = sqlx::query_as(
+        let row: Option<(i64, i64)> = sqlx::query_as(&format!(
             "SELECT transaction_id::text::bigint, position FROM events
-             WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-             ORDER BY transaction_id, position OFFSET $1 LIMIT 1",
-        )
+             WHERE transaction_id < {HORIZON}
+             ORDER BY transaction_id, position OFFSET $1 LIMIT 1"
+        ))
         .bind(offset)
         .fetch_optional(&self.pool)
         .await
@@ -425,16 +445,16 @@ impl Relay {
 
     async fn read_visible(&self, after: CommitPosition) -> anyhow::Result<Vec<EventEnvelope>> {
         let (txid, position) = cursor_binds(after)?;
-        let rows: Vec<StoredEvent> = sqlx::query_as(
+        let rows: Vec<StoredEvent> = sqlx::query_as(&format!(
             "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version,
                     payload, metadata, position, transaction_id::text::bigint AS transaction_id,
                     event_id, recorded_at
              FROM events
-             WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+             WHERE transaction_id < {HORIZON}
                AND (transaction_id, position) > ($1::text::xid8, $2)
              ORDER BY transaction_id, position
-             LIMIT $3",
-        )
+             LIMIT $3"
+        ))
         .bind(txid)
         .bind(position)
         .bind(i64::try_from(self.config.batch_size).unwrap_or(i64::MAX))

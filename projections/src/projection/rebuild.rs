@@ -3,8 +3,9 @@
 //!
 //! A rebuild reads the `events` table directly, in commit order
 //! `(transaction_id, position)` and only below the visibility horizon
-//! (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`), exactly as the relay
-//! does, so what it has read is always a prefix of the stream. It applies the events
+//! (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`, cluster-wide, so at or
+//! below the relay's own horizon), so what it has read is always a prefix of the
+//! stream. It applies the events
 //! to the projection's tables created afresh in the schema `rebuild_<name>_v<version>`
 //! (the projection's SQL is unqualified; the framework puts that schema alone on the
 //! `search_path`). Meanwhile the live tables keep serving reads. [`Rebuild::swap`]

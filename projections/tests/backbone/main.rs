@@ -352,6 +352,44 @@ async fn a_long_open_transaction_delays_publication_but_loses_nothing() {
     app.teardown().await;
 }
 
+#[tokio::test]
+async fn a_transaction_of_another_database_does_not_hold_publication_back() {
+    let app = spawn_backbone().await;
+    let mut relay = app.relay();
+    // Another database on the same server, with a transaction holding an xid older
+    // than the event's: it cannot write this database's events.
+    let other = emporium_tests::TestDatabase::create(1).await.unwrap();
+    let mut elsewhere = other.pool().begin().await.unwrap();
+    let _: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+        .fetch_one(&mut *elsewhere)
+        .await
+        .unwrap();
+    app.append(3).await;
+    assert_eq!(
+        relay.relay_once().await.unwrap(),
+        3,
+        "published past the other database's open transaction"
+    );
+    // One of this database, younger than those events, still holds back what
+    // commits after it.
+    let mut held = app.pool.begin().await.unwrap();
+    TestBackbone::insert_event(&mut held, "held", 1).await;
+    app.append(2).await;
+    assert_eq!(
+        relay.relay_once().await.unwrap(),
+        0,
+        "nothing passes `held`"
+    );
+    held.commit().await.unwrap();
+    app.relay_until_caught_up(&mut relay).await;
+    let messages = app.assert_stream_matches_store().await;
+    assert_eq!(messages.len(), 6);
+    assert_eq!(messages[3].message_id, "order:held:1");
+    elsewhere.rollback().await.unwrap();
+    other.drop_database().await.unwrap();
+    app.teardown().await;
+}
+
 /// A relay that would poll only once an hour, so whatever it publishes after its
 /// first rounds it publishes because it was woken.
 fn sleepy_relay(app: &TestBackbone) -> emporium_projections::relay::Relay {
