@@ -170,11 +170,17 @@ CREATE INDEX catalog_products_category ON catalog_products (category_id);
     helper_tables!()
 );
 
-/// The category path of every category in `$1`'s subtree, root first, written onto
-/// the products in those categories.
-const REFRESH_PATHS: &str = "
+/// The walks both path statements share: `down` is `$1`'s subtree (rooted at
+/// `$root`, `$1` cast as each backend needs), `up` every category's ancestors with
+/// their depth.
+macro_rules! subtree_paths {
+    ($root:literal) => {
+        concat!(
+            "
 WITH RECURSIVE down(category_id) AS (
-    SELECT $1::uuid
+    SELECT ",
+            $root,
+            "
     UNION
     SELECT c.category_id FROM catalog_categories c JOIN down d ON c.parent_id = d.category_id
 ),
@@ -185,7 +191,30 @@ up(origin, category_id, parent_id, name, slug, depth) AS (
     SELECT up.origin, c.category_id, c.parent_id, c.name, c.slug, up.depth + 1
     FROM catalog_categories c JOIN up ON c.category_id = up.parent_id
     WHERE up.depth < 64
-),
+),"
+        )
+    };
+}
+
+/// The ancestors of `$2` (a product's category) with their depth, as `up`.
+macro_rules! product_up {
+    () => {
+        "
+WITH RECURSIVE up(category_id, parent_id, name, slug, depth) AS (
+    SELECT category_id, parent_id, name, slug, 0 FROM catalog_categories WHERE category_id = $2
+    UNION ALL
+    SELECT c.category_id, c.parent_id, c.name, c.slug, up.depth + 1
+    FROM catalog_categories c JOIN up ON c.category_id = up.parent_id
+    WHERE up.depth < 64
+)"
+    };
+}
+
+/// The category path of every category in `$1`'s subtree, root first, written onto
+/// the products in those categories.
+const REFRESH_PATHS: &str = concat!(
+    subtree_paths!("$1::uuid"),
+    "
 paths AS (
     SELECT origin,
            jsonb_agg(jsonb_build_object('category_id', category_id, 'name', name, 'slug', slug)
@@ -196,40 +225,25 @@ paths AS (
 UPDATE catalog_products p
 SET category_path = paths.path, category_ids = paths.ids
 FROM paths
-WHERE p.category_id = paths.origin";
+WHERE p.category_id = paths.origin"
+);
 
 /// The same for one product (`$1`), whose category is `$2`.
-const PRODUCT_PATH: &str = "
-WITH RECURSIVE up(category_id, parent_id, name, slug, depth) AS (
-    SELECT category_id, parent_id, name, slug, 0 FROM catalog_categories WHERE category_id = $2
-    UNION ALL
-    SELECT c.category_id, c.parent_id, c.name, c.slug, up.depth + 1
-    FROM catalog_categories c JOIN up ON c.category_id = up.parent_id
-    WHERE up.depth < 64
-)
+const PRODUCT_PATH: &str = concat!(
+    product_up!(),
+    "
 UPDATE catalog_products p
 SET category_path = coalesce((SELECT jsonb_agg(jsonb_build_object('category_id', category_id, 'name', name, 'slug', slug)
                                                ORDER BY depth DESC) FROM up), '[]'),
     category_ids = coalesce((SELECT array_agg(category_id ORDER BY depth DESC) FROM up), '{}')
-WHERE p.product_id = $1";
+WHERE p.product_id = $1"
+);
 
 /// [`REFRESH_PATHS`] on SQLite: the path and the ids are JSON arrays built with
 /// `json_group_array(… ORDER BY depth DESC)`, UUIDs written as PostgreSQL writes them.
 const SQLITE_REFRESH_PATHS: &str = concat!(
+    subtree_paths!("$1"),
     "
-WITH RECURSIVE down(category_id) AS (
-    SELECT $1
-    UNION
-    SELECT c.category_id FROM catalog_categories c JOIN down d ON c.parent_id = d.category_id
-),
-up(origin, category_id, parent_id, name, slug, depth) AS (
-    SELECT c.category_id, c.category_id, c.parent_id, c.name, c.slug, 0
-    FROM catalog_categories c JOIN down USING (category_id)
-    UNION ALL
-    SELECT up.origin, c.category_id, c.parent_id, c.name, c.slug, up.depth + 1
-    FROM catalog_categories c JOIN up ON c.category_id = up.parent_id
-    WHERE up.depth < 64
-),
 paths AS (
     SELECT origin,
            json_group_array(json_object('category_id', ",
@@ -249,14 +263,8 @@ WHERE p.category_id = paths.origin"
 
 /// [`PRODUCT_PATH`] on SQLite (an aggregate over no rows is already `[]`).
 const SQLITE_PRODUCT_PATH: &str = concat!(
+    product_up!(),
     "
-WITH RECURSIVE up(category_id, parent_id, name, slug, depth) AS (
-    SELECT category_id, parent_id, name, slug, 0 FROM catalog_categories WHERE category_id = $2
-    UNION ALL
-    SELECT c.category_id, c.parent_id, c.name, c.slug, up.depth + 1
-    FROM catalog_categories c JOIN up ON c.category_id = up.parent_id
-    WHERE up.depth < 64
-)
 UPDATE catalog_products
 SET category_path = (SELECT json_group_array(json_object('category_id', ",
     sqlite_uuid_text!("category_id"),
