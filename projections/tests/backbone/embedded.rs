@@ -88,10 +88,7 @@ impl Projection for Ledger {
     }
 
     fn schema(&self) -> &'static str {
-        "CREATE TABLE ledger (aggregate_id text, sequence bigint, built_by integer NOT NULL,
-                              PRIMARY KEY (aggregate_id, sequence));
-         CREATE INDEX ledger_built_by ON ledger (built_by);
-         CREATE TABLE ledger_count (id integer PRIMARY KEY, applied bigint NOT NULL);"
+        crate::support::LEDGER_SCHEMA
     }
 
     fn sqlite_schema(&self) -> Option<&'static str> {
@@ -115,22 +112,7 @@ impl Projection for Ledger {
             stall.entered.notify_one();
             stall.release.notified().await;
         }
-        conn.execute(
-            "INSERT INTO ledger VALUES ($1, $2, $3)",
-            args![
-                &event.aggregate_id,
-                i64::try_from(event.sequence)?,
-                i32::try_from(self.version)?
-            ],
-        )
-        .await?;
-        conn.execute(
-            "INSERT INTO ledger_count VALUES (1, 1)
-             ON CONFLICT (id) DO UPDATE SET applied = ledger_count.applied + 1",
-            args![],
-        )
-        .await?;
-        Ok(())
+        crate::support::ledger_record(conn, event, self.version).await
     }
 }
 

@@ -250,3 +250,37 @@ impl Shop {
             .expect("reserve");
     }
 }
+
+/// The tables of the test projections that notice double application (`Ledger` in
+/// framework.rs and embedded.rs): each event is a row under a primary key, and a
+/// counter counts applications. The same DDL serves PostgreSQL and SQLite.
+pub(crate) const LEDGER_SCHEMA: &str =
+    "CREATE TABLE ledger (aggregate_id text, sequence bigint, built_by integer NOT NULL,
+                          PRIMARY KEY (aggregate_id, sequence));
+     CREATE INDEX ledger_built_by ON ledger (built_by);
+     CREATE TABLE ledger_count (id integer PRIMARY KEY, applied bigint NOT NULL);";
+
+/// Records `event` in the ledger tables as built by `version`: a second application
+/// of one event fails on the primary key.
+pub(crate) async fn ledger_record(
+    conn: &mut emporium_projections::sql::Conn<'_>,
+    event: &emporium_projections::envelope::EventEnvelope,
+    version: u32,
+) -> anyhow::Result<()> {
+    conn.execute(
+        "INSERT INTO ledger VALUES ($1, $2, $3)",
+        emporium_projections::args![
+            &event.aggregate_id,
+            i64::try_from(event.sequence)?,
+            i32::try_from(version)?
+        ],
+    )
+    .await?;
+    conn.execute(
+        "INSERT INTO ledger_count VALUES (1, 1)
+         ON CONFLICT (id) DO UPDATE SET applied = ledger_count.applied + 1",
+        emporium_projections::args![],
+    )
+    .await?;
+    Ok(())
+}
