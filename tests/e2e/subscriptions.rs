@@ -381,6 +381,58 @@ async fn order_status_changes_and_notifications_reach_the_viewer() {
 }
 
 #[tokio::test]
+async fn a_subscription_opened_before_the_orders_view_installs_starts_empty() {
+    let app = spawn_app().await;
+    let (access, _) = customer(&app, "ada@example.com").await;
+    // What a replica sees on a fresh database whose runner has not built the orders
+    // view yet: no table and no checkpoint. (Once installed, the runner does not build
+    // again while it runs.)
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let installed: Option<String> = sqlx::query_scalar("SELECT to_regclass('orders')::text")
+            .fetch_one(app.db())
+            .await
+            .expect("look for the view");
+        if installed.is_some() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the orders view never installed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::query("DELETE FROM projection_checkpoints WHERE name = 'orders'")
+        .execute(app.db())
+        .await
+        .expect("forget the checkpoint");
+    sqlx::query("DROP TABLE orders")
+        .execute(app.db())
+        .await
+        .expect("drop the view");
+    let mut ws = Ws::signed_in(&app, &access).await;
+    ws.subscribe(
+        "all",
+        &format!("subscription {{ myOrderUpdates {{ {UPDATE_FIELDS} }} }}"),
+        json!({}),
+    )
+    .await;
+    started(&app, "orders", 1).await;
+    ws.subscribe(
+        "one",
+        &format!("subscription($id: ID!) {{ myOrderStatus(orderId: $id) {{ {UPDATE_FIELDS} }} }}"),
+        json!({ "id": Uuid::new_v4().to_string() }),
+    )
+    .await;
+    let missing = ws.next("one").await;
+    assert_eq!(
+        missing["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{missing}"
+    );
+    app.teardown().await;
+}
+
+#[tokio::test]
 async fn another_users_order_is_not_found_and_their_changes_never_arrive() {
     let app = spawn_app().await;
     let (ada_access, ada) = customer(&app, "ada@example.com").await;
