@@ -6,6 +6,9 @@
 //! feature: see [`store`]). It also owns the event store's
 //! schema (migrations), uniqueness reservations the domain cannot enforce alone
 //! (e-mail addresses, slugs), and bounded retries for commands that are safe to retry.
+//! [`sql`] is the relational store port (PostgreSQL or SQLite behind one statement
+//! text) that the read models in `projections` and the tables owned beside the event
+//! store share.
 //!
 //! It deliberately does **not** build read models, publish to NATS (that is the relay,
 //! in `projections`) or know about HTTP and GraphQL (that is `gateway`).
@@ -18,6 +21,7 @@ pub mod es;
 pub mod log;
 pub mod payments;
 pub mod reservations;
+pub mod sql;
 pub mod store;
 pub mod users;
 

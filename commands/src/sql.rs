@@ -1,8 +1,9 @@
-//! The read side's store port: one statement text, run on PostgreSQL (distributed
+//! The relational store port: one statement text, run on PostgreSQL (distributed
 //! mode) or SQLite (embedded mode).
 //!
-//! Read models are written by projections and read by the gateway through the same
-//! SQL wherever SQL allows: placeholders are `$1`, `$2`, … on both backends (sqlx's
+//! Read models are written by projections and read by the gateway, and the tables
+//! kept beside the event store (checkouts, the offline payment provider, sessions)
+//! are written and read, through the same SQL wherever SQL allows: placeholders are `$1`, `$2`, … on both backends (sqlx's
 //! SQLite driver maps `$N` to the N-th argument, whatever order they appear in),
 //! `INSERT … ON CONFLICT (…) DO UPDATE SET … = excluded.…` and `RETURNING` run on
 //! both. Where the dialects part (arrays, `jsonb` operators and aggregates, `ILIKE`,

@@ -15,7 +15,7 @@ pub mod envelope;
 pub mod feed;
 pub mod projection;
 pub mod relay;
-pub mod sql;
+pub use emporium_commands::{args, sql};
 pub mod stream;
 pub mod views;
 
