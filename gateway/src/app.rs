@@ -27,6 +27,7 @@ use crate::mailer::Mailer;
 use crate::ratelimit::{InMemoryRateLimiter, RateLimiter, RedisRateLimiter};
 use crate::shop::Shop;
 use crate::{health, http, telemetry};
+use emporium_commands::sql::Db;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -191,6 +192,7 @@ impl Application {
         });
         let accounts = Arc::new(Accounts::new(
             pool.clone(),
+            Db::Postgres(pool.clone()),
             passwords,
             mailer,
             limiter,
@@ -224,7 +226,13 @@ impl Application {
                 let pool =
                     emporium_commands::db::connect_lazy(state.settings.database.url.expose(), 3)?;
                 backbone.spawn_email_sender(
-                    crate::notify::EmailSender::new(pool, mailer, clock, notifications),
+                    crate::notify::EmailSender::new(
+                        pool.clone(),
+                        Db::Postgres(pool),
+                        mailer,
+                        clock,
+                        notifications,
+                    ),
                     &nats,
                     state.settings.nats.relay()?.0,
                 );

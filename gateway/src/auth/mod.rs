@@ -12,6 +12,8 @@
 //! Every method reads time from the injected clock.
 
 pub(crate) mod addresses;
+#[cfg(all(test, feature = "sqlite"))]
+mod both_backends;
 mod one_time;
 pub mod password;
 mod sessions;
@@ -22,6 +24,7 @@ use std::sync::Arc;
 
 use emporium_commands::CommandError;
 use emporium_commands::reservations;
+use emporium_commands::sql::Db;
 use emporium_commands::users::{EMAIL_SCOPE, RegisterUserError, Users};
 use emporium_domain::metadata::Actor;
 use emporium_domain::user::{
@@ -141,6 +144,9 @@ type ParsedPreferences = (Option<bool>, Option<Language>, Option<Currency>);
 /// The account service behind the account mutations and `me`.
 pub struct Accounts {
     pool: PgPool,
+    /// The gateway's own tables (sessions, one-time tokens): PostgreSQL, or
+    /// `gateway.db` in the embedded mode.
+    db: Db,
     users: Users,
     passwords: Passwords,
     tokens: Tokens,
@@ -171,11 +177,13 @@ fn user_error(e: CommandError<UserError>) -> ApiError {
 }
 
 impl Accounts {
-    /// The service over `pool`.
+    /// The service over `pool` (the event store), keeping sessions and one-time
+    /// tokens in `db`.
     #[allow(clippy::too_many_arguments)]
     #[must_use]
     pub fn new(
         pool: PgPool,
+        db: Db,
         passwords: Passwords,
         mailer: Arc<dyn Mailer>,
         limiter: Arc<dyn RateLimiter>,
@@ -186,12 +194,19 @@ impl Accounts {
             users: Users::new(pool.clone()),
             tokens: Tokens::new(&settings.auth),
             pool,
+            db,
             passwords,
             mailer,
             limiter,
             clock,
             settings,
         }
+    }
+
+    /// The gateway's own tables (sessions, one-time tokens, e-mail templates).
+    #[must_use]
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// The token codec.
@@ -289,7 +304,7 @@ impl Accounts {
             .issue(TokenType::Refresh, user_id, sid, jti, None, now)
             .map_err(ApiError::Internal)?;
         sessions::start(
-            &self.pool,
+            &self.db,
             sid,
             user_id,
             jti,
@@ -337,7 +352,7 @@ impl Accounts {
                 tracing::debug!(reason = %e, "access token refused");
                 ApiError::Unauthenticated
             })?;
-        if !sessions::is_live(&self.pool, claims.sid, claims.sub)
+        if !sessions::is_live(&self.db, claims.sid, claims.sub)
             .await
             .map_err(ApiError::Internal)?
         {
@@ -416,9 +431,9 @@ impl Accounts {
             i64::try_from(self.settings.auth.email_verification_ttl_seconds)
                 .unwrap_or(i64::MAX / 1000),
         );
-        let mut conn = self.pool.acquire().await?;
+        let mut tx = self.db.begin().await?;
         one_time::store(
-            &mut conn,
+            &mut tx.conn(),
             &hash,
             Purpose::VerifyEmail,
             user_id,
@@ -427,7 +442,7 @@ impl Accounts {
             now + ttl,
         )
         .await?;
-        drop(conn);
+        tx.commit().await?;
         let base = self.settings.mail.link_base_url.trim_end_matches('/');
         self.mailer
             .send(Mail {
@@ -507,7 +522,7 @@ impl Accounts {
             })?;
         let next = Uuid::new_v4();
         let rotation = sessions::rotate(
-            &self.pool,
+            &self.db,
             claims.sid,
             claims.jti,
             next,
@@ -527,7 +542,7 @@ impl Accounts {
         }
         let user = self.load(claims.sub).await?;
         if !user.is_active() {
-            sessions::revoke(&self.pool, claims.sid, now, "user_deactivated")
+            sessions::revoke(&self.db, claims.sid, now, "user_deactivated")
                 .await
                 .map_err(ApiError::Internal)?;
             return Err(ApiError::Unauthenticated);
@@ -560,11 +575,11 @@ impl Accounts {
     pub async fn logout(&self, viewer: &Viewer, everywhere: bool) -> Result<(), ApiError> {
         let now = self.clock.now();
         if everywhere {
-            sessions::revoke_all(&self.pool, viewer.user_id, None, now, "logout_everywhere")
+            sessions::revoke_all(&self.db, viewer.user_id, None, now, "logout_everywhere")
                 .await
                 .map(drop)
         } else {
-            sessions::revoke(&self.pool, viewer.session_id, now, "logout").await
+            sessions::revoke(&self.db, viewer.session_id, now, "logout").await
         }
         .map_err(ApiError::Internal)
     }
@@ -576,12 +591,16 @@ impl Accounts {
     #[tracing::instrument(skip_all)]
     pub async fn verify_email(&self, token: &str) -> Result<User, ApiError> {
         let now = self.clock.now();
-        let mut tx = self.pool.begin().await.map_err(ApiError::internal)?;
-        let (user_id, email) =
-            one_time::consume(&mut tx, &one_time::hash(token), Purpose::VerifyEmail, now)
-                .await
-                .map_err(ApiError::Internal)?
-                .ok_or(ApiError::InvalidToken)?;
+        let mut tx = self.db.begin().await.map_err(ApiError::internal)?;
+        let (user_id, email) = one_time::consume(
+            &mut tx.conn(),
+            &one_time::hash(token),
+            Purpose::VerifyEmail,
+            now,
+        )
+        .await
+        .map_err(ApiError::Internal)?
+        .ok_or(ApiError::InvalidToken)?;
         let email = Email::parse(&email).map_err(ApiError::internal)?;
         match self
             .users
@@ -644,9 +663,9 @@ impl Accounts {
         let now = self.clock.now();
         let ttl = self.settings.auth.password_reset_ttl_seconds;
         let expires_at = now + chrono::Duration::seconds(i64::try_from(ttl).unwrap_or(3600));
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         one_time::store(
-            &mut tx,
+            &mut tx.conn(),
             &hash,
             Purpose::PasswordReset,
             user_id,
@@ -694,8 +713,8 @@ impl Accounts {
         Passwords::check_policy("newPassword", &new_password)?;
         let now = self.clock.now();
         let hash = one_time::hash(token);
-        let mut tx = self.pool.begin().await.map_err(ApiError::internal)?;
-        let (user_id, _) = one_time::consume(&mut tx, &hash, Purpose::PasswordReset, now)
+        let mut tx = self.db.begin().await.map_err(ApiError::internal)?;
+        let (user_id, _) = one_time::consume(&mut tx.conn(), &hash, Purpose::PasswordReset, now)
             .await
             .map_err(ApiError::Internal)?
             .ok_or(ApiError::InvalidToken)?;
@@ -714,7 +733,7 @@ impl Accounts {
             Err(CommandError::Rejected(_)) => return Err(ApiError::InvalidToken),
             Err(e) => return Err(user_error(e)),
         }
-        sessions::revoke_all(&mut *tx, user_id, None, now, "password_reset")
+        sessions::revoke_all_in(&mut tx.conn(), user_id, None, now, "password_reset")
             .await
             .map_err(ApiError::Internal)?;
         tx.commit().await.map_err(ApiError::internal)?;
@@ -763,7 +782,7 @@ impl Accounts {
             .await
             .map_err(user_error)?;
         sessions::revoke_all(
-            &self.pool,
+            &self.db,
             viewer.user_id,
             Some(viewer.session_id),
             now,

@@ -5,6 +5,8 @@ use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use emporium_commands::args;
+use emporium_commands::sql::Conn;
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -51,7 +53,7 @@ pub(crate) fn hash(token: &str) -> String {
 
 /// Stores a token hash, superseding the user's unused tokens of the same purpose.
 pub(crate) async fn store(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut Conn<'_>,
     hash: &str,
     purpose: Purpose,
     user_id: Uuid,
@@ -59,27 +61,18 @@ pub(crate) async fn store(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    tx.execute(
         "UPDATE auth_one_time_tokens SET used_at = $3
           WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+        args![user_id, purpose.as_str(), now],
     )
-    .bind(user_id)
-    .bind(purpose.as_str())
-    .bind(now)
-    .execute(&mut *tx)
     .await
     .context("supersede earlier tokens")?;
-    sqlx::query(
+    tx.execute(
         "INSERT INTO auth_one_time_tokens (token_hash, purpose, user_id, email, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
+        args![hash, purpose.as_str(), user_id, email, now, expires_at],
     )
-    .bind(hash)
-    .bind(purpose.as_str())
-    .bind(user_id)
-    .bind(email)
-    .bind(now)
-    .bind(expires_at)
-    .execute(&mut *tx)
     .await
     .context("store one-time token")?;
     Ok(())
@@ -89,20 +82,17 @@ pub(crate) async fn store(
 /// returns its user and address. Inside the caller's transaction, so the token is
 /// spent only if what it authorises commits too.
 pub(crate) async fn consume(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut Conn<'_>,
     hash: &str,
     purpose: Purpose,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<(Uuid, String)>> {
-    sqlx::query_as(
+    tx.fetch_optional(
         "UPDATE auth_one_time_tokens SET used_at = $3
           WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
          RETURNING user_id, email",
+        args![hash, purpose.as_str(), now],
     )
-    .bind(hash)
-    .bind(purpose.as_str())
-    .bind(now)
-    .fetch_optional(&mut *tx)
     .await
     .context("consume one-time token")
 }

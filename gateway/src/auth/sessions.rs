@@ -1,8 +1,10 @@
-//! Sessions (refresh-token families) in PostgreSQL: `auth_sessions`.
+//! Sessions (refresh-token families): `auth_sessions`, in PostgreSQL or in the
+//! embedded mode's `gateway.db`, through one statement text.
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use emporium_commands::args;
+use emporium_commands::sql::{Conn, Db};
 use uuid::Uuid;
 
 /// Outcome of presenting a refresh token.
@@ -21,23 +23,18 @@ pub(crate) enum Rotation {
 
 /// Records a new session whose current refresh token is `token_id`.
 pub(crate) async fn start(
-    pool: &PgPool,
+    db: &Db,
     sid: Uuid,
     user_id: Uuid,
     token_id: Uuid,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    db.execute(
         "INSERT INTO auth_sessions (id, user_id, current_token_id, created_at, refreshed_at, expires_at)
          VALUES ($1, $2, $3, $4, $4, $5)",
+        args![sid, user_id, token_id, now, expires_at],
     )
-    .bind(sid)
-    .bind(user_id)
-    .bind(token_id)
-    .bind(now)
-    .bind(expires_at)
-    .execute(pool)
     .await
     .context("start session")?;
     Ok(())
@@ -46,45 +43,38 @@ pub(crate) async fn start(
 /// Swaps the family's current token `presented` for `next`, in one conditional
 /// UPDATE; when `presented` is not current, revokes the family (reuse detected).
 pub(crate) async fn rotate(
-    pool: &PgPool,
+    db: &Db,
     sid: Uuid,
     presented: Uuid,
     next: Uuid,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> anyhow::Result<Rotation> {
-    let rotated: Option<Uuid> = sqlx::query_scalar(
-        "UPDATE auth_sessions
-            SET current_token_id = $3, generation = generation + 1,
-                refreshed_at = $4, expires_at = $5
-          WHERE id = $1 AND current_token_id = $2
-            AND revoked_at IS NULL AND expires_at > $4
-         RETURNING user_id",
-    )
-    .bind(sid)
-    .bind(presented)
-    .bind(next)
-    .bind(now)
-    .bind(expires_at)
-    .fetch_optional(pool)
-    .await
-    .context("rotate refresh token")?;
+    let rotated: Option<Uuid> = db
+        .scalar_optional(
+            "UPDATE auth_sessions
+                SET current_token_id = $3, generation = generation + 1,
+                    refreshed_at = $4, expires_at = $5
+              WHERE id = $1 AND current_token_id = $2
+                AND revoked_at IS NULL AND expires_at > $4
+             RETURNING user_id",
+            args![sid, presented, next, now, expires_at],
+        )
+        .await
+        .context("rotate refresh token")?;
     if let Some(user_id) = rotated {
         return Ok(Rotation::Rotated { user_id });
     }
     // Signed by us, for this family, but no longer current: it was rotated before,
     // so someone holds a copy. Revoke the whole family.
-    let revoked = sqlx::query(
-        "UPDATE auth_sessions SET revoked_at = $3, revoked_reason = 'refresh_token_reused'
-          WHERE id = $1 AND current_token_id <> $2 AND revoked_at IS NULL",
-    )
-    .bind(sid)
-    .bind(presented)
-    .bind(now)
-    .execute(pool)
-    .await
-    .context("revoke reused session")?
-    .rows_affected();
+    let revoked = db
+        .execute(
+            "UPDATE auth_sessions SET revoked_at = $3, revoked_reason = 'refresh_token_reused'
+              WHERE id = $1 AND current_token_id <> $2 AND revoked_at IS NULL",
+            args![sid, presented, now],
+        )
+        .await
+        .context("revoke reused session")?;
     Ok(if revoked > 0 {
         Rotation::Reused
     } else {
@@ -93,56 +83,59 @@ pub(crate) async fn rotate(
 }
 
 /// Whether the session is live (not revoked) and belongs to `user_id`.
-pub(crate) async fn is_live(pool: &PgPool, sid: Uuid, user_id: Uuid) -> anyhow::Result<bool> {
-    let live: Option<bool> = sqlx::query_scalar(
-        "SELECT revoked_at IS NULL FROM auth_sessions WHERE id = $1 AND user_id = $2",
-    )
-    .bind(sid)
-    .bind(user_id)
-    .fetch_optional(pool)
-    .await
-    .context("read session")?;
+pub(crate) async fn is_live(db: &Db, sid: Uuid, user_id: Uuid) -> anyhow::Result<bool> {
+    let live: Option<bool> = db
+        .scalar_optional(
+            "SELECT revoked_at IS NULL FROM auth_sessions WHERE id = $1 AND user_id = $2",
+            args![sid, user_id],
+        )
+        .await
+        .context("read session")?;
     Ok(live == Some(true))
 }
 
 /// Revokes one session.
 pub(crate) async fn revoke(
-    pool: &PgPool,
+    db: &Db,
     sid: Uuid,
     now: DateTime<Utc>,
     reason: &str,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    db.execute(
         "UPDATE auth_sessions SET revoked_at = $2, revoked_reason = $3
           WHERE id = $1 AND revoked_at IS NULL",
+        args![sid, now, reason],
     )
-    .bind(sid)
-    .bind(now)
-    .bind(reason)
-    .execute(pool)
     .await
     .context("revoke session")?;
     Ok(())
 }
 
+const REVOKE_ALL: &str = "UPDATE auth_sessions SET revoked_at = $3, revoked_reason = $4
+  WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2";
+
 /// Revokes every live session of `user_id` except `keep`.
 pub(crate) async fn revoke_all(
-    executor: impl sqlx::PgExecutor<'_>,
+    db: &Db,
     user_id: Uuid,
     keep: Option<Uuid>,
     now: DateTime<Utc>,
     reason: &str,
 ) -> anyhow::Result<u64> {
-    Ok(sqlx::query(
-        "UPDATE auth_sessions SET revoked_at = $3, revoked_reason = $4
-          WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2",
-    )
-    .bind(user_id)
-    .bind(keep)
-    .bind(now)
-    .bind(reason)
-    .execute(executor)
-    .await
-    .context("revoke sessions")?
-    .rows_affected())
+    db.execute(REVOKE_ALL, args![user_id, keep, now, reason])
+        .await
+        .context("revoke sessions")
+}
+
+/// [`revoke_all`] inside the caller's transaction.
+pub(crate) async fn revoke_all_in(
+    conn: &mut Conn<'_>,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    now: DateTime<Utc>,
+    reason: &str,
+) -> anyhow::Result<u64> {
+    conn.execute(REVOKE_ALL, args![user_id, keep, now, reason])
+        .await
+        .context("revoke sessions")
 }

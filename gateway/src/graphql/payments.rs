@@ -240,7 +240,7 @@ impl PaymentsQuery {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<EmailTemplate>> {
-        let all = templates::all(ctx.shop()?.pool())
+        let all = templates::all(ctx.accounts()?.db())
             .await
             .map_err(ApiError::internal)?;
         Ok(all.into_iter().map(EmailTemplate::from).collect())
@@ -292,7 +292,7 @@ impl PaymentsMutation {
         };
         let shop = ctx.shop()?;
         let updated = templates::update(
-            shop.pool(),
+            ctx.accounts()?.db(),
             kind.into(),
             template,
             viewer.user_id,

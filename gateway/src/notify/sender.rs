@@ -38,7 +38,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::jetstream::{self, AckKind};
 use emporium_commands::Dispatcher;
+use emporium_commands::args;
 use emporium_commands::dispatch::Loading;
+use emporium_commands::sql::Db;
 use emporium_domain::inventory::InventoryEvent;
 use emporium_domain::order::{Order, OrderEvent};
 use emporium_domain::payment::{DeclineCode, PaymentEvent};
@@ -69,7 +71,8 @@ pub struct Outgoing {
 
 /// Turns events into mails; see the module documentation.
 pub struct EmailSender {
-    pool: PgPool,
+    /// The ledger and the templates: PostgreSQL, or `gateway.db` embedded.
+    db: Db,
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
     settings: NotificationSettings,
@@ -119,18 +122,19 @@ fn reason_text(reason: DeclineCode) -> &'static str {
 }
 
 impl EmailSender {
-    /// A sender over the event store on `pool`.
+    /// A sender over the event store on `pool`, keeping its ledger in `db`.
     #[must_use]
     pub fn new(
         pool: PgPool,
+        db: Db,
         mailer: Arc<dyn Mailer>,
         clock: Arc<dyn Clock>,
         settings: NotificationSettings,
     ) -> Self {
         Self {
             orders: Dispatcher::new(pool.clone(), Loading::Replay),
-            users: Dispatcher::new(pool.clone(), Loading::Replay),
-            pool,
+            users: Dispatcher::new(pool, Loading::Replay),
+            db,
             mailer,
             clock,
             settings,
@@ -399,23 +403,21 @@ impl EmailSender {
 
     /// Sends `mail` unless the ledger holds it; `true` when sent now.
     async fn send_once(&self, event_id: Uuid, mail: Outgoing) -> anyhow::Result<bool> {
-        let mut claim = self.pool.begin().await.context("begin the ledger claim")?;
-        let claimed = sqlx::query(
-            "INSERT INTO email_ledger (event_id, recipient, kind) VALUES ($1, $2, $3)
-             ON CONFLICT (event_id, recipient) DO NOTHING",
-        )
-        .bind(event_id)
-        .bind(&mail.to)
-        .bind(mail.kind.as_str())
-        .execute(&mut *claim)
-        .await
-        .context("claim the mail in the ledger")?
-        .rows_affected()
+        let mut claim = self.db.begin().await.context("begin the ledger claim")?;
+        let claimed = claim
+            .conn()
+            .execute(
+                "INSERT INTO email_ledger (event_id, recipient, kind, sent_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (event_id, recipient) DO NOTHING",
+                args![event_id, mail.to.as_str(), mail.kind.as_str(), self.clock.now()],
+            )
+            .await
+            .context("claim the mail in the ledger")?
             == 1;
         if !claimed {
             return Ok(false);
         }
-        let template = templates::load(&self.pool, mail.kind).await?;
+        let template = templates::load(&self.db, mail.kind).await?;
         let rendered = match templates::render(&template.subject, &template.body, &mail.context) {
             Ok(rendered) => rendered,
             Err(e) => {

@@ -8,9 +8,10 @@
 //! event falls back to the default (logged), so no mail is lost to a template.
 
 use chrono::{DateTime, Utc};
+use emporium_commands::args;
+use emporium_commands::sql::Db;
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 /// What a mail is about.
@@ -275,12 +276,13 @@ pub fn render(subject: &str, body: &str, context: &Value) -> Result<Rendered, Te
 ///
 /// # Errors
 /// When the database cannot be read.
-pub async fn load(pool: &PgPool, kind: TemplateKind) -> anyhow::Result<EmailTemplate> {
-    let row: Option<(String, String, DateTime<Utc>)> =
-        sqlx::query_as("SELECT subject, body, updated_at FROM email_templates WHERE kind = $1")
-            .bind(kind.as_str())
-            .fetch_optional(pool)
-            .await?;
+pub async fn load(db: &Db, kind: TemplateKind) -> anyhow::Result<EmailTemplate> {
+    let row: Option<(String, String, DateTime<Utc>)> = db
+        .fetch_optional(
+            "SELECT subject, body, updated_at FROM email_templates WHERE kind = $1",
+            args![kind.as_str()],
+        )
+        .await?;
     Ok(match row {
         Some((subject, body, updated_at)) => EmailTemplate {
             kind,
@@ -297,10 +299,10 @@ pub async fn load(pool: &PgPool, kind: TemplateKind) -> anyhow::Result<EmailTemp
 ///
 /// # Errors
 /// When the database cannot be read.
-pub async fn all(pool: &PgPool) -> anyhow::Result<Vec<EmailTemplate>> {
+pub async fn all(db: &Db) -> anyhow::Result<Vec<EmailTemplate>> {
     let mut templates = Vec::with_capacity(TemplateKind::ALL.len());
     for kind in TemplateKind::ALL {
-        templates.push(load(pool, kind).await?);
+        templates.push(load(db, kind).await?);
     }
     Ok(templates)
 }
@@ -322,34 +324,30 @@ pub enum UpdateTemplateError {
 /// # Errors
 /// [`UpdateTemplateError::Invalid`] (nothing stored) or a database failure.
 pub async fn update(
-    pool: &PgPool,
+    db: &Db,
     kind: TemplateKind,
     template: Option<(&str, &str)>,
     staff_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<EmailTemplate, UpdateTemplateError> {
     let Some((subject, body)) = template else {
-        sqlx::query("DELETE FROM email_templates WHERE kind = $1")
-            .bind(kind.as_str())
-            .execute(pool)
-            .await
-            .map_err(anyhow::Error::from)?;
+        db.execute(
+            "DELETE FROM email_templates WHERE kind = $1",
+            args![kind.as_str()],
+        )
+        .await
+        .map_err(anyhow::Error::from)?;
         return Ok(EmailTemplate::default_for(kind));
     };
     render(subject, body, &kind.sample_context())?;
-    sqlx::query(
+    db.execute(
         "INSERT INTO email_templates (kind, subject, body, updated_at, updated_by)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (kind) DO UPDATE
-           SET subject = EXCLUDED.subject, body = EXCLUDED.body,
-               updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by",
+           SET subject = excluded.subject, body = excluded.body,
+               updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+        args![kind.as_str(), subject, body, now, staff_id],
     )
-    .bind(kind.as_str())
-    .bind(subject)
-    .bind(body)
-    .bind(now)
-    .bind(staff_id)
-    .execute(pool)
     .await
     .map_err(anyhow::Error::from)?;
     Ok(EmailTemplate {
