@@ -254,6 +254,7 @@ async fn bench() -> anyhow::Result<()> {
             ..Overrides::default()
         },
     )?;
+    settings.storage.mode = emporium_gateway::config::StorageMode::Distributed;
     settings.database.url = SecretUrl::new(db.url());
     // The platform's pool, which the checkouts use too (`BENCH_POOL`, default 16).
     settings.database.max_connections = env_or("BENCH_POOL", 16);

@@ -369,6 +369,7 @@ fn main() -> anyhow::Result<()> {
             ..Overrides::default()
         };
         let mut settings = Settings::load(&config_dir, Environment::Test, &overrides)?;
+        settings.storage.mode = emporium_gateway::config::StorageMode::Distributed;
         settings.database.url = SecretUrl::new(db.url());
         settings.database.max_connections = 32;
         settings.nats.url = SecretUrl::new(nats_url());

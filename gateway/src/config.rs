@@ -171,6 +171,8 @@ pub struct Settings {
     pub notifications: NotificationSettings,
     /// The checkout: reservation expiry, pricing (taxes, shipping), fraud gate, driver.
     pub checkout: CheckoutSettings,
+    /// Where the platform keeps its data: embedded files or PostgreSQL + NATS.
+    pub storage: StorageSettings,
 }
 
 impl Default for Settings {
@@ -191,7 +193,51 @@ impl Default for Settings {
             payments: PaymentSettings::default(),
             notifications: NotificationSettings::default(),
             checkout: CheckoutSettings::default(),
+            storage: StorageSettings::default(),
         }
+    }
+}
+
+/// How the platform stores and moves its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageMode {
+    /// Distributed when a database or NATS URL is configured (a file, `DATABASE_URL`,
+    /// `NATS_URL`, `EMPORIUM_DATABASE__URL`, a flag), embedded otherwise. Resolved
+    /// when the settings load: a loaded `Settings` is never `Auto`.
+    #[default]
+    Auto,
+    /// One process, SQLite files under `storage.data_dir`, no servers.
+    Embedded,
+    /// PostgreSQL (event store, read models) and NATS JetStream (the event stream).
+    Distributed,
+}
+
+/// Where the platform keeps its data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Embedded or distributed (see [`StorageMode`]).
+    pub mode: StorageMode,
+    /// The embedded mode's directory: `events.db` (the event store), `read.db` (the
+    /// read models), `gateway.db` (sessions, tokens, mail ledger). Created on start.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            mode: StorageMode::Auto,
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+impl StorageSettings {
+    /// Whether the embedded mode runs.
+    #[must_use]
+    pub fn embedded(&self) -> bool {
+        self.mode == StorageMode::Embedded
     }
 }
 
@@ -829,11 +875,23 @@ impl Settings {
         env: Environment,
         overrides: &Overrides,
     ) -> Result<Self, LoadSettingsError> {
-        Self::figment(config_dir, env, overrides)
-            .extract::<Self>()
-            .map_err(Box::new)
-            .map_err(LoadSettingsError::from)
-            .and_then(Self::validated)
+        Self::resolved(&Self::figment(config_dir, env, overrides)).and_then(Self::validated)
+    }
+
+    /// The settings `figment` holds, with [`StorageMode::Auto`] resolved: a database
+    /// or NATS URL from any layer means servers were asked for.
+    fn resolved(figment: &Figment) -> Result<Self, LoadSettingsError> {
+        let mut settings = figment.extract::<Self>().map_err(Box::new)?;
+        if settings.storage.mode == StorageMode::Auto {
+            let servers = figment.find_value("database.url").is_ok()
+                || figment.find_value("nats.url").is_ok();
+            settings.storage.mode = if servers {
+                StorageMode::Distributed
+            } else {
+                StorageMode::Embedded
+            };
+        }
+        Ok(settings)
     }
 
     fn figment(config_dir: &Path, env: Environment, o: &Overrides) -> Figment {
@@ -1075,6 +1133,38 @@ mod tests {
             s.validated(),
             Err(LoadSettingsError::DevelopmentSecretInProduction)
         ));
+    }
+
+    #[test]
+    fn the_embedded_mode_runs_unless_a_server_url_or_the_mode_is_configured() {
+        let mode = |figment: Figment| Settings::resolved(&figment).expect("loads").storage.mode;
+        assert_eq!(mode(Figment::new()), StorageMode::Embedded);
+        assert_eq!(
+            mode(Figment::new().merge(Serialized::default("database.url", "postgres://db/shop"))),
+            StorageMode::Distributed
+        );
+        assert_eq!(
+            mode(Figment::new().merge(Serialized::default("nats.url", "nats://bus:4222"))),
+            StorageMode::Distributed
+        );
+        assert_eq!(
+            mode(Figment::new().merge(Serialized::default("storage.mode", "distributed"))),
+            StorageMode::Distributed
+        );
+        assert_eq!(
+            mode(
+                Figment::new()
+                    .merge(Serialized::default("database.url", "postgres://db/shop"))
+                    .merge(Serialized::default("storage.mode", "embedded"))
+            ),
+            StorageMode::Embedded
+        );
+        // The shipped test file names no server (each test chooses its mode).
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
+        for env in [Environment::Test] {
+            let file = Figment::new().merge(Toml::file(dir.join(format!("{}.toml", env.as_str()))));
+            assert_eq!(mode(file), StorageMode::Embedded, "{}", env.as_str());
+        }
     }
 
     #[test]

@@ -351,6 +351,7 @@ async fn checkouts_run_beside_the_driver_resuming_them_pay_once_with_one_intent(
         },
     )
     .unwrap();
+    settings.storage.mode = emporium_gateway::config::StorageMode::Distributed;
     settings.database.url = SecretUrl::new(db.url());
     settings.database.max_connections = 8;
     settings.nats.url = SecretUrl::new(nats_url());

@@ -81,6 +81,7 @@ pub(crate) async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> Tes
     };
     let mut settings = Settings::load(&config_dir, Environment::Test, &overrides)
         .expect("test configuration loads");
+    settings.storage.mode = emporium_gateway::config::StorageMode::Distributed;
     settings.database.url = SecretUrl::new(db.url());
     settings.database.max_connections = 5;
     settings.nats.url = SecretUrl::new(nats_url());
