@@ -26,4 +26,4 @@ pub mod store;
 pub mod users;
 
 pub use dispatch::{CommandError, Committed, Dispatcher, Loading, RetryPolicy};
-pub use store::{EventStore, PgStore};
+pub use store::{AnyStore, EventStore, PgStore};

@@ -15,7 +15,7 @@
 //!   export|import` and for feeds.
 //!
 //! [`PgStore`] is the PostgreSQL store and the default everywhere; `SqliteStore`
-//! (feature `sqlite`) is the embedded one.
+//! (feature `sqlite`) is the embedded one; [`AnyStore`] is either, chosen at run time.
 
 use std::future::Future;
 
@@ -24,10 +24,12 @@ use cqrs_es::persist::PersistedEventRepository;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod any;
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use any::{AnyPending, AnyRepository, AnyStore};
 pub use postgres::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Durability, SqlitePending, SqliteRepository, SqliteStore, StoreInUse};

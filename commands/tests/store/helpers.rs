@@ -3,13 +3,15 @@
 //! Tests that hold for every store are written once, generic over [`TestStore`], and
 //! instantiated per store by [`for_each_store!`]: `<module>::postgres::<test>` runs on
 //! a fresh PostgreSQL database, `<module>::sqlite::<test>` on a fresh SQLite file in a
-//! temporary directory.
+//! temporary directory. [`for_any_store!`] runs a selection of them once more through
+//! [`AnyStore`] on each backend (`<module>::any_postgres::<test>`,
+//! `<module>::any_sqlite::<test>`).
 
 use std::future::Future;
 
 use chrono::Utc;
-use emporium_commands::PgStore;
 use emporium_commands::store::{EventStore, LoggedEvent, SqliteStore};
+use emporium_commands::{AnyStore, PgStore};
 use emporium_domain::EventMetadata;
 use emporium_domain::metadata::Actor;
 use emporium_tests::TestDatabase;
@@ -59,6 +61,16 @@ impl<S: TestStore> Fixture<S> {
         match self.cleanup {
             Cleanup::Postgres(db) => db.drop_database().await.expect("drop test database"),
             Cleanup::Sqlite(dir) => dir.close().expect("remove test directory"),
+        }
+    }
+}
+
+impl<S: TestStore + Into<AnyStore>> Fixture<S> {
+    /// The same store behind [`AnyStore`].
+    pub(crate) fn into_any(self) -> Fixture<AnyStore> {
+        Fixture {
+            store: self.store.into(),
+            cleanup: self.cleanup,
         }
     }
 }
@@ -172,6 +184,29 @@ impl TestStore for SqliteStore {
     }
 }
 
+impl TestStore for AnyStore {
+    async fn snapshot_row(&self, aggregate_id: &str) -> Option<(i64, i64)> {
+        match self {
+            Self::Postgres(s) => s.snapshot_row(aggregate_id).await,
+            Self::Sqlite(s) => s.snapshot_row(aggregate_id).await,
+        }
+    }
+
+    async fn forget_claims(&self) {
+        match self {
+            Self::Postgres(s) => s.forget_claims().await,
+            Self::Sqlite(s) => s.forget_claims().await,
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Self::Postgres(s) => TestStore::close(s).await,
+            Self::Sqlite(s) => TestStore::close(s).await,
+        }
+    }
+}
+
 /// Instantiates generic tests `async fn name<S: TestStore>(f: &Fixture<S>)` once per
 /// store, each on a fresh store that is cleaned up afterwards.
 macro_rules! for_each_store {
@@ -199,3 +234,31 @@ macro_rules! for_each_store {
     };
 }
 pub(crate) use for_each_store;
+
+/// Instantiates generic tests (as [`for_each_store!`]) over [`AnyStore`], once with
+/// a PostgreSQL store inside and once with an SQLite one.
+macro_rules! for_any_store {
+    ($($name:ident),* $(,)?) => {
+        mod any_postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let fixture = $crate::helpers::postgres().await.into_any();
+                    super::$name(&fixture).await;
+                    fixture.finish().await;
+                }
+            )*
+        }
+        mod any_sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let fixture = $crate::helpers::sqlite().await.into_any();
+                    super::$name(&fixture).await;
+                    fixture.finish().await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use for_any_store;

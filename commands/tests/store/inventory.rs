@@ -9,7 +9,7 @@ use emporium_domain::inventory::{Inventory, InventoryCommand, InventoryError};
 use emporium_domain::{Aggregate, Quantity, Sku};
 use uuid::Uuid;
 
-use crate::helpers::{Fixture, TestStore, for_each_store, meta};
+use crate::helpers::{Fixture, TestStore, for_any_store, for_each_store, meta};
 
 for_each_store!(
     a_command_commits_reloads_and_returns_its_position,
@@ -21,6 +21,14 @@ for_each_store!(
     snapshot_plus_tail_equals_full_replay,
     a_stale_cached_aggregate_is_decided_again_on_stored_state,
     a_refusal_on_a_stale_cached_aggregate_is_decided_again_on_stored_state,
+    cached_snapshotting_keeps_snapshots_consistent_with_the_stream,
+);
+
+for_any_store!(
+    a_command_commits_reloads_and_returns_its_position,
+    two_concurrent_commands_on_one_aggregate_never_both_commit,
+    retried_reservations_never_oversell,
+    snapshot_plus_tail_equals_full_replay,
     cached_snapshotting_keeps_snapshots_consistent_with_the_stream,
 );
 

@@ -14,11 +14,16 @@ use emporium_domain::user::{Email, PasswordHash, PersonName, Preferences, Role, 
 use emporium_domain::{Currency, Money, Quantity, Sku};
 use uuid::Uuid;
 
-use crate::helpers::{Fixture, TestStore, for_each_store, meta, postgres, sqlite};
+use crate::helpers::{Fixture, TestStore, for_any_store, for_each_store, meta, postgres, sqlite};
 
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
 
 for_each_store!(
+    an_import_refuses_a_non_empty_store_and_bad_files_and_writes_nothing,
+    an_explicit_append_that_collides_writes_nothing,
+);
+
+for_any_store!(
     an_import_refuses_a_non_empty_store_and_bad_files_and_writes_nothing,
     an_explicit_append_that_collides_writes_nothing,
 );

@@ -9,12 +9,14 @@ use emporium_domain::catalog::{Attributes, Description, ProductCommand, ProductN
 use emporium_domain::{Currency, Money, Sku};
 use uuid::Uuid;
 
-use crate::helpers::{Fixture, TestStore, for_each_store, meta};
+use crate::helpers::{Fixture, TestStore, for_any_store, for_each_store, meta};
 
 for_each_store!(
     a_sku_belongs_to_one_product_even_under_concurrency,
     variant_skus_share_the_namespace_and_slugs_are_freed_on_change,
 );
+
+for_any_store!(a_sku_belongs_to_one_product_even_under_concurrency);
 
 fn create_for(product_id: Uuid, sku: &str, slug: &str) -> ProductCommand {
     ProductCommand::CreateProduct {

@@ -9,13 +9,18 @@ use emporium_domain::user::{Email, PasswordHash, PersonName, Preferences, Role, 
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{Fixture, TestStore, for_each_store, meta};
+use crate::helpers::{Fixture, TestStore, for_any_store, for_each_store, meta};
 
 for_each_store!(
     one_account_per_email_even_under_concurrency,
     an_account_whose_claim_was_lost_still_owns_its_address,
     a_refused_registration_gives_its_claim_back,
     a_version_one_event_is_upcast_on_load,
+);
+
+for_any_store!(
+    one_account_per_email_even_under_concurrency,
+    an_account_whose_claim_was_lost_still_owns_its_address,
 );
 
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
