@@ -490,6 +490,21 @@ impl Db {
         })
     }
 
+    /// Starts a transaction that reads and then writes. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`): a deferred transaction that reads and then
+    /// writes fails with `SQLITE_BUSY` when another writer committed in between, and
+    /// the busy timeout does not wait that out. On PostgreSQL as [`Db::begin`].
+    ///
+    /// # Errors
+    /// The database's.
+    pub async fn begin_write(&self) -> sqlx::Result<Tx> {
+        Ok(match self {
+            Self::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+        })
+    }
+
     /// Runs a statement; returns the rows it changed.
     ///
     /// # Errors

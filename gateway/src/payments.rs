@@ -28,6 +28,7 @@ use emporium_commands::payments::events::StripeEvent;
 use emporium_commands::payments::sync::{Outcome, ProcessError, WebhookProcessor};
 use emporium_commands::payments::webhook::{SignatureVerifier, WebhookSecret};
 use emporium_commands::payments::{OfflineProvider, PaymentProvider, StripeConfig, StripeProvider};
+use emporium_commands::{AnyStore, PgStore};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -113,7 +114,10 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
     );
     let state = WebhookState {
         verifier: Arc::new(SignatureVerifier::new(secrets).with_tolerance(tolerance)),
-        processor: Arc::new(WebhookProcessor::new(pool, provider)),
+        processor: Arc::new(WebhookProcessor::new(
+            AnyStore::from(PgStore::new(pool)),
+            provider,
+        )),
         clock,
         checkouts,
     };

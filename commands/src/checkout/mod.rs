@@ -59,7 +59,6 @@ use emporium_domain::pricing::{Discount, PricedLine, Pricing, Quote, ShippingMet
 use emporium_domain::user::User;
 use emporium_domain::{Address, EventMetadata, Money, Quantity, Sku};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 pub use payment::commands_for as payment_commands;
@@ -69,7 +68,8 @@ use crate::payments::{
     Confirmation, CreateIntent, IdempotencyKey, IntentId, PaymentMethod, PaymentProvider,
     ProviderError, RefundStatus,
 };
-use crate::store::{Appended, EventStore as _, UnitRow};
+use crate::sql::Db;
+use crate::store::{AnyStore, Appended, EventStore as _, UnitRow};
 use store::{CheckoutRow, Choices, StoredMethod};
 
 /// What the checkout needs of the catalogue: current prices and names of SKUs that
@@ -342,13 +342,14 @@ fn unexpected<E: std::error::Error + Send + Sync + 'static>(
 
 /// The checkout process manager. See the module documentation.
 pub struct Checkouts {
-    pool: PgPool,
-    carts: Dispatcher<Cart>,
-    orders: Dispatcher<Order>,
-    payments: Dispatcher<Payment>,
-    inventory: Dispatcher<Inventory>,
-    coupons: Dispatcher<Coupon>,
-    users: Dispatcher<User>,
+    /// The event store's database: the `checkouts` table lives beside the events.
+    db: Db,
+    carts: Dispatcher<Cart, AnyStore>,
+    orders: Dispatcher<Order, AnyStore>,
+    payments: Dispatcher<Payment, AnyStore>,
+    inventory: Dispatcher<Inventory, AnyStore>,
+    coupons: Dispatcher<Coupon, AnyStore>,
+    users: Dispatcher<User, AnyStore>,
     provider: Arc<dyn PaymentProvider>,
     catalog: Arc<dyn Catalog>,
     scorer: Arc<dyn FraudScorer>,
@@ -368,23 +369,24 @@ impl fmt::Debug for Checkouts {
 const LOCKS: usize = 256;
 
 impl Checkouts {
-    /// The process manager over `pool`.
+    /// The process manager over the event store `store` (PostgreSQL or SQLite), its
+    /// `checkouts` table in the store's database (migrated with the store).
     #[must_use]
     pub fn new(
-        pool: PgPool,
+        store: AnyStore,
         provider: Arc<dyn PaymentProvider>,
         catalog: Arc<dyn Catalog>,
         scorer: Arc<dyn FraudScorer>,
         config: CheckoutConfig,
     ) -> Self {
         Self {
-            carts: Dispatcher::new(pool.clone(), Loading::Replay),
-            orders: Dispatcher::new(pool.clone(), Loading::Replay),
-            payments: Dispatcher::new(pool.clone(), Loading::Replay),
-            inventory: Dispatcher::new(pool.clone(), Loading::Snapshot(100)),
-            coupons: Dispatcher::new(pool.clone(), Loading::Snapshot(100)),
-            users: Dispatcher::new(pool.clone(), Loading::Replay),
-            pool,
+            db: store.db(),
+            carts: Dispatcher::over(store.clone(), Loading::Replay),
+            orders: Dispatcher::over(store.clone(), Loading::Replay),
+            payments: Dispatcher::over(store.clone(), Loading::Replay),
+            inventory: Dispatcher::over(store.clone(), Loading::Snapshot(100)),
+            coupons: Dispatcher::over(store.clone(), Loading::Snapshot(100)),
+            users: Dispatcher::over(store, Loading::Replay),
             provider,
             catalog,
             scorer,
@@ -543,7 +545,7 @@ impl Checkouts {
         request: CheckoutRequest,
         now: DateTime<Utc>,
     ) -> Result<CheckoutView, CheckoutError> {
-        if let Some(row) = store::find(&self.pool, request.order_id).await? {
+        if let Some(row) = store::find(&self.db, request.order_id).await? {
             if row.customer_id != request.customer_id {
                 return Err(CheckoutError::NotFound);
             }
@@ -553,7 +555,7 @@ impl Checkouts {
         let cart = self.cart_of(request.cart_id, &mut run).await?;
         if cart.status() == Some(CartStatus::CheckedOut) {
             // A duplicate that lost the race to the cart: the first submission's.
-            return match store::find_by_cart(&self.pool, request.cart_id).await? {
+            return match store::find_by_cart(&self.db, request.cart_id).await? {
                 Some(row) if row.customer_id == request.customer_id => {
                     self.advance(row.order_id, now).await
                 }
@@ -615,7 +617,7 @@ impl Checkouts {
         };
         let method = StoredMethod::from_method(&request.payment_method);
         let row = store::insert(
-            &self.pool,
+            &self.db,
             store::NewCheckout {
                 order_id: request.order_id,
                 cart_id: request.cart_id,
@@ -663,7 +665,7 @@ impl Checkouts {
         order_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<CheckoutView, CheckoutError> {
-        let Some(row) = store::find(&self.pool, order_id).await? else {
+        let Some(row) = store::find(&self.db, order_id).await? else {
             return Err(CheckoutError::NotFound);
         };
         self.drive(row, Run::new(order_id, now)).await
@@ -704,7 +706,7 @@ impl Checkouts {
                         "checkout step failed; retrying later"
                     );
                     store::backoff(
-                        &self.pool,
+                        &self.db,
                         order_id,
                         now,
                         self.config.resume_after,
@@ -719,7 +721,7 @@ impl Checkouts {
         if view.status.is_none() && view.failure.is_some() {
             // Refused before an order existed (a coupon lost its last use, say): the
             // cart is still open, so the record goes and a new submission starts over.
-            store::forget(&self.pool, order_id).await?;
+            store::forget(&self.db, order_id).await?;
             return Ok(view);
         }
         let paid = matches!(
@@ -738,7 +740,7 @@ impl Checkouts {
         } else {
             now
         };
-        store::schedule(&self.pool, order_id, end, next_attempt, now).await?;
+        store::schedule(&self.db, order_id, end, next_attempt, now).await?;
         Ok(view)
     }
 
@@ -802,7 +804,7 @@ impl Checkouts {
     /// # Errors
     /// [`CheckoutError::NotFound`]; `Unexpected` when the store cannot be read.
     pub async fn view(&self, order_id: Uuid) -> Result<CheckoutView, CheckoutError> {
-        let row = store::find(&self.pool, order_id)
+        let row = store::find(&self.db, order_id)
             .await?
             .ok_or(CheckoutError::NotFound)?;
         let mut run = Run::new(order_id, Utc::now());
@@ -814,7 +816,7 @@ impl Checkouts {
     /// # Errors
     /// `Unexpected` when the store cannot be read.
     pub async fn created_at(&self, cart_id: Uuid) -> Result<Option<DateTime<Utc>>, CheckoutError> {
-        Ok(store::created_at(&self.pool, cart_id).await?)
+        Ok(store::created_at(&self.db, cart_id).await?)
     }
 
     /// The fraud gate's reasons for an order (empty before the gate).
@@ -838,7 +840,7 @@ impl Checkouts {
     /// # Errors
     /// `Unexpected` when the store cannot be read.
     pub async fn owner(&self, order_id: Uuid) -> Result<Option<Uuid>, CheckoutError> {
-        Ok(store::find(&self.pool, order_id)
+        Ok(store::find(&self.db, order_id)
             .await?
             .map(|r| r.customer_id))
     }
@@ -926,7 +928,7 @@ impl Checkouts {
         make: impl FnOnce(DateTime<Utc>) -> OrderCommand,
     ) -> Result<CheckoutView, CheckoutError> {
         let _turn = self.lock(order_id).lock().await;
-        if store::find(&self.pool, order_id).await?.is_none() {
+        if store::find(&self.db, order_id).await?.is_none() {
             return Err(CheckoutError::NotFound);
         }
         let meta = EventMetadata::new(Uuid::new_v4(), actor, now);
@@ -1010,7 +1012,7 @@ impl Checkouts {
     /// When the store cannot be read; a failing checkout is counted, not returned.
     pub async fn sweep(&self, now: DateTime<Utc>) -> anyhow::Result<SweepReport> {
         let mut report = SweepReport::default();
-        for order_id in store::expired(&self.pool, now, 200).await? {
+        for order_id in store::expired(&self.db, now, 200).await? {
             match self.expire(order_id, now).await {
                 Ok(true) => report.expired += 1,
                 Ok(false) => {}
@@ -1021,13 +1023,13 @@ impl Checkouts {
             }
         }
         // Shipments are recorded by staff outside the checkout: commit their stock.
-        for order_id in store::shipped(&self.pool, 200).await? {
+        for order_id in store::shipped(&self.db, 200).await? {
             match self.advance(order_id, now).await {
                 Ok(_) => report.resumed += 1,
                 Err(_) => report.failed += 1,
             }
         }
-        for order_id in store::due(&self.pool, now, 200).await? {
+        for order_id in store::due(&self.db, now, 200).await? {
             match self.advance(order_id, now).await {
                 Ok(_) => report.resumed += 1,
                 Err(_) => report.failed += 1,
@@ -1097,7 +1099,7 @@ impl Checkouts {
             Some(OrderStatus::Paid) => Ok(Next::Done),
             Some(OrderStatus::Shipped | OrderStatus::Delivered) => {
                 self.commit_stock(&order, run).await?;
-                store::mark_committed(&self.pool, row.order_id).await?;
+                store::mark_committed(&self.db, row.order_id).await?;
                 Ok(Next::Done)
             }
             Some(OrderStatus::Cancelled) => {
@@ -1117,7 +1119,7 @@ impl Checkouts {
         run: &mut Run,
         failure: CheckoutFailure,
     ) -> anyhow::Result<Next> {
-        store::set_failure(&self.pool, row.order_id, &failure, run.now).await?;
+        store::set_failure(&self.db, row.order_id, &failure, run.now).await?;
         run.failure = Some(failure);
         Ok(Next::Done)
     }
@@ -1231,7 +1233,7 @@ impl Checkouts {
                     .await;
             }
         }
-        let snapshot = store::checked_out_cart(&self.pool, row.cart_id)
+        let snapshot = store::checked_out_cart(&self.db, row.cart_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("cart {} checked out without its event", row.cart_id))?;
         if let Some(code) = &choices.coupon {
@@ -1750,7 +1752,7 @@ impl Checkouts {
                     let failure = CheckoutFailure::OutOfStock {
                         sku: sku.as_str().to_owned(),
                     };
-                    store::set_failure(&self.pool, row.order_id, &failure, run.now).await?;
+                    store::set_failure(&self.db, row.order_id, &failure, run.now).await?;
                     run.failure = Some(failure);
                 }
                 (
@@ -1820,7 +1822,7 @@ impl Checkouts {
             last_day: u32::try_from(day).unwrap_or(u32::MAX),
         };
         let found = store::fraud_counts(
-            &self.pool,
+            &self.db,
             row.customer_id,
             row.email.as_deref(),
             row.client_ip.as_deref(),

@@ -1,6 +1,10 @@
 //! The `checkouts` table: the process manager's own durable state (see the
-//! migration), and the one read of the event store it needs beyond aggregates (the
-//! priced cart snapshot).
+//! migrations, `commands/migrations/` and `commands/migrations-sqlite/`), and the one
+//! read of the event store it needs beyond aggregates (the priced cart snapshot).
+//!
+//! Every statement goes through [`Db`], on the event store's own database: one text
+//! for both backends, except where the dialects part (interval arithmetic, the
+//! median, a UUID compared with an event's aggregate id).
 
 use chrono::{DateTime, Utc};
 use emporium_domain::cart::CartEvent;
@@ -8,12 +12,13 @@ use emporium_domain::coupon::CouponCode;
 use emporium_domain::pricing::ShippingMethodCode;
 use emporium_domain::{Address, Currency, Money};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::CheckoutFailure;
+use crate::args;
 use crate::payments::{CardNumber, PaymentMethod};
+use crate::sql::{Backend, Db, Value};
 use emporium_domain::cart::CheckedOutLine;
 
 /// The customer's checkout choices, as stored.
@@ -83,103 +88,96 @@ pub(super) struct NewCheckout<'a> {
 
 /// Inserts the row unless this order or this cart already has one; returns the row
 /// that stands (the first submission's, for a duplicate).
-pub(super) async fn insert(pool: &PgPool, new: NewCheckout<'_>) -> anyhow::Result<CheckoutRow> {
-    let inserted: Option<CheckoutRow> = sqlx::query_as(&format!(
-        "INSERT INTO checkouts (order_id, cart_id, customer_id, email, client_ip, request,
-             payment_method, expires_at, next_attempt_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
-         ON CONFLICT DO NOTHING
-         RETURNING {COLUMNS}"
-    ))
-    .bind(new.order_id)
-    .bind(new.cart_id)
-    .bind(new.customer_id)
-    .bind(new.email)
-    .bind(new.client_ip)
-    .bind(Json(new.choices))
-    .bind(Json(new.method))
-    .bind(new.expires_at)
-    .bind(new.next_attempt_at)
-    .bind(new.now)
-    .fetch_optional(pool)
-    .await
-    .map_err(|e| anyhow::Error::from(e).context("insert checkout"))?;
+pub(super) async fn insert(db: &Db, new: NewCheckout<'_>) -> anyhow::Result<CheckoutRow> {
+    let inserted: Option<CheckoutRow> = db
+        .fetch_optional(
+            &format!(
+                "INSERT INTO checkouts (order_id, cart_id, customer_id, email, client_ip, request,
+                     payment_method, expires_at, next_attempt_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+                 ON CONFLICT DO NOTHING
+                 RETURNING {COLUMNS}"
+            ),
+            args![
+                new.order_id,
+                new.cart_id,
+                new.customer_id,
+                new.email,
+                new.client_ip,
+                Value::json(new.choices)?,
+                Value::json(new.method)?,
+                new.expires_at,
+                new.next_attempt_at,
+                new.now,
+            ],
+        )
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("insert checkout"))?;
     if let Some(row) = inserted {
         return Ok(row);
     }
-    let row: Option<CheckoutRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM checkouts WHERE order_id = $1 OR cart_id = $2
-         ORDER BY (order_id = $1) DESC LIMIT 1"
-    ))
-    .bind(new.order_id)
-    .bind(new.cart_id)
-    .fetch_optional(pool)
-    .await
-    .map_err(|e| anyhow::Error::from(e).context("read checkout"))?;
+    let row: Option<CheckoutRow> = db
+        .fetch_optional(
+            &format!(
+                "SELECT {COLUMNS} FROM checkouts WHERE order_id = $1 OR cart_id = $2
+                 ORDER BY (order_id = $1) DESC LIMIT 1"
+            ),
+            args![new.order_id, new.cart_id],
+        )
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("read checkout"))?;
     row.ok_or_else(|| anyhow::anyhow!("checkout {} vanished after insert", new.order_id))
 }
 
 /// The row of an order's checkout.
-pub(super) async fn find(pool: &PgPool, order_id: Uuid) -> anyhow::Result<Option<CheckoutRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM checkouts WHERE order_id = $1"
-    ))
-    .bind(order_id)
-    .fetch_optional(pool)
+pub(super) async fn find(db: &Db, order_id: Uuid) -> anyhow::Result<Option<CheckoutRow>> {
+    db.fetch_optional(
+        &format!("SELECT {COLUMNS} FROM checkouts WHERE order_id = $1"),
+        args![order_id],
+    )
     .await
     .map_err(|e| anyhow::Error::from(e).context("read checkout"))
 }
 
 /// When the checkout of a cart was started.
-pub(super) async fn created_at(
-    pool: &PgPool,
-    cart_id: Uuid,
-) -> anyhow::Result<Option<DateTime<Utc>>> {
-    sqlx::query_scalar("SELECT created_at FROM checkouts WHERE cart_id = $1")
-        .bind(cart_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(|e| anyhow::Error::from(e).context("read checkout"))
+pub(super) async fn created_at(db: &Db, cart_id: Uuid) -> anyhow::Result<Option<DateTime<Utc>>> {
+    db.scalar_optional(
+        "SELECT created_at FROM checkouts WHERE cart_id = $1",
+        args![cart_id],
+    )
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("read checkout"))
 }
 
 /// The row of a cart's checkout.
-pub(super) async fn find_by_cart(
-    pool: &PgPool,
-    cart_id: Uuid,
-) -> anyhow::Result<Option<CheckoutRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM checkouts WHERE cart_id = $1"
-    ))
-    .bind(cart_id)
-    .fetch_optional(pool)
+pub(super) async fn find_by_cart(db: &Db, cart_id: Uuid) -> anyhow::Result<Option<CheckoutRow>> {
+    db.fetch_optional(
+        &format!("SELECT {COLUMNS} FROM checkouts WHERE cart_id = $1"),
+        args![cart_id],
+    )
     .await
     .map_err(|e| anyhow::Error::from(e).context("read checkout"))
 }
 
 /// Records why the checkout ended without (or before) payment.
 pub(super) async fn set_failure(
-    pool: &PgPool,
+    db: &Db,
     order_id: Uuid,
     failure: &CheckoutFailure,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    db.execute(
         "UPDATE checkouts SET failure = COALESCE(failure, $2), updated_at = $3 WHERE order_id = $1",
+        args![order_id, Value::json(failure)?, now],
     )
-    .bind(order_id)
-    .bind(Json(failure))
-    .bind(now)
-    .execute(pool)
     .await
     .map_err(|e| anyhow::Error::from(e).context("record checkout failure"))?;
     Ok(())
 }
 
 /// Deletes a checkout that ended before its order was placed.
-pub(super) async fn forget(pool: &PgPool, order_id: Uuid) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM checkouts WHERE order_id = $1")
-        .bind(order_id)
-        .execute(pool)
+pub(super) async fn forget(db: &Db, order_id: Uuid) -> anyhow::Result<()> {
+    db.execute("DELETE FROM checkouts WHERE order_id = $1", args![order_id])
         .await
         .map_err(|e| anyhow::Error::from(e).context("forget checkout"))?;
     Ok(())
@@ -189,26 +187,27 @@ pub(super) async fn forget(pool: &PgPool, order_id: Uuid) -> anyhow::Result<()> 
 /// also records the order total (for the customer's history in fraud checks) and,
 /// once the provider has the payment method, forgets it. One row write per run.
 pub(super) async fn schedule(
-    pool: &PgPool,
+    db: &Db,
     order_id: Uuid,
     end: RunEnd,
     next_attempt_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
+    db.execute(
         "UPDATE checkouts SET state = $2, paid = paid OR $3, next_attempt_at = $4, updated_at = $5,
              grand_total_minor = COALESCE($6, grand_total_minor),
              payment_method = CASE WHEN $7 THEN NULL ELSE payment_method END
          WHERE order_id = $1",
+        args![
+            order_id,
+            if end.open { "open" } else { "closed" },
+            end.paid,
+            next_attempt_at,
+            now,
+            end.total.map(Money::amount_minor),
+            end.clear_method,
+        ],
     )
-    .bind(order_id)
-    .bind(if end.open { "open" } else { "closed" })
-    .bind(end.paid)
-    .bind(next_attempt_at)
-    .bind(now)
-    .bind(end.total.map(Money::amount_minor))
-    .bind(end.clear_method)
-    .execute(pool)
     .await
     .map_err(|e| anyhow::Error::from(e).context("schedule checkout"))?;
     Ok(())
@@ -223,88 +222,109 @@ pub(super) struct RunEnd {
     pub(super) clear_method: bool,
 }
 
-/// Counts a failed attempt and backs off.
+/// Counts a failed attempt and backs off: the next attempt `base` x 2^attempts
+/// (at most 2^10) after `now`.
 pub(super) async fn backoff(
-    pool: &PgPool,
+    db: &Db,
     order_id: Uuid,
     now: DateTime<Utc>,
     base: chrono::Duration,
     clear_method: bool,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE checkouts SET attempts = attempts + 1,
-             next_attempt_at = $2 + $3 * power(2, LEAST(attempts, 10))::int * interval '1 millisecond',
-             updated_at = $2,
-             payment_method = CASE WHEN $4 THEN NULL ELSE payment_method END
-         WHERE order_id = $1",
-    )
-    .bind(order_id)
-    .bind(now)
-    .bind(i32::try_from(base.num_milliseconds()).unwrap_or(i32::MAX))
-    .bind(clear_method)
-    .execute(pool)
-    .await
-    .map_err(|e| anyhow::Error::from(e).context("back off checkout"))?;
+    let base_ms = i32::try_from(base.num_milliseconds()).unwrap_or(i32::MAX);
+    let (sql, args) = match db.backend() {
+        Backend::Postgres => (
+            "UPDATE checkouts SET attempts = attempts + 1,
+                 next_attempt_at = $2 + $3 * power(2, LEAST(attempts, 10))::int * interval '1 millisecond',
+                 updated_at = $2,
+                 payment_method = CASE WHEN $4 THEN NULL ELSE payment_method END
+             WHERE order_id = $1",
+            args![order_id, now, base_ms, clear_method],
+        ),
+        // No interval arithmetic on text times: the eleven possible next attempts are
+        // computed here and the row's attempt count picks one.
+        Backend::Sqlite => (
+            "UPDATE checkouts SET attempts = attempts + 1,
+                 next_attempt_at = json_extract($3, '$[' || min(attempts, 10) || ']'),
+                 updated_at = $2,
+                 payment_method = CASE WHEN $4 THEN NULL ELSE payment_method END
+             WHERE order_id = $1",
+            args![order_id, now, sqlite_backoffs(now, base_ms), clear_method],
+        ),
+    };
+    db.execute(sql, args)
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("back off checkout"))?;
     Ok(())
 }
 
+/// `now + base_ms x 2^n` for n in 0..=10, as SQLite stores times (as
+/// [`crate::sql`]'s `sqlite_time`).
+fn sqlite_backoffs(now: DateTime<Utc>, base_ms: i32) -> Vec<String> {
+    (0..=10)
+        .map(|n| {
+            (now + chrono::Duration::milliseconds(i64::from(base_ms) << n))
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        })
+        .collect()
+}
+
 /// Open checkouts whose reservation expired by `now`.
-pub(super) async fn expired(
-    pool: &PgPool,
-    now: DateTime<Utc>,
-    limit: i64,
-) -> anyhow::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
+pub(super) async fn expired(db: &Db, now: DateTime<Utc>, limit: i64) -> anyhow::Result<Vec<Uuid>> {
+    db.scalar_all(
         "SELECT order_id FROM checkouts WHERE state = 'open' AND expires_at <= $1
          ORDER BY expires_at LIMIT $2",
+        args![now, limit],
     )
-    .bind(now)
-    .bind(limit)
-    .fetch_all(pool)
     .await
     .map_err(|e| anyhow::Error::from(e).context("find expired checkouts"))
 }
 
 /// Paid checkouts whose order shipped (or was delivered) and whose reservations are
 /// not committed yet: the event store says so, the row remembers the commit.
-pub(super) async fn shipped(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
-        "SELECT c.order_id FROM checkouts c
-         WHERE c.paid AND NOT c.stock_committed
-           AND EXISTS (SELECT 1 FROM events e
-                       WHERE e.aggregate_type = 'order' AND e.aggregate_id = c.order_id::text
-                         AND e.event_type IN ('OrderShipped', 'OrderDelivered'))
-         LIMIT $1",
+pub(super) async fn shipped(db: &Db, limit: i64) -> anyhow::Result<Vec<Uuid>> {
+    // The events name the order by its hyphenated id; SQLite keeps the row's as a blob.
+    let order_key = match db.backend() {
+        Backend::Postgres => "c.order_id::text",
+        Backend::Sqlite => {
+            "lower(substr(hex(c.order_id), 1, 8) || '-' || substr(hex(c.order_id), 9, 4) || '-'
+                || substr(hex(c.order_id), 13, 4) || '-' || substr(hex(c.order_id), 17, 4) || '-'
+                || substr(hex(c.order_id), 21))"
+        }
+    };
+    db.scalar_all(
+        &format!(
+            "SELECT c.order_id FROM checkouts c
+             WHERE c.paid AND NOT c.stock_committed
+               AND EXISTS (SELECT 1 FROM events e
+                           WHERE e.aggregate_type = 'order' AND e.aggregate_id = {order_key}
+                             AND e.event_type IN ('OrderShipped', 'OrderDelivered'))
+             LIMIT $1"
+        ),
+        args![limit],
     )
-    .bind(limit)
-    .fetch_all(pool)
     .await
     .map_err(|e| anyhow::Error::from(e).context("find shipped checkouts"))
 }
 
 /// Records that the order's reservations are committed.
-pub(super) async fn mark_committed(pool: &PgPool, order_id: Uuid) -> anyhow::Result<()> {
-    sqlx::query("UPDATE checkouts SET stock_committed = true WHERE order_id = $1")
-        .bind(order_id)
-        .execute(pool)
-        .await
-        .map_err(|e| anyhow::Error::from(e).context("mark stock committed"))?;
+pub(super) async fn mark_committed(db: &Db, order_id: Uuid) -> anyhow::Result<()> {
+    db.execute(
+        "UPDATE checkouts SET stock_committed = true WHERE order_id = $1",
+        args![order_id],
+    )
+    .await
+    .map_err(|e| anyhow::Error::from(e).context("mark stock committed"))?;
     Ok(())
 }
 
 /// Open checkouts due for an attempt by `now`.
-pub(super) async fn due(
-    pool: &PgPool,
-    now: DateTime<Utc>,
-    limit: i64,
-) -> anyhow::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
+pub(super) async fn due(db: &Db, now: DateTime<Utc>, limit: i64) -> anyhow::Result<Vec<Uuid>> {
+    db.scalar_all(
         "SELECT order_id FROM checkouts WHERE state = 'open' AND next_attempt_at <= $1
          ORDER BY next_attempt_at LIMIT $2",
+        args![now, limit],
     )
-    .bind(now)
-    .bind(limit)
-    .fetch_all(pool)
     .await
     .map_err(|e| anyhow::Error::from(e).context("find due checkouts"))
 }
@@ -322,51 +342,113 @@ pub(super) struct FraudCounts {
 }
 
 pub(super) async fn fraud_counts(
-    pool: &PgPool,
+    db: &Db,
     customer_id: Uuid,
     email: Option<&str>,
     client_ip: Option<&str>,
     order_id: Uuid,
     now: DateTime<Utc>,
 ) -> anyhow::Result<FraudCounts> {
-    type Row = (i64, i64, i64, i64, i64, i64, i64, Option<f64>);
-    let window = |column: &str, param: &str| {
-        format!(
-            "(SELECT count(*) FILTER (WHERE created_at > $4 - interval '1 hour')
-               FROM checkouts WHERE {column} = {param} AND order_id <> $5
-                AND created_at > $4 - interval '1 day' AND created_at <= $4),
-             (SELECT count(*)
-               FROM checkouts WHERE {column} = {param} AND order_id <> $5
-                AND created_at > $4 - interval '1 day' AND created_at <= $4)"
-        )
+    type Counts = (i64, i64, i64, i64, i64, i64);
+    let (counts, completed, median): (Counts, i64, Option<f64>) = match db.backend() {
+        Backend::Postgres => {
+            let window = |column: &str, param: &str| {
+                format!(
+                    "(SELECT count(*) FILTER (WHERE created_at > $4 - interval '1 hour')
+                       FROM checkouts WHERE {column} = {param} AND order_id <> $5
+                        AND created_at > $4 - interval '1 day' AND created_at <= $4),
+                     (SELECT count(*)
+                       FROM checkouts WHERE {column} = {param} AND order_id <> $5
+                        AND created_at > $4 - interval '1 day' AND created_at <= $4)"
+                )
+            };
+            // The column names are constants, never input.
+            let sql = format!(
+                "SELECT {cust}, {mail}, {ip}, h.n, h.median
+                   FROM (SELECT count(*) AS n,
+                                percentile_cont(0.5) WITHIN GROUP (ORDER BY grand_total_minor) AS median
+                           FROM checkouts
+                          WHERE customer_id = $1 AND paid AND grand_total_minor IS NOT NULL) h",
+                cust = window("customer_id", "$1"),
+                mail = window("email", "$2"),
+                ip = window("client_ip", "$3"),
+            );
+            let (a, b, c, d, e, f, n, median): (i64, i64, i64, i64, i64, i64, i64, Option<f64>) =
+                db.fetch_one(&sql, args![customer_id, email, client_ip, now, order_id])
+                    .await
+                    .map_err(|e| anyhow::Error::from(e).context("count recent checkouts"))?;
+            ((a, b, c, d, e, f), n, median)
+        }
+        // No interval arithmetic on text times (the window's bounds come as
+        // arguments) and no percentile_cont (the median of the customer's few paid
+        // totals is taken here).
+        Backend::Sqlite => {
+            let window = |column: &str, param: &str| {
+                format!(
+                    "(SELECT count(*) FILTER (WHERE created_at > $6)
+                       FROM checkouts WHERE {column} = {param} AND order_id <> $5
+                        AND created_at > $7 AND created_at <= $4),
+                     (SELECT count(*)
+                       FROM checkouts WHERE {column} = {param} AND order_id <> $5
+                        AND created_at > $7 AND created_at <= $4)"
+                )
+            };
+            let sql = format!(
+                "SELECT {cust}, {mail}, {ip}",
+                cust = window("customer_id", "$1"),
+                mail = window("email", "$2"),
+                ip = window("client_ip", "$3"),
+            );
+            let counts: Counts = db
+                .fetch_one(
+                    &sql,
+                    args![
+                        customer_id,
+                        email,
+                        client_ip,
+                        now,
+                        order_id,
+                        now - chrono::Duration::hours(1),
+                        now - chrono::Duration::days(1),
+                    ],
+                )
+                .await
+                .map_err(|e| anyhow::Error::from(e).context("count recent checkouts"))?;
+            let totals: Vec<i64> = db
+                .scalar_all(
+                    "SELECT grand_total_minor FROM checkouts
+                      WHERE customer_id = $1 AND paid AND grand_total_minor IS NOT NULL
+                      ORDER BY grand_total_minor",
+                    args![customer_id],
+                )
+                .await
+                .map_err(|e| anyhow::Error::from(e).context("read paid checkout totals"))?;
+            let n = i64::try_from(totals.len()).unwrap_or(i64::MAX);
+            (counts, n, median(&totals))
+        }
     };
-    // The column names are constants, never input.
-    let sql = format!(
-        "SELECT {cust}, {mail}, {ip}, h.n, h.median
-           FROM (SELECT count(*) AS n,
-                        percentile_cont(0.5) WITHIN GROUP (ORDER BY grand_total_minor) AS median
-                   FROM checkouts
-                  WHERE customer_id = $1 AND paid AND grand_total_minor IS NOT NULL) h",
-        cust = window("customer_id", "$1"),
-        mail = window("email", "$2"),
-        ip = window("client_ip", "$3"),
-    );
-    let row: Row = sqlx::query_as(&sql)
-        .bind(customer_id)
-        .bind(email)
-        .bind(client_ip)
-        .bind(now)
-        .bind(order_id)
-        .fetch_one(pool)
-        .await
-        .map_err(|e| anyhow::Error::from(e).context("count recent checkouts"))?;
-    let (c_hour, c_day, m_hour, m_day, i_hour, i_day, completed, median) = row;
+    let (c_hour, c_day, m_hour, m_day, i_hour, i_day) = counts;
     Ok(FraudCounts {
         customer: (c_hour, c_day),
         email: email.map(|_| (m_hour, m_day)),
         ip: client_ip.map(|_| (i_hour, i_day)),
         completed,
         median,
+    })
+}
+
+/// The median of sorted values as PostgreSQL's `percentile_cont(0.5)` takes it: the
+/// middle one, or the mean of the middle two.
+#[allow(clippy::cast_precision_loss, reason = "order totals in minor units")]
+fn median(sorted: &[i64]) -> Option<f64> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    Some(if n % 2 == 1 {
+        sorted[n / 2] as f64
+    } else {
+        (sorted[n / 2 - 1] as f64 + sorted[n / 2] as f64) / 2.0
     })
 }
 
@@ -379,19 +461,19 @@ pub(super) struct CartSnapshot {
 
 /// Reads the cart's `CartCheckedOut` event (the cart state keeps no prices).
 pub(super) async fn checked_out_cart(
-    pool: &PgPool,
+    db: &Db,
     cart_id: Uuid,
 ) -> anyhow::Result<Option<CartSnapshot>> {
-    let payload: Option<serde_json::Value> = sqlx::query_scalar(
-        "SELECT payload FROM events
-         WHERE aggregate_type = 'cart' AND aggregate_id = $1 AND event_type = 'CartCheckedOut'
-         ORDER BY sequence DESC LIMIT 1",
-    )
-    .bind(cart_id.to_string())
-    .fetch_optional(pool)
-    .await
-    .map_err(|e| anyhow::Error::from(e).context("read cart checkout"))?;
-    let Some(payload) = payload else {
+    let payload: Option<Json<serde_json::Value>> = db
+        .scalar_optional(
+            "SELECT payload FROM events
+             WHERE aggregate_type = 'cart' AND aggregate_id = $1 AND event_type = 'CartCheckedOut'
+             ORDER BY sequence DESC LIMIT 1",
+            args![cart_id.to_string()],
+        )
+        .await
+        .map_err(|e| anyhow::Error::from(e).context("read cart checkout"))?;
+    let Some(Json(payload)) = payload else {
         return Ok(None);
     };
     match serde_json::from_value::<CartEvent>(payload)? {
@@ -411,4 +493,17 @@ pub(super) async fn checked_out_cart(
 
 fn other_name(e: &CartEvent) -> &'static str {
     e.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn the_median_is_the_middle_value_or_the_mean_of_the_middle_two() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[7]), Some(7.0));
+        assert_eq!(median(&[1, 2, 10]), Some(2.0));
+        assert_eq!(median(&[1, 2, 3, 10]), Some(2.5));
+    }
 }

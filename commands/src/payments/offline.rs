@@ -15,8 +15,9 @@
 //! with another card, as at Stripe.
 //!
 //! **Where state lives.** [`OfflineProvider::durable`] keeps intents, refunds and
-//! idempotent responses in PostgreSQL (`offline_payment_*`, a commands migration), so a
-//! restarted process, or another process on the same database, sees the same intent
+//! idempotent responses in the event store's database (`offline_payment_*`, a
+//! commands migration for PostgreSQL and one for the SQLite store), so a restarted
+//! process, or another process on the same PostgreSQL database, sees the same intent
 //! for the same idempotency key, as Stripe would: what `emporium serve` uses.
 //! [`OfflineProvider::new`] keeps them in memory behind one `std::sync::Mutex` (never
 //! held across an `.await`), for unit tests of code that needs a provider and nothing
@@ -37,12 +38,16 @@
 //! decides again from a new read, so concurrent duplicates replay the first one's
 //! stored response and concurrent operations on one intent apply one at a time.
 //! Refunds (they also add a refund row) keep the transaction: an advisory lock on the
-//! key, then `SELECT ... FOR UPDATE` on the intent.
+//! key, then `SELECT ... FOR UPDATE` on the intent. On SQLite (one writer at a time,
+//! one process per file) every call is one write transaction (`BEGIN IMMEDIATE`):
+//! read the key's stored response and the intent, decide, write, commit; concurrent
+//! calls take turns on the file's write lock, so a duplicate finds the first one's
+//! response.
 //!
 //! **Cards:** only a [`CardSummary`] (brand, last four, fingerprint) is kept; the
 //! confirm request's fingerprint uses that summary too, so no full number is stored.
 //! The fingerprint key is random per provider: per process in memory, stored once per
-//! database (`offline_provider_keys`) when durable, so fingerprints stay comparable
+//! database (`offline_provider_keys`, hex text on SQLite) when durable, so fingerprints stay comparable
 //! across restarts.
 //!
 //! **Stripe-side events** (for tests and the demo shop): [`OfflineProvider::simulate`]
@@ -68,6 +73,7 @@ use super::{
     Confirmation, CreateIntent, IdempotencyKey, IntentId, IntentStatus, PaymentIntent,
     PaymentMethod, PaymentProvider, ProviderError, Refund, RefundId, RefundStatus,
 };
+use crate::sql::Db;
 
 /// What a test card does on confirm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +142,9 @@ struct State {
 enum Backend {
     Memory(Mutex<State>),
     Postgres(PgPool),
+    /// The SQLite store's database.
+    #[cfg(feature = "sqlite")]
+    Sqlite(Db),
 }
 
 /// The fingerprint key: random in memory, stored once per database when durable
@@ -214,41 +223,68 @@ impl OfflineProvider {
         }
     }
 
-    /// A provider whose state lives in PostgreSQL (the commands migrations must have
-    /// run before its first call): intents survive restarts and are shared by every
-    /// process on `pool`'s database. Nothing is read until the first call.
+    /// A provider whose state lives in `db`, the event store's database (PostgreSQL
+    /// or the SQLite store's file, whose migrations must have run before its first
+    /// call): intents survive restarts and, on PostgreSQL, are shared by every process
+    /// on the database. Nothing is read until the first call.
     #[must_use]
-    pub fn durable(pool: PgPool) -> Self {
+    pub fn durable(db: impl Into<Db>) -> Self {
         Self {
             fingerprint_key: FingerprintKey::Stored(tokio::sync::OnceCell::new()),
-            backend: Backend::Postgres(pool),
+            backend: match db.into() {
+                Db::Postgres(pool) => Backend::Postgres(pool),
+                #[cfg(feature = "sqlite")]
+                db @ Db::Sqlite(_) => Backend::Sqlite(db),
+            },
         }
     }
 
     async fn fingerprint_key(&self) -> Result<[u8; 32], ProviderError> {
-        let cell = match (&self.fingerprint_key, &self.backend) {
-            (FingerprintKey::Ready(key), _) => return Ok(*key),
-            (FingerprintKey::Stored(cell), Backend::Postgres(pool)) => (cell, pool),
-            (FingerprintKey::Stored(_), Backend::Memory(_)) => {
-                unreachable!("an in-memory provider has its key")
-            }
+        let FingerprintKey::Stored(cell) = &self.fingerprint_key else {
+            let FingerprintKey::Ready(key) = &self.fingerprint_key else {
+                unreachable!("the key is ready or stored")
+            };
+            return Ok(*key);
         };
-        let (cell, pool) = cell;
         cell.get_or_try_init(|| async {
-            sqlx::query(
-                "INSERT INTO offline_provider_keys (id, fingerprint_key) VALUES (1, $1)
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(random_key().as_slice())
-            .execute(pool)
-            .await
-            .map_err(unavailable)?;
-            let stored: Vec<u8> = sqlx::query_scalar(
-                "SELECT fingerprint_key FROM offline_provider_keys WHERE id = 1",
-            )
-            .fetch_one(pool)
-            .await
-            .map_err(unavailable)?;
+            let stored: Vec<u8> = match &self.backend {
+                Backend::Memory(_) => unreachable!("an in-memory provider has its key"),
+                Backend::Postgres(pool) => {
+                    sqlx::query(
+                        "INSERT INTO offline_provider_keys (id, fingerprint_key) VALUES (1, $1)
+                         ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(random_key().as_slice())
+                    .execute(pool)
+                    .await
+                    .map_err(unavailable)?;
+                    sqlx::query_scalar(
+                        "SELECT fingerprint_key FROM offline_provider_keys WHERE id = 1",
+                    )
+                    .fetch_one(pool)
+                    .await
+                    .map_err(unavailable)?
+                }
+                #[cfg(feature = "sqlite")]
+                Backend::Sqlite(db) => {
+                    db.execute(
+                        "INSERT INTO offline_provider_keys (id, fingerprint_key) VALUES (1, $1)
+                         ON CONFLICT (id) DO NOTHING",
+                        crate::args![hex::encode(random_key())],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                    let stored: String = db
+                        .scalar_optional(
+                            "SELECT fingerprint_key FROM offline_provider_keys WHERE id = 1",
+                            crate::args![],
+                        )
+                        .await
+                        .map_err(unavailable)?
+                        .ok_or_else(|| unavailable(anyhow::anyhow!("no fingerprint key stored")))?;
+                    hex::decode(stored).map_err(unavailable)?
+                }
+            };
             <[u8; 32]>::try_from(stored)
                 .map_err(|_| unavailable(anyhow::anyhow!("stored fingerprint key is not 32 bytes")))
         })
@@ -291,6 +327,17 @@ impl OfflineProvider {
                     .map_err(unavailable)?;
                 Ok(usize::try_from(n).unwrap_or(0))
             }
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(db) => {
+                let n: Option<i64> = db
+                    .scalar_optional(
+                        "SELECT count(*) FROM offline_payment_intents",
+                        crate::args![],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                Ok(n.and_then(|n| usize::try_from(n).ok()).unwrap_or(0))
+            }
         }
     }
 
@@ -307,6 +354,17 @@ impl OfflineProvider {
                         .fetch_all(pool)
                         .await
                         .map_err(unavailable)?;
+                Ok(rows.into_iter().map(|r| r.0).collect())
+            }
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(db) => {
+                let rows: Vec<sqlx::types::Json<Refund>> = db
+                    .scalar_all(
+                        "SELECT refund FROM offline_payment_refunds ORDER BY seq",
+                        crate::args![],
+                    )
+                    .await
+                    .map_err(unavailable)?;
                 Ok(rows.into_iter().map(|r| r.0).collect())
             }
         }
@@ -382,6 +440,17 @@ impl OfflineProvider {
                     .ok_or_else(|| ProviderError::NotFound(id.clone()))?;
                 operation(&mut intent)?;
                 save_intent(&mut tx, &intent).await?;
+                tx.commit().await.map_err(unavailable)?;
+                Ok(intent)
+            }
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(db) => {
+                let mut tx = db.begin_write().await.map_err(unavailable)?;
+                let mut intent = sqlite::load_intent(&mut tx.conn(), id)
+                    .await?
+                    .ok_or_else(|| ProviderError::NotFound(id.clone()))?;
+                operation(&mut intent)?;
+                sqlite::save_intent(&mut tx.conn(), &intent).await?;
                 tx.commit().await.map_err(unavailable)?;
                 Ok(intent)
             }
@@ -468,7 +537,116 @@ impl OfflineProvider {
                 tx.commit().await.map_err(unavailable)?;
                 Ok(response)
             }
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(db) => sqlite::idempotent(db, key, request, intent, operation).await,
         }
+    }
+}
+
+/// The SQLite store's durable path: one write transaction per call.
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use sqlx::types::Json;
+
+    use super::{
+        IdempotencyKey, IntentId, PaymentIntent, ProviderError, Request, Response, State, replay,
+        unavailable,
+    };
+    use crate::args;
+    use crate::sql::{Conn, Db};
+
+    /// Runs `operation` once per key, as `OfflineProvider::idempotent`: the stored
+    /// response and the intent are read, the decision written, in one `BEGIN
+    /// IMMEDIATE` transaction, so concurrent calls take turns; an error writes nothing.
+    pub(super) async fn idempotent(
+        db: &Db,
+        key: &IdempotencyKey,
+        request: Request,
+        intent: Option<&IntentId>,
+        operation: impl Fn(&mut State) -> Result<Response, ProviderError>,
+    ) -> Result<Response, ProviderError> {
+        let mut tx = db.begin_write().await.map_err(unavailable)?;
+        let mut conn = tx.conn();
+        let stored: Option<(Json<Request>, Json<Response>)> = conn
+            .fetch_optional(
+                "SELECT request, response FROM offline_payment_idempotency WHERE key = $1",
+                args![key.as_str()],
+            )
+            .await
+            .map_err(unavailable)?;
+        if let Some((stored, response)) = stored {
+            return replay(key, &stored.0, &response.0, &request);
+        }
+        let mut state = State::default();
+        if let Some(id) = intent
+            && let Some(loaded) = load_intent(&mut conn, id).await?
+        {
+            state.intents.insert(id.clone(), loaded);
+        }
+        // An error drops the transaction: nothing is stored, as at Stripe.
+        let response = operation(&mut state)?;
+        for changed in state.intents.values() {
+            save_intent(&mut conn, changed).await?;
+        }
+        for refund in &state.refunds {
+            conn.execute(
+                "INSERT INTO offline_payment_refunds (refund_id, intent_id, refund)
+                 VALUES ($1, $2, $3)",
+                args![
+                    refund.id.0.as_str(),
+                    refund.intent.0.as_str(),
+                    crate::sql::Value::json(refund).map_err(unavailable)?,
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        }
+        conn.execute(
+            "INSERT INTO offline_payment_idempotency (key, request, response) VALUES ($1, $2, $3)",
+            args![
+                key.as_str(),
+                crate::sql::Value::json(&request).map_err(unavailable)?,
+                crate::sql::Value::json(&response).map_err(unavailable)?,
+            ],
+        )
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(response)
+    }
+
+    pub(super) async fn load_intent(
+        conn: &mut Conn<'_>,
+        id: &IntentId,
+    ) -> Result<Option<PaymentIntent>, ProviderError> {
+        let row: Option<Json<PaymentIntent>> = conn
+            .scalar_optional(
+                "SELECT state FROM offline_payment_intents WHERE intent_id = $1",
+                args![id.0.as_str()],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(row.map(|r| r.0))
+    }
+
+    pub(super) async fn save_intent(
+        conn: &mut Conn<'_>,
+        intent: &PaymentIntent,
+    ) -> Result<(), ProviderError> {
+        conn.execute(
+            "INSERT INTO offline_payment_intents (intent_id, order_id, state, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $4)
+             ON CONFLICT (intent_id) DO UPDATE SET state = excluded.state, updated_at = $4",
+            args![
+                intent.id.0.as_str(),
+                intent.order_id,
+                crate::sql::Value::json(intent).map_err(unavailable)?,
+                chrono::Utc::now(),
+            ],
+        )
+        .await
+        .map_err(unavailable)?;
+        Ok(())
     }
 }
 
@@ -937,6 +1115,17 @@ impl PaymentProvider for OfflineProvider {
                 .fetch_optional(pool)
                 .await
                 .map_err(unavailable)?;
+                row.map(|r| r.0)
+            }
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(db) => {
+                let row: Option<sqlx::types::Json<PaymentIntent>> = db
+                    .scalar_optional(
+                        "SELECT state FROM offline_payment_intents WHERE intent_id = $1",
+                        crate::args![id.0.as_str()],
+                    )
+                    .await
+                    .map_err(unavailable)?;
                 row.map(|r| r.0)
             }
         };

@@ -9,8 +9,9 @@
 //!    never taken from the payload) names its order in `metadata.order_id`, and the
 //!    payment id is `Uuid::new_v5(&order_id, b"payment")`.
 //! 3. Work on one payment is serialised: an in-process lock (no database connection is
-//!    held while waiting), then a session advisory lock keyed by the payment, so
-//!    replicas of the gateway take turns too.
+//!    held while waiting), then, on PostgreSQL, a session advisory lock keyed by the
+//!    payment, so replicas of the gateway take turns too (an SQLite store has one
+//!    process, so the in-process lock is all it needs).
 //! 4. Under the lock: an event id already in `stripe_webhook_events` is a duplicate and
 //!    does nothing. Otherwise the intent is retrieved and [`reconcile`] decides the
 //!    commands, one at a time on freshly loaded state, until the payment is in line;
@@ -28,13 +29,15 @@ use chrono::{DateTime, Utc};
 use emporium_domain::EventMetadata;
 use emporium_domain::metadata::Actor;
 use emporium_domain::payment::{Payment, PaymentError};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::events::ParsedEvent;
 use super::reconcile::{Reconciling, in_line, payment_id_for, reconcile};
 use super::{PaymentProvider, ProviderError};
+use crate::args;
 use crate::dispatch::{CommandError, Dispatcher, Loading};
+use crate::sql::Db;
+use crate::store::AnyStore;
 
 /// The event types that can change a payment; any other is acknowledged and ignored.
 pub const HANDLED_EVENT_TYPES: [&str; 6] = [
@@ -91,9 +94,10 @@ pub enum ProcessError {
 
 /// Applies verified webhook events; see the module documentation.
 pub struct WebhookProcessor {
-    pool: PgPool,
+    /// The event store's database, where `stripe_webhook_events` lives.
+    db: Db,
     provider: Arc<dyn PaymentProvider>,
-    payments: Dispatcher<Payment>,
+    payments: Dispatcher<Payment, AnyStore>,
     turns: Vec<tokio::sync::Mutex<()>>,
 }
 
@@ -109,12 +113,13 @@ impl std::fmt::Debug for WebhookProcessor {
 const MAX_STEPS: usize = 16;
 
 impl WebhookProcessor {
-    /// A processor dispatching to the event store on `pool`.
+    /// A processor dispatching to `store` (its processed events kept in the store's
+    /// database).
     #[must_use]
-    pub fn new(pool: PgPool, provider: Arc<dyn PaymentProvider>) -> Self {
+    pub fn new(store: AnyStore, provider: Arc<dyn PaymentProvider>) -> Self {
         Self {
-            payments: Dispatcher::new(pool.clone(), Loading::Replay),
-            pool,
+            db: store.db(),
+            payments: Dispatcher::over(store, Loading::Replay),
             provider,
             turns: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
@@ -150,8 +155,27 @@ impl WebhookProcessor {
         };
         let payment_id = payment_id_for(intent.order_id);
         let _turn = self.turn(payment_id).lock().await;
-        let mut lock = self
-            .pool
+        match &self.db {
+            Db::Postgres(pool) => {
+                self.locked_on_postgres(pool, event, payment_id, intent_id, now)
+                    .await
+            }
+            // One process owns an SQLite store: the in-process turn is the lock.
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite(_) => self.reconciled(event, payment_id, intent_id, now).await,
+        }
+    }
+
+    /// [`Self::reconciled`] under the payment's advisory lock, so replicas take turns.
+    async fn locked_on_postgres(
+        &self,
+        pool: &sqlx::PgPool,
+        event: &ParsedEvent,
+        payment_id: Uuid,
+        intent_id: &super::IntentId,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, ProcessError> {
+        let mut lock = pool
             .acquire()
             .await
             .context("acquire a connection for the payment lock")?;
@@ -251,14 +275,15 @@ impl WebhookProcessor {
     }
 
     async fn seen(&self, event_id: &str) -> Result<bool, ProcessError> {
-        let seen: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM stripe_webhook_events WHERE event_id = $1)",
-        )
-        .bind(event_id)
-        .fetch_one(&self.pool)
-        .await
-        .context("read processed webhook events")?;
-        Ok(seen)
+        let seen: Option<i32> = self
+            .db
+            .scalar_optional(
+                "SELECT 1 FROM stripe_webhook_events WHERE event_id = $1",
+                args![event_id],
+            )
+            .await
+            .context("read processed webhook events")?;
+        Ok(seen.is_some())
     }
 
     async fn record(
@@ -267,18 +292,20 @@ impl WebhookProcessor {
         payment_id: Option<Uuid>,
         outcome: &str,
     ) -> Result<(), ProcessError> {
-        sqlx::query(
-            "INSERT INTO stripe_webhook_events (event_id, event_type, intent_id, payment_id, outcome)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(&event.id)
-        .bind(&event.event_type)
-        .bind(event.intent.as_ref().map(|i| i.0.as_str()))
-        .bind(payment_id)
-        .bind(outcome)
-        .execute(&self.pool)
-        .await
-        .context("record a processed webhook event")?;
+        self.db
+            .execute(
+                "INSERT INTO stripe_webhook_events (event_id, event_type, intent_id, payment_id, outcome)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+                args![
+                    event.id.as_str(),
+                    event.event_type.as_str(),
+                    event.intent.as_ref().map(|i| i.0.clone()),
+                    payment_id,
+                    outcome,
+                ],
+            )
+            .await
+            .context("record a processed webhook event")?;
         Ok(())
     }
 }

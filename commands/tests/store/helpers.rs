@@ -237,11 +237,19 @@ pub(crate) use for_each_store;
 
 /// Instantiates generic tests (as [`for_each_store!`]) over [`AnyStore`], once with
 /// a PostgreSQL store inside and once with an SQLite one.
+/// `for_any_store!(multi_thread; …)` runs them on a two-worker runtime, for tests
+/// whose concurrency should be parallel.
 macro_rules! for_any_store {
+    (multi_thread; $($name:ident),* $(,)?) => {
+        $crate::helpers::for_any_store!(@flavor (flavor = "multi_thread", worker_threads = 2); $($name),*);
+    };
     ($($name:ident),* $(,)?) => {
+        $crate::helpers::for_any_store!(@flavor (); $($name),*);
+    };
+    (@flavor $flavor:tt; $($name:ident),* $(,)?) => {
         mod any_postgres {
             $(
-                #[tokio::test]
+                #[tokio::test $flavor]
                 async fn $name() {
                     let fixture = $crate::helpers::postgres().await.into_any();
                     super::$name(&fixture).await;
@@ -251,7 +259,7 @@ macro_rules! for_any_store {
         }
         mod any_sqlite {
             $(
-                #[tokio::test]
+                #[tokio::test $flavor]
                 async fn $name() {
                     let fixture = $crate::helpers::sqlite().await.into_any();
                     super::$name(&fixture).await;

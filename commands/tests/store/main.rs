@@ -1,5 +1,6 @@
 //! The command layer against a real PostgreSQL, a fresh database per test.
 
+mod checkout;
 mod coupons;
 mod durability;
 mod helpers;

@@ -12,12 +12,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use emporium_commands::Dispatcher;
 use emporium_commands::checkout::{
     Catalog, CatalogItem, CheckoutConfig, CheckoutError, CheckoutFailure, CheckoutRequest,
     CheckoutView, Checkouts, ids,
 };
 use emporium_commands::payments::{PaymentMethod, PaymentProvider};
+use emporium_commands::{AnyStore, Dispatcher, PgStore};
 use emporium_domain::cart::{Cart, CartStatus};
 use emporium_domain::coupon::CouponCode;
 use emporium_domain::fraud::{FraudReason, FraudRules, FraudScorer};
@@ -129,7 +129,7 @@ pub fn checkouts(
         crash_after: c.crash_after.clone(),
     };
     Ok(Arc::new(Checkouts::new(
-        pool.clone(),
+        AnyStore::from(PgStore::new(pool.clone())),
         provider,
         Arc::new(ReadModelCatalog { pool }),
         scorer,

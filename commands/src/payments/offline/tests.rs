@@ -1,5 +1,5 @@
-//! Every test card, the intent's life cycle, and idempotency: each test runs on both
-//! backends, in memory and durable (a fresh PostgreSQL database).
+//! Every test card, the intent's life cycle, and idempotency: each test runs in
+//! memory and durable (a fresh PostgreSQL database, and a fresh SQLite store's file).
 
 use std::sync::Arc;
 
@@ -34,6 +34,21 @@ macro_rules! on_both_backends {
                 }
             )*
         }
+        #[cfg(feature = "sqlite")]
+        mod durable_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = crate::store::SqliteStore::open(&dir.path().join("events.db"))
+                        .await
+                        .unwrap();
+                    let p = super::OfflineProvider::durable(store.pool().clone());
+                    super::$name(p).await;
+                    store.close().await;
+                }
+            )*
+        }
     };
 }
 
@@ -65,6 +80,18 @@ async fn everything(p: &OfflineProvider) -> String {
         .fetch_one(pool)
         .await
         .unwrap(),
+        #[cfg(feature = "sqlite")]
+        Backend::Sqlite(db) => db
+            .scalar_optional::<String>(
+                "SELECT coalesce((SELECT group_concat(state, ',') FROM offline_payment_intents), '')
+                     || '|' || coalesce((SELECT group_concat(refund, ',') FROM offline_payment_refunds), '')
+                     || '|' || coalesce((SELECT group_concat(request || response, ',')
+                                           FROM offline_payment_idempotency), '')",
+                crate::args![],
+            )
+            .await
+            .unwrap()
+            .unwrap(),
     }
 }
 
@@ -552,4 +579,47 @@ async fn a_restarted_durable_provider_sees_the_same_intent_for_the_same_key() {
         summary.intent().card.as_ref().unwrap().fingerprint
     );
     db.drop_database().await.unwrap();
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_provider_on_a_reopened_sqlite_store_sees_the_same_intent_and_fingerprints() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let request = CreateIntent {
+        amount: eur(1_200),
+        order_id: ORDER,
+    };
+    let k = key("create_intent-restart");
+    let store = crate::store::SqliteStore::open(&path).await.unwrap();
+    let first = OfflineProvider::durable(store.pool().clone());
+    let created = first.create_intent(request.clone(), &k).await.unwrap();
+    let summary = first
+        .confirm(
+            &created.id,
+            card("4242424242424242"),
+            &key("confirm-restart"),
+        )
+        .await
+        .unwrap();
+    drop(first);
+    store.close().await;
+    drop(store);
+    // "Restarted": the file opened again, a new provider over it.
+    let store = crate::store::SqliteStore::open(&path).await.unwrap();
+    let second = OfflineProvider::durable(store.pool().clone());
+    assert_eq!(second.create_intent(request, &k).await.unwrap(), created);
+    assert_eq!(second.intent_count().await.unwrap(), 1);
+    let retrieved = second.retrieve(&created.id).await.unwrap();
+    assert_eq!(retrieved.status, IntentStatus::RequiresCapture);
+    let other = intent(&second, 50).await;
+    let again = second
+        .confirm(&other.id, card("4242424242424242"), &fresh())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.intent().card.as_ref().unwrap().fingerprint,
+        summary.intent().card.as_ref().unwrap().fingerprint
+    );
+    store.close().await;
 }
