@@ -392,7 +392,7 @@ fn main() -> anyhow::Result<()> {
             .connect(db.url())
             .await?;
         let seeder = Seeder::new(
-            seed_pool.clone(),
+            emporium_commands::PgStore::new(seed_pool.clone()),
             SeedSize {
                 products,
                 customers: 1,

@@ -27,13 +27,31 @@ use crate::mailer::Mailer;
 use crate::ratelimit::{InMemoryRateLimiter, RateLimiter, RedisRateLimiter};
 use crate::shop::Shop;
 use crate::{health, http, telemetry};
+use emporium_commands::AnyStore;
 use emporium_commands::sql::Db;
+
+/// What the platform stores its data in and moves its events through.
+#[derive(Debug, Clone)]
+pub(crate) enum Backing {
+    /// PostgreSQL (event store, read models, the gateway's tables) and NATS.
+    Distributed {
+        pool: PgPool,
+        nats: async_nats::Client,
+    },
+    /// The embedded mode's files: the event store, the read models, the gateway's
+    /// own tables.
+    #[cfg(feature = "sqlite")]
+    Embedded {
+        store: emporium_commands::store::SqliteStore,
+        read: sqlx::SqlitePool,
+        own: sqlx::SqlitePool,
+    },
+}
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub(crate) pool: PgPool,
-    pub(crate) nats: async_nats::Client,
+    pub(crate) backing: Backing,
     pub(crate) schema: ApiSchema,
     pub(crate) metrics: PrometheusHandle,
     pub(crate) settings: Arc<Settings>,
@@ -72,16 +90,44 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// The backbone running beside the server.
+#[derive(Debug)]
+enum Backbone {
+    /// The relay and the JetStream projection runners.
+    InProcess(InProcessBackbone),
+    /// The embedded runners (and e-mail sender) over the store's feed.
+    #[cfg(feature = "sqlite")]
+    Embedded(crate::backbone::EmbeddedBackbone),
+}
+
+/// What `build` opened: the stores, the read models and how a mutation gets its
+/// events to them.
+struct Opened {
+    backing: Backing,
+    /// Where commands go.
+    store: AnyStore,
+    /// The read models (reads and read-your-writes).
+    read: Db,
+    /// The gateway's own tables.
+    own: Db,
+    /// PostgreSQL for the code that has no other form yet; in the embedded mode a
+    /// lazy pool that never connects (such code fails instead of reaching a server).
+    pool: PgPool,
+    relay_waker: crate::shop::RelayWaker,
+    relay_wake: emporium_projections::relay::RelayWake,
+    #[cfg(feature = "sqlite")]
+    embedded: Option<crate::backbone::EmbeddedBackbone>,
+}
+
 /// A bound, not yet serving, gateway.
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
     router: Router,
     grace: Duration,
-    pool: PgPool,
-    nats: async_nats::Client,
+    backing: Backing,
     password_verifications: Arc<AtomicU64>,
-    backbone: Option<InProcessBackbone>,
+    backbone: Option<Backbone>,
     checkouts: Arc<emporium_commands::checkout::Checkouts>,
     checkout_driver: Option<(
         tokio::sync::watch::Sender<bool>,
@@ -90,13 +136,78 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to PostgreSQL and NATS (lazily: a dead dependency makes the app not
-    /// ready, not absent), optionally migrates, and binds the listener.
+    /// Opens what `settings.storage` selects: PostgreSQL and NATS (lazily: a dead
+    /// dependency makes the app not ready, not absent), optionally migrated; or the
+    /// embedded mode's files under `storage.data_dir` (created and migrated, their read
+    /// models built). Then binds the listener.
     ///
     /// # Errors
     /// When the listener cannot bind, a URL is malformed, or migrations fail.
     pub async fn build(settings: Settings, migrate: bool) -> anyhow::Result<Self> {
         Self::build_with(settings, migrate, Ports::default()).await
+    }
+
+    async fn open_distributed(settings: &Settings, migrate: bool) -> anyhow::Result<Opened> {
+        let pool = emporium_commands::db::connect_lazy(
+            settings.database.url.expose(),
+            settings.database.max_connections,
+        )?;
+        if migrate {
+            crate::db::prepare(settings.database.url.expose(), &pool).await?;
+        }
+        let nats =
+            emporium_projections::bus::connect(settings.nats.url.expose(), Duration::from_secs(2))
+                .await?;
+        // Mutations wake the relay in memory when it runs here, else over PostgreSQL.
+        let relay_wake = emporium_projections::relay::RelayWake::new();
+        let relay_waker = if settings.backbone.in_process {
+            crate::shop::RelayWaker::InProcess(relay_wake.clone())
+        } else {
+            crate::shop::RelayWaker::Postgres
+        };
+        Ok(Opened {
+            store: AnyStore::from(emporium_commands::PgStore::new(pool.clone())),
+            read: Db::Postgres(pool.clone()),
+            own: Db::Postgres(pool.clone()),
+            backing: Backing::Distributed {
+                pool: pool.clone(),
+                nats,
+            },
+            pool,
+            relay_waker,
+            relay_wake,
+            #[cfg(feature = "sqlite")]
+            embedded: None,
+        })
+    }
+
+    #[cfg(feature = "sqlite")]
+    async fn open_embedded(settings: &Settings) -> anyhow::Result<Opened> {
+        let dir = &settings.storage.data_dir;
+        let store = emporium_commands::store::SqliteStore::open(&dir.join("events.db")).await?;
+        let read =
+            emporium_projections::projection::embedded::ReadDb::open(&dir.join("read.db")).await?;
+        let own = crate::db::open_local(&dir.join("gateway.db")).await?;
+        let embedded =
+            crate::backbone::EmbeddedBackbone::start(store.pool().clone(), read.clone()).await?;
+        let relay_waker = crate::shop::RelayWaker::Embedded(embedded.projections().wake_handle());
+        // Nothing here talks to PostgreSQL; a port nobody listens on makes any
+        // leftover use fail at once rather than reach a server.
+        let pool = emporium_commands::db::connect_lazy("postgres://embedded.invalid:1/none", 1)?;
+        Ok(Opened {
+            store: AnyStore::from(store.clone()),
+            read: read.db(),
+            own: Db::Sqlite(own.clone()),
+            backing: Backing::Embedded {
+                store,
+                read: read.pool().clone(),
+                own,
+            },
+            pool,
+            relay_waker,
+            relay_wake: emporium_projections::relay::RelayWake::new(),
+            embedded: Some(embedded),
+        })
     }
 
     /// [`Application::build`] with replaced ports.
@@ -108,16 +219,38 @@ impl Application {
         migrate: bool,
         ports: Ports,
     ) -> anyhow::Result<Self> {
-        let pool = emporium_commands::db::connect_lazy(
-            settings.database.url.expose(),
-            settings.database.max_connections,
-        )?;
-        if migrate {
-            crate::db::prepare(settings.database.url.expose(), &pool).await?;
-        }
-        let nats =
-            emporium_projections::bus::connect(settings.nats.url.expose(), Duration::from_secs(2))
-                .await?;
+        let opened = match settings.storage.mode {
+            #[cfg(feature = "sqlite")]
+            crate::config::StorageMode::Embedded => Self::open_embedded(&settings).await?,
+            #[cfg(not(feature = "sqlite"))]
+            crate::config::StorageMode::Embedded => {
+                anyhow::bail!("storage.mode = \"embedded\" needs a build with the `sqlite` feature")
+            }
+            crate::config::StorageMode::Distributed | crate::config::StorageMode::Auto => {
+                Self::open_distributed(&settings, migrate).await?
+            }
+        };
+        #[cfg(feature = "sqlite")]
+        let Opened {
+            backing,
+            store,
+            read,
+            own,
+            pool,
+            relay_waker,
+            relay_wake,
+            embedded,
+        } = opened;
+        #[cfg(not(feature = "sqlite"))]
+        let Opened {
+            backing,
+            store,
+            read,
+            own,
+            pool,
+            relay_waker,
+            relay_wake,
+        } = opened;
         let addr = SocketAddr::new(settings.http.host, settings.http.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -138,22 +271,25 @@ impl Application {
         // takes it from here too).
         let payment_provider = match ports.payments {
             Some(provider) => provider,
-            None => crate::payments::provider(&settings, &pool)?,
+            None => crate::payments::provider(&settings, &store)?,
         };
         let checkouts = crate::shop::checkout::checkouts(
-            pool.clone(),
+            store.clone(),
+            read.clone(),
             &settings,
             Arc::clone(&payment_provider),
         )?;
         let webhooks = crate::payments::routes(
             &settings,
-            pool.clone(),
+            store.clone(),
             Arc::clone(&payment_provider),
             Arc::clone(&ports.clock),
             Some(Arc::clone(&checkouts)),
         );
         let email_sender = settings.notifications.email.then(|| {
-            (
+            crate::notify::EmailSender::new(
+                store.clone(),
+                own.clone(),
                 Arc::clone(&mailer),
                 Arc::clone(&ports.clock),
                 settings.notifications.clone(),
@@ -164,18 +300,26 @@ impl Application {
             .await
             .context("start password hasher")??;
         let password_verifications = passwords.verifications();
-        // Mutations wake the relay in memory when it runs here, else over PostgreSQL.
-        let relay_wake = emporium_projections::relay::RelayWake::new();
-        let relay_waker = if settings.backbone.in_process {
-            crate::shop::RelayWaker::InProcess(relay_wake.clone())
-        } else {
-            crate::shop::RelayWaker::Postgres
-        };
-        let shop = Arc::new(
-            Shop::new(pool.clone(), Arc::clone(&ports.clock), &settings)?
-                .with_checkouts(Arc::clone(&checkouts))
-                .with_relay_waker(relay_waker),
-        );
+        let mut shop = Shop::new(
+            store.clone(),
+            pool.clone(),
+            Arc::clone(&ports.clock),
+            &settings,
+        )?
+        .with_checkouts(Arc::clone(&checkouts))
+        .with_relay_waker(relay_waker);
+        #[cfg(feature = "sqlite")]
+        if let (Some(embedded), Backing::Embedded { store, read, .. }) = (&embedded, &backing) {
+            let watch = embedded.projections().watch().clone();
+            shop =
+                shop.with_checkpoint_watch(watch.clone())
+                    .with_live(crate::shop::Live::embedded(
+                        store.pool().clone(),
+                        read.clone(),
+                        watch,
+                    ));
+        }
+        let shop = Arc::new(shop);
         let catalog_cache = Arc::new(crate::graphql::CatalogCache::new(
             settings.shop.catalog_cache_bytes,
             Some(Arc::clone(&shop)),
@@ -191,8 +335,8 @@ impl Application {
             (stop, task)
         });
         let accounts = Arc::new(Accounts::new(
-            pool.clone(),
-            Db::Postgres(pool.clone()),
+            store.clone(),
+            own,
             passwords,
             mailer,
             limiter,
@@ -209,8 +353,7 @@ impl Application {
             Some(shop),
         );
         let state = AppState {
-            pool: pool.clone(),
-            nats: nats.clone(),
+            backing: backing.clone(),
             schema,
             metrics: telemetry::metrics_handle(),
             settings,
@@ -218,35 +361,30 @@ impl Application {
             catalog_cache,
         };
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_seconds);
-        // The relay and the projection runners beside the server: what makes the
-        // read models (and so read-your-writes) work in one process.
-        let backbone = if state.settings.backbone.in_process {
-            let mut backbone = InProcessBackbone::spawn(&state.settings, &nats, relay_wake)?;
-            if let Some((mailer, clock, notifications)) = email_sender {
-                let pool =
-                    emporium_commands::db::connect_lazy(state.settings.database.url.expose(), 3)?;
-                backbone.spawn_email_sender(
-                    crate::notify::EmailSender::new(
-                        pool.clone(),
-                        Db::Postgres(pool),
-                        mailer,
-                        clock,
-                        notifications,
-                    ),
-                    &nats,
-                    state.settings.nats.relay()?.0,
-                );
+        // The backbone beside the server: what makes the read models (and so
+        // read-your-writes) work in one process.
+        let backbone = match &backing {
+            Backing::Distributed { nats, .. } if state.settings.backbone.in_process => {
+                let mut backbone = InProcessBackbone::spawn(&state.settings, nats, relay_wake)?;
+                if let Some(sender) = email_sender {
+                    backbone.spawn_email_sender(sender, nats, state.settings.nats.relay()?.0);
+                }
+                Some(Backbone::InProcess(backbone))
             }
-            Some(backbone)
-        } else {
-            None
+            Backing::Distributed { .. } => None,
+            #[cfg(feature = "sqlite")]
+            Backing::Embedded { store, .. } => embedded.map(|mut embedded| {
+                if let Some(sender) = email_sender {
+                    embedded.spawn_email_sender(sender, store.pool().clone());
+                }
+                Backbone::Embedded(embedded)
+            }),
         };
         Ok(Self {
             listener,
             router: router(state, webhooks),
             grace,
-            pool,
-            nats,
+            backing,
             password_verifications,
             backbone,
             checkouts,
@@ -263,16 +401,25 @@ impl Application {
         Arc::clone(&self.checkouts)
     }
 
-    /// The PostgreSQL pool the gateway uses, for parts run beside it (the relay).
+    /// The PostgreSQL pool the gateway uses, for parts run beside it (the relay);
+    /// `None` in the embedded mode.
     #[must_use]
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    pub fn pool(&self) -> Option<&PgPool> {
+        match &self.backing {
+            Backing::Distributed { pool, .. } => Some(pool),
+            #[cfg(feature = "sqlite")]
+            Backing::Embedded { .. } => None,
+        }
     }
 
-    /// The NATS client the gateway uses.
+    /// The NATS client the gateway uses; `None` in the embedded mode.
     #[must_use]
-    pub fn nats(&self) -> &async_nats::Client {
-        &self.nats
+    pub fn nats(&self) -> Option<&async_nats::Client> {
+        match &self.backing {
+            Backing::Distributed { nats, .. } => Some(nats),
+            #[cfg(feature = "sqlite")]
+            Backing::Embedded { .. } => None,
+        }
     }
 
     /// Password verifications this application has run (each costs an argon2id
@@ -309,8 +456,11 @@ impl Application {
                 tracing::error!(error = %e, "checkout driver panicked");
             }
         }
-        if let Some(backbone) = backbone {
-            backbone.stop().await?;
+        match backbone {
+            Some(Backbone::InProcess(backbone)) => backbone.stop().await?,
+            #[cfg(feature = "sqlite")]
+            Some(Backbone::Embedded(backbone)) => backbone.stop().await,
+            None => {}
         }
         served
     }

@@ -96,6 +96,89 @@ impl InProcessBackbone {
     }
 }
 
+/// The embedded mode's backbone: the projection runners over the store's own feed
+/// (no relay, no stream) and, when mails are on, the e-mail sender over the same
+/// feed, running until [`EmbeddedBackbone::stop`].
+#[cfg(feature = "sqlite")]
+#[derive(Debug)]
+pub(crate) struct EmbeddedBackbone {
+    projections: emporium_projections::projection::embedded::EmbeddedProjections,
+    stop: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+#[cfg(feature = "sqlite")]
+impl EmbeddedBackbone {
+    /// Builds (when needed) every projection's read model in `read` from the store
+    /// whose pool is `store` and starts their runners.
+    ///
+    /// # Errors
+    /// When a projection cannot start.
+    pub(crate) async fn start(
+        store: sqlx::SqlitePool,
+        read: emporium_projections::projection::embedded::ReadDb,
+    ) -> anyhow::Result<Self> {
+        use emporium_projections::projection::embedded::{EmbeddedConfig, EmbeddedProjections};
+        let projections =
+            EmbeddedProjections::start(store, read, projection::all(), EmbeddedConfig::default())
+                .await?;
+        if !projections.skipped().is_empty() {
+            anyhow::bail!(
+                "projections without an embedded form: {}",
+                projections.skipped().join(", ")
+            );
+        }
+        Ok(Self {
+            projections,
+            stop: watch::channel(false).0,
+            tasks: Vec::new(),
+        })
+    }
+
+    /// The runners' projections.
+    pub(crate) fn projections(
+        &self,
+    ) -> &emporium_projections::projection::embedded::EmbeddedProjections {
+        &self.projections
+    }
+
+    /// Runs `sender` over the store's feed, woken with the runners.
+    pub(crate) fn spawn_email_sender(
+        &mut self,
+        sender: crate::notify::EmailSender,
+        store: sqlx::SqlitePool,
+    ) {
+        let stop = self.stop.subscribe();
+        let feed = emporium_projections::feed::SqliteFeed::new(store);
+        let wake = self.projections.wake_handle();
+        let task = tokio::spawn(async move {
+            if let Err(e) = sender.run_embedded(feed, wake, stopped(stop)).await {
+                tracing::error!(
+                    error_code = "email_sender_failed",
+                    error = format!("{e:#}"),
+                    "e-mail sender ended"
+                );
+            }
+        });
+        self.tasks.push(("email_sender", task));
+    }
+
+    /// Stops the sender and the runners (a batch in flight rolls back) and waits.
+    pub(crate) async fn stop(self) {
+        self.stop.send_replace(true);
+        join_runners(self.tasks).await;
+        for (name, ended) in self.projections.shutdown().await {
+            if let Err(e) = ended {
+                tracing::error!(
+                    projection = name,
+                    error = format!("{:#}", anyhow::Error::from(e)),
+                    "projection runner ended with an error"
+                );
+            }
+        }
+    }
+}
+
 /// Resolves once `stop` turns true.
 pub(crate) async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;

@@ -23,14 +23,13 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use emporium_commands::AnyStore;
 use emporium_commands::checkout::CheckoutError;
 use emporium_commands::payments::events::StripeEvent;
 use emporium_commands::payments::sync::{Outcome, ProcessError, WebhookProcessor};
 use emporium_commands::payments::webhook::{SignatureVerifier, WebhookSecret};
 use emporium_commands::payments::{OfflineProvider, PaymentProvider, StripeConfig, StripeProvider};
-use emporium_commands::{AnyStore, PgStore};
 use serde_json::json;
-use sqlx::PgPool;
 
 use crate::clock::Clock;
 use crate::config::{Environment, PaymentProviderKind, Settings};
@@ -48,7 +47,7 @@ const MAX_WEBHOOK_BODY: usize = 512 * 1024;
 /// When Stripe is selected without a secret key or with a malformed API base, or the
 /// offline provider is selected in production without
 /// `payments.allow_offline_in_production`.
-pub fn provider(settings: &Settings, pool: &PgPool) -> anyhow::Result<Arc<dyn PaymentProvider>> {
+pub fn provider(settings: &Settings, store: &AnyStore) -> anyhow::Result<Arc<dyn PaymentProvider>> {
     let payments = &settings.payments;
     match payments.provider {
         PaymentProviderKind::Offline => {
@@ -56,7 +55,7 @@ pub fn provider(settings: &Settings, pool: &PgPool) -> anyhow::Result<Arc<dyn Pa
                 settings.env != Environment::Production || payments.allow_offline_in_production,
                 "payments.provider = \"offline\" in production needs payments.allow_offline_in_production = true"
             );
-            Ok(Arc::new(OfflineProvider::durable(pool.clone())))
+            Ok(Arc::new(OfflineProvider::durable(store.db())))
         }
         PaymentProviderKind::Stripe => {
             let key = payments
@@ -98,7 +97,7 @@ impl std::fmt::Debug for WebhookState {
 /// The webhook route, ready to merge into the application's router.
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
     settings: &Settings,
-    pool: PgPool,
+    store: AnyStore,
     provider: Arc<dyn PaymentProvider>,
     clock: Arc<dyn Clock>,
     checkouts: Option<Arc<emporium_commands::checkout::Checkouts>>,
@@ -114,10 +113,7 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>(
     );
     let state = WebhookState {
         verifier: Arc::new(SignatureVerifier::new(secrets).with_tolerance(tolerance)),
-        processor: Arc::new(WebhookProcessor::new(
-            AnyStore::from(PgStore::new(pool)),
-            provider,
-        )),
+        processor: Arc::new(WebhookProcessor::new(store, provider)),
         clock,
         checkouts,
     };

@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use emporium_commands::catalog::Products;
 use emporium_commands::users::Users;
-use emporium_commands::{Dispatcher, Loading};
+use emporium_commands::{AnyStore, Dispatcher, EventStore as _, Loading};
 use emporium_domain::catalog::{
     AltText, Attributes, CategoryCommand, CategoryName, CategoryTree, Description, ImageSource,
     ProductCommand, ProductName, Rating, Review, ReviewBody, ReviewCommand, ReviewTitle, Slug, Tag,
@@ -886,14 +886,14 @@ const REVIEWS: [(&str, &str); 5] = [
 
 /// Writes the demo shop through the command layer.
 pub struct Seeder {
-    pool: PgPool,
+    store: AnyStore,
     size: SeedSize,
-    products: Products,
-    users: Users,
-    categories: Dispatcher<CategoryTree>,
-    inventory: Dispatcher<Inventory>,
-    orders: Dispatcher<Order>,
-    reviews: Dispatcher<Review>,
+    products: Products<AnyStore>,
+    users: Users<AnyStore>,
+    categories: Dispatcher<CategoryTree, AnyStore>,
+    inventory: Dispatcher<Inventory, AnyStore>,
+    orders: Dispatcher<Order, AnyStore>,
+    reviews: Dispatcher<Review, AnyStore>,
     commands: Commands,
 }
 
@@ -910,14 +910,15 @@ impl Seeder {
     /// `size.concurrency` + 2 connections (a product command holds two uniqueness
     /// claims while it commits on a third).
     #[must_use]
-    pub fn new(pool: PgPool, size: SeedSize) -> Self {
+    pub fn new(store: impl Into<AnyStore>, size: SeedSize) -> Self {
+        let store = store.into();
         Self {
-            products: Products::new(pool.clone()),
-            users: Users::new(pool.clone()),
-            categories: Dispatcher::new(pool.clone(), Loading::Replay),
-            inventory: Dispatcher::new(pool.clone(), Loading::Replay),
-            orders: Dispatcher::new(pool.clone(), Loading::Replay),
-            reviews: Dispatcher::new(pool.clone(), Loading::Replay),
+            products: Products::over(store.clone()),
+            users: Users::over(store.clone()),
+            categories: Dispatcher::over(store.clone(), Loading::Replay),
+            inventory: Dispatcher::over(store.clone(), Loading::Replay),
+            orders: Dispatcher::over(store.clone(), Loading::Replay),
+            reviews: Dispatcher::over(store.clone(), Loading::Replay),
             commands: Commands {
                 next: std::sync::atomic::AtomicU64::new(0),
             },
@@ -927,7 +928,7 @@ impl Seeder {
                 concurrency: size.concurrency.max(1),
                 ..size
             },
-            pool,
+            store,
         }
     }
 
@@ -936,17 +937,13 @@ impl Seeder {
     /// # Errors
     /// When the event store cannot be read.
     pub async fn already_seeded(&self) -> anyhow::Result<bool> {
-        let found: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM events
-              WHERE aggregate_type = 'user' AND event_type = 'UserRegistered'
-                AND payload -> 'UserRegistered' ->> 'email' = $1
-              LIMIT 1",
-        )
-        .bind(DEMO_EMAIL)
-        .fetch_optional(&self.pool)
-        .await
-        .context("look for the demo account")?;
-        Ok(found.is_some())
+        // The demo account's address is claimed once its registration committed.
+        let holder = self
+            .store
+            .holder(emporium_commands::users::EMAIL_SCOPE, DEMO_EMAIL)
+            .await
+            .context("look for the demo account")?;
+        Ok(holder.is_some())
     }
 
     /// Seeds the demo shop, or does nothing when it is already there.
@@ -959,13 +956,15 @@ impl Seeder {
             return Ok(SeedOutcome::AlreadySeeded);
         }
         let started = Instant::now();
-        let interrupted: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM events WHERE aggregate_type = 'product' AND aggregate_id = $1 LIMIT 1",
-        )
-        .bind(id(Kind::Product, 0).to_string())
-        .fetch_optional(&self.pool)
-        .await
-        .context("look for an interrupted seed")?;
+        let interrupted: Option<i32> = self
+            .store
+            .db()
+            .scalar_optional(
+                "SELECT 1 FROM events WHERE aggregate_type = 'product' AND aggregate_id = $1 LIMIT 1",
+                emporium_commands::args![id(Kind::Product, 0).to_string()],
+            )
+            .await
+            .context("look for an interrupted seed")?;
         if interrupted.is_some() {
             anyhow::bail!(
                 "this database holds part of a demo seed (an earlier run was interrupted); \

@@ -22,10 +22,10 @@ pub mod tokens;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use emporium_commands::CommandError;
 use emporium_commands::reservations;
 use emporium_commands::sql::Db;
 use emporium_commands::users::{EMAIL_SCOPE, RegisterUserError, Users};
+use emporium_commands::{AnyStore, CommandError, EventStore as _};
 use emporium_domain::metadata::Actor;
 use emporium_domain::user::{
     Email, Language, PersonName, Preferences, ResetTokenHash, Role, User, UserCommand, UserError,
@@ -143,11 +143,11 @@ type ParsedPreferences = (Option<bool>, Option<Language>, Option<Currency>);
 
 /// The account service behind the account mutations and `me`.
 pub struct Accounts {
-    pool: PgPool,
     /// The gateway's own tables (sessions, one-time tokens): PostgreSQL, or
     /// `gateway.db` in the embedded mode.
     db: Db,
-    users: Users,
+    users: Users<AnyStore>,
+    store: AnyStore,
     passwords: Passwords,
     tokens: Tokens,
     mailer: Arc<dyn Mailer>,
@@ -177,12 +177,12 @@ fn user_error(e: CommandError<UserError>) -> ApiError {
 }
 
 impl Accounts {
-    /// The service over `pool` (the event store), keeping sessions and one-time
+    /// The service over the event store `store`, keeping sessions and one-time
     /// tokens in `db`.
     #[allow(clippy::too_many_arguments)]
     #[must_use]
     pub fn new(
-        pool: PgPool,
+        store: AnyStore,
         db: Db,
         passwords: Passwords,
         mailer: Arc<dyn Mailer>,
@@ -191,9 +191,9 @@ impl Accounts {
         settings: Arc<Settings>,
     ) -> Self {
         Self {
-            users: Users::new(pool.clone()),
+            users: Users::over(store.clone()),
+            store,
             tokens: Tokens::new(&settings.auth),
-            pool,
             db,
             passwords,
             mailer,
@@ -269,7 +269,9 @@ impl Accounts {
 
     /// The account registered with `email`, if any.
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, ApiError> {
-        let Some(holder) = reservations::holder(&self.pool, EMAIL_SCOPE, email.as_str())
+        let Some(holder) = self
+            .store
+            .holder(EMAIL_SCOPE, email.as_str())
             .await
             .map_err(ApiError::Internal)?
         else {

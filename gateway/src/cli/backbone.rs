@@ -501,7 +501,7 @@ pub(super) async fn seed(settings: &Settings, size: SeedSize, demo: bool) -> Res
         .saturating_add(2);
     let pool = postgres(settings, connections).await?;
     ensure_migrated(&pool).await?;
-    let seeder = Seeder::new(pool, size);
+    let seeder = Seeder::new(emporium_commands::PgStore::new(pool), size);
     let summary = match seeder.run().await.map_err(CliError::Failed)? {
         SeedOutcome::AlreadySeeded => {
             emit(&format!(

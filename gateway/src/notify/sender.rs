@@ -37,10 +37,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, AckKind};
-use emporium_commands::Dispatcher;
 use emporium_commands::args;
 use emporium_commands::dispatch::Loading;
 use emporium_commands::sql::Db;
+use emporium_commands::{AnyStore, Dispatcher};
 use emporium_domain::inventory::InventoryEvent;
 use emporium_domain::order::{Order, OrderEvent};
 use emporium_domain::payment::{DeclineCode, PaymentEvent};
@@ -50,7 +50,6 @@ use emporium_projections::envelope::EventEnvelope;
 use emporium_projections::stream::{StreamSettings, events_stream_config};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::templates::{self, TemplateKind};
@@ -76,8 +75,8 @@ pub struct EmailSender {
     mailer: Arc<dyn Mailer>,
     clock: Arc<dyn Clock>,
     settings: NotificationSettings,
-    orders: Dispatcher<Order>,
-    users: Dispatcher<User>,
+    orders: Dispatcher<Order, AnyStore>,
+    users: Dispatcher<User, AnyStore>,
 }
 
 impl std::fmt::Debug for EmailSender {
@@ -122,18 +121,18 @@ fn reason_text(reason: DeclineCode) -> &'static str {
 }
 
 impl EmailSender {
-    /// A sender over the event store on `pool`, keeping its ledger in `db`.
+    /// A sender over the event store `store`, keeping its ledger in `db`.
     #[must_use]
     pub fn new(
-        pool: PgPool,
+        store: AnyStore,
         db: Db,
         mailer: Arc<dyn Mailer>,
         clock: Arc<dyn Clock>,
         settings: NotificationSettings,
     ) -> Self {
         Self {
-            orders: Dispatcher::new(pool.clone(), Loading::Replay),
-            users: Dispatcher::new(pool, Loading::Replay),
+            orders: Dispatcher::over(store.clone(), Loading::Replay),
+            users: Dispatcher::over(store, Loading::Replay),
             db,
             mailer,
             clock,
@@ -176,6 +175,91 @@ impl EmailSender {
                             () = tokio::time::sleep(Duration::from_secs(1)) => {}
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// The embedded mode's loop: reads the event store's feed after the cursor kept
+    /// in `email_sender_cursor` (in this sender's database), handles each event and
+    /// moves the cursor past it, until `stop` resolves. It looks again when `wake`
+    /// fires (after each command) or after a second. An event whose mails fail stops
+    /// the cursor there and is retried after a second: nothing is skipped, and the
+    /// ledger keeps a retried event from mailing twice.
+    ///
+    /// # Errors
+    /// Never in practice: it retries until stopped.
+    #[cfg(feature = "sqlite")]
+    pub async fn run_embedded(
+        self,
+        feed: emporium_projections::feed::SqliteFeed,
+        wake: emporium_projections::projection::embedded::WakeHandle,
+        stop: impl std::future::Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        use emporium_projections::feed::EventFeed as _;
+        tokio::pin!(stop);
+        let mut woken = wake.subscribe();
+        loop {
+            let step = async {
+                let after: Option<i64> = self
+                    .db
+                    .scalar_optional(
+                        "SELECT position FROM email_sender_cursor WHERE id = 1",
+                        args![],
+                    )
+                    .await
+                    .context("read the e-mail sender's cursor")?;
+                let after = u64::try_from(after.unwrap_or(0)).unwrap_or(0);
+                let events = feed
+                    .read_after(
+                        emporium_projections::envelope::CommitPosition {
+                            transaction_id: after,
+                            position: after,
+                        },
+                        64,
+                    )
+                    .await?;
+                let mut done = None;
+                let mut failed = None;
+                for event in &events {
+                    if let Err(e) = self.handle(event).await {
+                        failed = Some(e);
+                        break;
+                    }
+                    done = Some(event.position);
+                }
+                if let Some(position) = done {
+                    self.db
+                        .execute(
+                            "INSERT INTO email_sender_cursor (id, position) VALUES (1, $1)
+                             ON CONFLICT (id) DO UPDATE SET position = excluded.position",
+                            args![i64::try_from(position).unwrap_or(i64::MAX)],
+                        )
+                        .await
+                        .context("move the e-mail sender's cursor")?;
+                }
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok(events.len()),
+                }
+            };
+            let idle = match step.await {
+                Ok(n) => n == 0,
+                Err(e) => {
+                    metrics::counter!("emporium_email_failures_total").increment(1);
+                    tracing::warn!(
+                        error_code = "email_send_failed",
+                        error = format!("{e:#}"),
+                        "e-mail not sent; will retry"
+                    );
+                    true
+                }
+            };
+            if idle {
+                tokio::select! {
+                    () = &mut stop => return Ok(()),
+                    _ = woken.changed() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
         }

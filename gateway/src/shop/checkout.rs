@@ -17,7 +17,8 @@ use emporium_commands::checkout::{
     CheckoutView, Checkouts, ids,
 };
 use emporium_commands::payments::{PaymentMethod, PaymentProvider};
-use emporium_commands::{AnyStore, Dispatcher, PgStore};
+use emporium_commands::sql::{Backend, Db};
+use emporium_commands::{AnyStore, Dispatcher, args};
 use emporium_domain::cart::{Cart, CartStatus};
 use emporium_domain::coupon::CouponCode;
 use emporium_domain::fraud::{FraudReason, FraudRules, FraudScorer};
@@ -26,7 +27,6 @@ use emporium_domain::order::{CancellationReason, OrderStatus};
 use emporium_domain::payment::{DeclineCode, NextAction};
 use emporium_domain::pricing::{Quote, ShippingMethod, ShippingMethodCode};
 use emporium_domain::{Address, CountryCode, Currency, Money, Sku};
-use sqlx::PgPool;
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -45,7 +45,7 @@ const DUPLICATE_WINDOW: chrono::Duration = chrono::Duration::seconds(60);
 /// The catalogue read model as the checkout's price list.
 #[derive(Debug, Clone)]
 pub(crate) struct ReadModelCatalog {
-    pool: PgPool,
+    read: Db,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -67,15 +67,20 @@ type CatalogDbRow = (
 #[async_trait]
 impl Catalog for ReadModelCatalog {
     async fn items(&self, skus: &[Sku]) -> anyhow::Result<HashMap<Sku, CatalogItem>> {
-        let wanted: Vec<&str> = skus.iter().map(Sku::as_str).collect();
-        let rows: Vec<CatalogDbRow> = sqlx::query_as(
-            "SELECT s.sku, p.product_id, p.name, p.sku, p.currency, p.price_minor, p.variants
-             FROM catalog_stock s JOIN catalog_products p ON p.product_id = s.product_id
-             WHERE s.sku = ANY($1) AND p.published",
-        )
-        .bind(&wanted)
-        .fetch_all(&self.pool)
-        .await?;
+        let wanted: Vec<String> = skus.iter().map(|s| s.as_str().to_owned()).collect();
+        let sql = match self.read.backend() {
+            Backend::Postgres => {
+                "SELECT s.sku, p.product_id, p.name, p.sku, p.currency, p.price_minor, p.variants
+                 FROM catalog_stock s JOIN catalog_products p ON p.product_id = s.product_id
+                 WHERE s.sku = ANY($1) AND p.published"
+            }
+            Backend::Sqlite => {
+                "SELECT s.sku, p.product_id, p.name, p.sku, p.currency, p.price_minor, p.variants
+                 FROM catalog_stock s JOIN catalog_products p ON p.product_id = s.product_id
+                 WHERE s.sku IN (SELECT value FROM json_each($1)) AND p.published"
+            }
+        };
+        let rows: Vec<CatalogDbRow> = self.read.fetch_all(sql, args![wanted]).await?;
         let mut items = HashMap::with_capacity(rows.len());
         for (sku, product_id, name, product_sku, currency, price_minor, variants) in rows {
             let currency = Currency::parse(&currency)?;
@@ -105,12 +110,14 @@ impl Catalog for ReadModelCatalog {
     }
 }
 
-/// The process manager over `pool`, configured by `settings`.
+/// The process manager over `store`, pricing from the catalogue read model in `read`,
+/// configured by `settings`.
 ///
 /// # Errors
 /// When the pricing configuration or the shop currency is invalid.
 pub fn checkouts(
-    pool: PgPool,
+    store: AnyStore,
+    read: Db,
     settings: &Settings,
     provider: Arc<dyn PaymentProvider>,
 ) -> anyhow::Result<Arc<Checkouts>> {
@@ -129,9 +136,9 @@ pub fn checkouts(
         crash_after: c.crash_after.clone(),
     };
     Ok(Arc::new(Checkouts::new(
-        AnyStore::from(PgStore::new(pool.clone())),
+        store,
         provider,
-        Arc::new(ReadModelCatalog { pool }),
+        Arc::new(ReadModelCatalog { read }),
         scorer,
         config,
     )))
@@ -262,7 +269,7 @@ impl Shop {
     /// The viewer's cart to check out: the open one with lines, else the last one
     /// checked out (so a duplicate submission finds its first one's checkout).
     async fn checkout_cart(&self, user_id: Uuid) -> Result<(Uuid, bool), ApiError> {
-        let carts: &Dispatcher<Cart> = &self.carts;
+        let carts: &Dispatcher<Cart, AnyStore> = &self.carts;
         let mut last_checked_out = None;
         for generation in 0..10_000 {
             let id = cart_id(user_id, generation);

@@ -72,8 +72,36 @@ struct Batch<T> {
     items: Vec<Item<T>>,
 }
 
+/// Where a feed's rows come from: PostgreSQL (the event store and the read models in
+/// one database, one query), or the embedded mode's two files (the event store's
+/// `events` for which events lie in a range, then `read.db` for the rows they
+/// touched).
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    Postgres(PgPool),
+    #[cfg(feature = "sqlite")]
+    Embedded {
+        store: sqlx::SqlitePool,
+        read: sqlx::SqlitePool,
+    },
+}
+
+impl Source {
+    /// The projection's checkpoint now (START when it has none yet).
+    async fn checkpoint(&self, projection: &str) -> anyhow::Result<CommitPosition> {
+        match self {
+            Self::Postgres(pool) => {
+                let mut conn = pool.acquire().await.context("acquire")?;
+                checkpoint_in(&mut conn, projection).await
+            }
+            #[cfg(feature = "sqlite")]
+            Self::Embedded { read, .. } => embedded::checkpoint(read, projection).await,
+        }
+    }
+}
+
 type Fetch<T> = fn(
-    PgPool,
+    Source,
     CommitPosition,
     CommitPosition,
     Option<Uuid>,
@@ -116,7 +144,7 @@ fn cursor(txid: i64, position: i64) -> CommitPosition {
 
 impl<T: Clone + Send + Sync + 'static> Hub<T> {
     fn start(
-        pool: PgPool,
+        source: Source,
         watch: CheckpointWatch,
         projection: &'static str,
         fetch: Fetch<T>,
@@ -144,7 +172,7 @@ impl<T: Clone + Send + Sync + 'static> Hub<T> {
                     at = to;
                     continue;
                 }
-                match fetch(pool.clone(), at, to, None).await {
+                match fetch(source.clone(), at, to, None).await {
                     Ok(items) => {
                         drop(sender.send(Arc::new(Batch { to, items })));
                         at = to;
@@ -194,12 +222,19 @@ struct OrderChangeRow {
 }
 
 fn fetch_orders(
-    pool: PgPool,
+    source: Source,
     from: CommitPosition,
     to: CommitPosition,
     owner: Option<Uuid>,
 ) -> BoxFuture<'static, anyhow::Result<Vec<Item<OrderState>>>> {
     Box::pin(async move {
+        let pool = match source {
+            Source::Postgres(pool) => pool,
+            #[cfg(feature = "sqlite")]
+            Source::Embedded { store, read } => {
+                return embedded::orders(&store, &read, from, to, owner).await;
+            }
+        };
         let (from_tx, from_pos) = binds(from);
         let (to_tx, to_pos) = binds(to);
         let mut rows: Vec<OrderChangeRow> = sqlx::query_as(
@@ -252,12 +287,19 @@ struct NotificationChangeRow {
 }
 
 fn fetch_notifications(
-    pool: PgPool,
+    source: Source,
     from: CommitPosition,
     to: CommitPosition,
     owner: Option<Uuid>,
 ) -> BoxFuture<'static, anyhow::Result<Vec<Item<NotificationRow>>>> {
     Box::pin(async move {
+        let pool = match source {
+            Source::Postgres(pool) => pool,
+            #[cfg(feature = "sqlite")]
+            Source::Embedded { store, read } => {
+                return embedded::notifications(&store, &read, from, to, owner).await;
+            }
+        };
         let (from_tx, from_pos) = binds(from);
         let (to_tx, to_pos) = binds(to);
         // A notification's id is the id of the event it was derived from.
@@ -294,7 +336,7 @@ fn fetch_notifications(
 
 /// The feeds of one process, started on first use.
 pub(crate) struct Live {
-    pool: PgPool,
+    source: Source,
     watch: OnceCell<CheckpointWatch>,
     orders: OnceCell<Hub<OrderState>>,
     notifications: OnceCell<Hub<NotificationRow>>,
@@ -344,7 +386,7 @@ impl Drop for Active {
 struct Follow<T> {
     _active: Active,
     rx: broadcast::Receiver<Arc<Batch<T>>>,
-    pool: PgPool,
+    source: Source,
     projection: &'static str,
     fetch: Fetch<T>,
     user: Uuid,
@@ -378,12 +420,12 @@ impl<T: Clone + Send + Sync + 'static> Follow<T> {
                     feed = self.projection,
                     "subscriber lagged; reading what it missed"
                 );
-                let mut conn = self.pool.acquire().await.map_err(ApiError::internal)?;
-                let now = checkpoint_in(&mut conn, self.projection)
+                let now = self
+                    .source
+                    .checkpoint(self.projection)
                     .await
                     .map_err(ApiError::internal)?;
-                drop(conn);
-                let items = (self.fetch)(self.pool.clone(), self.last, now, Some(self.user))
+                let items = (self.fetch)(self.source.clone(), self.last, now, Some(self.user))
                     .await
                     .map_err(ApiError::internal)?;
                 self.pending.extend(items);
@@ -398,8 +440,24 @@ impl<T: Clone + Send + Sync + 'static> Follow<T> {
 impl Live {
     pub(crate) fn new(pool: PgPool) -> Self {
         Self {
-            pool,
+            source: Source::Postgres(pool),
             watch: OnceCell::new(),
+            orders: OnceCell::new(),
+            notifications: OnceCell::new(),
+        }
+    }
+
+    /// The feeds of the embedded mode: events from the store's file, rows from
+    /// `read.db`, checkpoints announced in process by the embedded runners (`watch`).
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn embedded(
+        store: sqlx::SqlitePool,
+        read: sqlx::SqlitePool,
+        watch: CheckpointWatch,
+    ) -> Self {
+        Self {
+            source: Source::Embedded { store, read },
+            watch: OnceCell::new_with(Some(watch)),
             orders: OnceCell::new(),
             notifications: OnceCell::new(),
         }
@@ -407,7 +465,15 @@ impl Live {
 
     async fn watch(&self) -> Result<&CheckpointWatch, ApiError> {
         self.watch
-            .get_or_try_init(|| CheckpointWatch::start(self.pool.clone()))
+            .get_or_try_init(|| async {
+                match &self.source {
+                    Source::Postgres(pool) => CheckpointWatch::start(pool.clone()).await,
+                    #[cfg(feature = "sqlite")]
+                    Source::Embedded { .. } => {
+                        anyhow::bail!("the embedded checkpoint watch is given at construction")
+                    }
+                }
+            })
             .await
             .map_err(ApiError::internal)
     }
@@ -416,7 +482,7 @@ impl Live {
         let watch = self.watch().await?.clone();
         Ok(self
             .orders
-            .get_or_init(|| async { Hub::start(self.pool.clone(), watch, ORDERS, fetch_orders) })
+            .get_or_init(|| async { Hub::start(self.source.clone(), watch, ORDERS, fetch_orders) })
             .await)
     }
 
@@ -425,7 +491,12 @@ impl Live {
         Ok(self
             .notifications
             .get_or_init(|| async {
-                Hub::start(self.pool.clone(), watch, NOTIFICATIONS, fetch_notifications)
+                Hub::start(
+                    self.source.clone(),
+                    watch,
+                    NOTIFICATIONS,
+                    fetch_notifications,
+                )
             })
             .await)
     }
@@ -439,15 +510,15 @@ impl Live {
         user: Uuid,
     ) -> Result<LiveStream<NotificationRow>, ApiError> {
         let rx = self.notifications_hub().await?.tx.subscribe();
-        let mut conn = self.pool.acquire().await.map_err(ApiError::internal)?;
-        let start = checkpoint_in(&mut conn, NOTIFICATIONS)
+        let start = self
+            .source
+            .checkpoint(NOTIFICATIONS)
             .await
             .map_err(ApiError::internal)?;
-        drop(conn);
         let follow = Follow {
             _active: Active::started(NOTIFICATIONS),
             rx,
-            pool: self.pool.clone(),
+            source: self.source.clone(),
             projection: NOTIFICATIONS,
             fetch: fetch_notifications,
             user,
@@ -509,7 +580,7 @@ impl Live {
         let follow = Follow {
             _active: Active::started(ORDERS),
             rx,
-            pool: self.pool.clone(),
+            source: self.source.clone(),
             projection: ORDERS,
             fetch: fetch_orders,
             user,
@@ -549,7 +620,14 @@ impl Live {
         user: Uuid,
         order: Option<Uuid>,
     ) -> anyhow::Result<(CommitPosition, Vec<OrderState>)> {
-        let mut tx = self.pool.begin().await.context("begin")?;
+        let pool = match &self.source {
+            Source::Postgres(pool) => pool,
+            #[cfg(feature = "sqlite")]
+            Source::Embedded { read, .. } => {
+                return embedded::order_snapshot(read, user, order).await;
+            }
+        };
+        let mut tx = pool.begin().await.context("begin")?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await
@@ -617,5 +695,234 @@ impl OrderFollow {
             });
         }
         *seen = state.history.len();
+    }
+}
+
+/// The embedded mode's reads: which events lie in a range comes from the store's
+/// `events` (an envelope's commit position there is `(position, position)`), the rows
+/// they touched from `read.db`, by key.
+#[cfg(feature = "sqlite")]
+mod embedded {
+    use std::collections::HashMap;
+
+    use anyhow::Context as _;
+    use sqlx::types::Json;
+    use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+    use uuid::Uuid;
+
+    use super::{CommitPosition, Item, NotificationRow, ORDERS, OrderState, StatusChange};
+
+    /// How many keys one `IN (…)` list carries (SQLite's limit is 32,766 variables).
+    const KEYS_PER_QUERY: usize = 500;
+
+    fn position(c: CommitPosition) -> i64 {
+        i64::try_from(c.position).unwrap_or(i64::MAX)
+    }
+
+    fn cursor(position: i64) -> CommitPosition {
+        let position = u64::try_from(position).unwrap_or_default();
+        CommitPosition {
+            transaction_id: position,
+            position,
+        }
+    }
+
+    pub(super) async fn checkpoint(
+        read: &SqlitePool,
+        projection: &str,
+    ) -> anyhow::Result<CommitPosition> {
+        let mut conn = read.acquire().await.context("acquire")?;
+        checkpoint_in(&mut conn, projection).await
+    }
+
+    async fn checkpoint_in(
+        conn: &mut sqlx::SqliteConnection,
+        projection: &str,
+    ) -> anyhow::Result<CommitPosition> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT transaction_id, position FROM projection_checkpoints WHERE name = $1",
+        )
+        .bind(projection)
+        .fetch_optional(conn)
+        .await
+        .context("read the checkpoint")?;
+        Ok(row.map_or(CommitPosition::START, |(t, p)| CommitPosition {
+            transaction_id: u64::try_from(t).unwrap_or_default(),
+            position: u64::try_from(p).unwrap_or_default(),
+        }))
+    }
+
+    /// The ids of `aggregate_type`'s aggregates (or of the events, with `events`)
+    /// recorded in `(from, to]`, each with the position of its last event there.
+    async fn touched(
+        store: &SqlitePool,
+        aggregate_type: Option<&str>,
+        from: CommitPosition,
+        to: CommitPosition,
+    ) -> anyhow::Result<Vec<(i64, String)>> {
+        let sql = if aggregate_type.is_some() {
+            "SELECT max(position), aggregate_id FROM events
+             WHERE aggregate_type = $3 AND position > $1 AND position <= $2
+             GROUP BY aggregate_id"
+        } else {
+            "SELECT position, event_id FROM events WHERE position > $1 AND position <= $2"
+        };
+        sqlx::query_as(sql)
+            .bind(position(from))
+            .bind(position(to))
+            .bind(aggregate_type)
+            .fetch_all(store)
+            .await
+            .context("read the events in range")
+    }
+
+    fn keyed(rows: Vec<(i64, String)>) -> HashMap<Uuid, i64> {
+        rows.into_iter()
+            .filter_map(|(p, id)| Uuid::parse_str(&id).ok().map(|id| (id, p)))
+            .collect()
+    }
+
+    #[derive(sqlx::FromRow)]
+    struct OrderRow {
+        order_id: Uuid,
+        customer_id: Uuid,
+        status: String,
+        history: Json<Vec<StatusChange>>,
+    }
+
+    pub(super) async fn orders(
+        store: &SqlitePool,
+        read: &SqlitePool,
+        from: CommitPosition,
+        to: CommitPosition,
+        owner: Option<Uuid>,
+    ) -> anyhow::Result<Vec<Item<OrderState>>> {
+        let changed = keyed(touched(store, Some("order"), from, to).await?);
+        let ids: Vec<Uuid> = changed.keys().copied().collect();
+        let mut items = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(KEYS_PER_QUERY) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT order_id, customer_id, status, history FROM orders WHERE order_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            if let Some(owner) = owner {
+                q.push(" AND customer_id = ").push_bind(owner);
+            }
+            let rows: Vec<OrderRow> = q
+                .build_query_as()
+                .fetch_all(read)
+                .await
+                .context("read changed orders")?;
+            items.extend(rows.into_iter().map(|r| Item {
+                cursor: cursor(changed.get(&r.order_id).copied().unwrap_or_default()),
+                owner: r.customer_id,
+                value: OrderState {
+                    order_id: r.order_id,
+                    status: r.status,
+                    history: r.history.0,
+                },
+            }));
+        }
+        items.sort_by_key(|i| i.cursor);
+        Ok(items)
+    }
+
+    #[derive(sqlx::FromRow)]
+    struct NotificationChangeRow {
+        user_id: Uuid,
+        #[sqlx(flatten)]
+        row: NotificationRow,
+    }
+
+    pub(super) async fn notifications(
+        store: &SqlitePool,
+        read: &SqlitePool,
+        from: CommitPosition,
+        to: CommitPosition,
+        owner: Option<Uuid>,
+    ) -> anyhow::Result<Vec<Item<NotificationRow>>> {
+        // A notification's id is the id of the event it was derived from.
+        let events = keyed(touched(store, None, from, to).await?);
+        let ids: Vec<Uuid> = events.keys().copied().collect();
+        let mut items = Vec::new();
+        for chunk in ids.chunks(KEYS_PER_QUERY) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT user_id, notification_id, kind, title, body, order_id, created_at,
+                        read_at
+                 FROM notifications WHERE user_id IS NOT NULL AND notification_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            if let Some(owner) = owner {
+                q.push(" AND user_id = ").push_bind(owner);
+            }
+            let rows: Vec<NotificationChangeRow> = q
+                .build_query_as()
+                .fetch_all(read)
+                .await
+                .context("read new notifications")?;
+            items.extend(rows.into_iter().map(|r| {
+                Item {
+                    cursor: cursor(
+                        events
+                            .get(&r.row.notification_id)
+                            .copied()
+                            .unwrap_or_default(),
+                    ),
+                    owner: r.user_id,
+                    value: r.row,
+                }
+            }));
+        }
+        items.sort_by_key(|i| i.cursor);
+        Ok(items)
+    }
+
+    /// The viewer's orders and the checkpoint they reflect, in one read transaction
+    /// (a WAL snapshot).
+    pub(super) async fn order_snapshot(
+        read: &SqlitePool,
+        user: Uuid,
+        order: Option<Uuid>,
+    ) -> anyhow::Result<(CommitPosition, Vec<OrderState>)> {
+        let mut tx = read.begin().await.context("begin")?;
+        let start = checkpoint_in(&mut tx, ORDERS).await?;
+        let installed: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'orders'",
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .context("look for the orders view")?;
+        if installed.is_none() {
+            tx.commit().await.context("end snapshot")?;
+            return Ok((start, Vec::new()));
+        }
+        let rows: Vec<OrderRow> = sqlx::query_as(
+            "SELECT order_id, customer_id, status, history FROM orders
+             WHERE customer_id = $1 AND ($2 IS NULL OR order_id = $2)",
+        )
+        .bind(user)
+        .bind(order)
+        .fetch_all(&mut *tx)
+        .await
+        .context("read the viewer's orders")?;
+        tx.commit().await.context("end snapshot")?;
+        Ok((
+            start,
+            rows.into_iter()
+                .map(|r| OrderState {
+                    order_id: r.order_id,
+                    status: r.status,
+                    history: r.history.0,
+                })
+                .collect(),
+        ))
     }
 }

@@ -21,8 +21,8 @@ mod wishlist;
 use std::sync::Arc;
 use std::time::Duration;
 
-use emporium_commands::Dispatcher;
 use emporium_commands::dispatch::Loading;
+use emporium_commands::{AnyStore, Dispatcher};
 use emporium_domain::cart::Cart;
 use emporium_domain::catalog::{Review, Wishlist};
 use emporium_domain::inbox::Inbox;
@@ -53,10 +53,12 @@ use crate::error::ApiError;
 /// The storefront's services.
 pub struct Shop {
     pool: PgPool,
-    carts: Dispatcher<Cart>,
-    wishlists: Dispatcher<Wishlist>,
-    inboxes: Dispatcher<Inbox>,
-    reviews: Dispatcher<Review>,
+    /// The event store the commands go to.
+    store: AnyStore,
+    carts: Dispatcher<Cart, AnyStore>,
+    wishlists: Dispatcher<Wishlist, AnyStore>,
+    inboxes: Dispatcher<Inbox, AnyStore>,
+    reviews: Dispatcher<Review, AnyStore>,
     /// Started on first use, so a gateway whose database is down still starts (and
     /// reports not ready) instead of failing to build.
     watch: OnceCell<CheckpointWatch>,
@@ -82,6 +84,10 @@ pub enum RelayWaker {
     InProcess(emporium_projections::relay::RelayWake),
     /// The relay runs elsewhere: `NOTIFY emporium_relay_wake` (one round trip).
     Postgres,
+    /// The embedded mode: no relay; the projection runners read the store's feed
+    /// when woken.
+    #[cfg(feature = "sqlite")]
+    Embedded(emporium_projections::projection::embedded::WakeHandle),
 }
 
 impl std::fmt::Debug for Shop {
@@ -98,14 +104,20 @@ impl Shop {
     ///
     /// # Errors
     /// When `shop.currency` is not an ISO 4217 code this build knows.
-    pub fn new(pool: PgPool, clock: Arc<dyn Clock>, settings: &Settings) -> anyhow::Result<Self> {
+    pub fn new(
+        store: AnyStore,
+        pool: PgPool,
+        clock: Arc<dyn Clock>,
+        settings: &Settings,
+    ) -> anyhow::Result<Self> {
         let currency = Currency::parse(&settings.shop.currency)
             .map_err(|e| anyhow::anyhow!("shop.currency: {e}"))?;
         Ok(Self {
-            carts: Dispatcher::new(pool.clone(), Loading::Replay),
-            wishlists: Dispatcher::new(pool.clone(), Loading::Replay),
-            inboxes: Dispatcher::new(pool.clone(), Loading::Replay),
-            reviews: Dispatcher::new(pool.clone(), Loading::Replay),
+            carts: Dispatcher::over(store.clone(), Loading::Replay),
+            wishlists: Dispatcher::over(store.clone(), Loading::Replay),
+            inboxes: Dispatcher::over(store.clone(), Loading::Replay),
+            reviews: Dispatcher::over(store.clone(), Loading::Replay),
+            store,
             pool: pool.clone(),
             watch: OnceCell::new(),
             clock,
@@ -126,6 +138,26 @@ impl Shop {
         self
     }
 
+    /// The shop waiting on `watch` (the embedded runners' in-process announcements)
+    /// instead of starting a PostgreSQL listener on first use.
+    #[must_use]
+    pub fn with_checkpoint_watch(self, watch: CheckpointWatch) -> Self {
+        let _ = self.watch.set(watch);
+        self
+    }
+
+    /// The shop whose subscriptions follow `live`.
+    #[must_use]
+    pub(crate) fn with_live(mut self, live: Live) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// The event store the commands go to.
+    pub(crate) fn store(&self) -> &AnyStore {
+        &self.store
+    }
+
     /// The process's checkpoint watch (started on first use).
     ///
     /// # Errors
@@ -140,6 +172,8 @@ impl Shop {
     async fn wake_relay(&self) {
         match &self.relay {
             RelayWaker::InProcess(wake) => wake.wake(),
+            #[cfg(feature = "sqlite")]
+            RelayWaker::Embedded(wake) => wake.wake(),
             RelayWaker::Postgres => {
                 if let Err(e) = emporium_projections::relay::wake_over_postgres(&self.pool).await {
                     tracing::debug!(error = format!("{e:#}"), "relay wake-up not sent");

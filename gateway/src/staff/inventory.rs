@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, Utc};
 use emporium_commands::CommandError;
+use emporium_commands::EventStore as _;
 use emporium_commands::catalog::SKU_SCOPE;
-use emporium_commands::reservations;
 use emporium_domain::inventory::{AdjustmentReason, InventoryCommand, InventoryError};
 use emporium_domain::{Quantity, Sku};
 use serde::{Deserialize, Serialize};
@@ -121,7 +121,9 @@ impl Staff {
     /// The SKU, which the catalogue must have claimed (`NOT_FOUND` otherwise).
     async fn catalogue_sku(&self, raw: &str) -> Result<Sku, ApiError> {
         let sku = Sku::parse(raw).map_err(|_| ApiError::NotFound { what: "sku" })?;
-        let holder = reservations::holder(&self.pool, SKU_SCOPE, sku.as_str())
+        let holder = self
+            .store
+            .holder(SKU_SCOPE, sku.as_str())
             .await
             .map_err(ApiError::Internal)?;
         if holder.is_some() {

@@ -20,7 +20,7 @@ mod orders;
 use std::sync::Arc;
 
 use emporium_commands::catalog::Products;
-use emporium_commands::{Dispatcher, Loading};
+use emporium_commands::{AnyStore, Dispatcher, Loading};
 use emporium_domain::EventMetadata;
 use emporium_domain::catalog::CategoryTree;
 use emporium_domain::inventory::Inventory;
@@ -45,10 +45,11 @@ pub(crate) struct Staff {
     shop: Arc<Shop>,
     pool: PgPool,
     clock: Arc<dyn Clock>,
-    products: Products,
-    categories: Dispatcher<CategoryTree>,
-    inventory: Dispatcher<Inventory>,
-    orders: Dispatcher<Order>,
+    products: Products<AnyStore>,
+    categories: Dispatcher<CategoryTree, AnyStore>,
+    inventory: Dispatcher<Inventory, AnyStore>,
+    orders: Dispatcher<Order, AnyStore>,
+    store: AnyStore,
 }
 
 impl std::fmt::Debug for Staff {
@@ -63,12 +64,14 @@ impl Staff {
     #[must_use]
     pub(crate) fn new(shop: Arc<Shop>) -> Self {
         let pool = shop.pool().clone();
+        let store = shop.store().clone();
         Self {
             clock: Arc::clone(shop.clock()),
-            products: Products::new(pool.clone()),
-            categories: Dispatcher::new(pool.clone(), Loading::Replay),
-            inventory: Dispatcher::new(pool.clone(), Loading::Replay),
-            orders: Dispatcher::new(pool.clone(), Loading::Replay),
+            products: Products::over(store.clone()),
+            categories: Dispatcher::over(store.clone(), Loading::Replay),
+            inventory: Dispatcher::over(store.clone(), Loading::Replay),
+            orders: Dispatcher::over(store.clone(), Loading::Replay),
+            store,
             pool,
             shop,
         }

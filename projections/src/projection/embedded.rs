@@ -289,7 +289,10 @@ impl WakeHandle {
         self.tx.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    fn subscribe(&self) -> watch::Receiver<u64> {
+    /// A receiver that sees each wake (for other consumers of the store's feed, e.g.
+    /// the embedded e-mail sender).
+    #[must_use]
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.tx.subscribe()
     }
 }
