@@ -171,9 +171,14 @@ impl Application {
             crate::shop::RelayWaker::Postgres
         };
         let shop = Arc::new(
-            Shop::new(pool.clone(), Arc::clone(&ports.clock), &settings)?
-                .with_checkouts(Arc::clone(&checkouts))
-                .with_relay_waker(relay_waker),
+            Shop::new(
+                pool.clone(),
+                emporium_projections::sql::Db::Postgres(pool.clone()),
+                Arc::clone(&ports.clock),
+                &settings,
+            )?
+            .with_checkouts(Arc::clone(&checkouts))
+            .with_relay_waker(relay_waker),
         );
         let catalog_cache = Arc::new(crate::graphql::CatalogCache::new(
             settings.shop.catalog_cache_bytes,

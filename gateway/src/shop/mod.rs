@@ -1,6 +1,6 @@
 //! The storefront's services over the read models: the catalogue (listings, product
 //! pages, the category tree), the viewer's cart, wishlist, notifications and orders,
-//! and product reviews.
+//! their payments, and product reviews.
 //!
 //! Reads are one indexed query per listing page (the read models are shaped for
 //! them). Cart, wishlist, inbox and review changes dispatch a command, then wait, bounded, until the
@@ -15,6 +15,7 @@ mod guest;
 mod inbox;
 mod live;
 mod orders;
+mod payments;
 mod reviews;
 mod wishlist;
 
@@ -29,6 +30,7 @@ use emporium_domain::inbox::Inbox;
 use emporium_domain::metadata::Actor;
 use emporium_domain::{Currency, EventMetadata};
 use emporium_projections::projection::{CheckpointWatch, WaitError};
+use emporium_projections::sql::Db;
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
@@ -40,6 +42,7 @@ pub(crate) use guest::{key_for as guest_key_for, mint as mint_guest_token};
 pub(crate) use inbox::{InboxCounts, NotificationRow};
 pub(crate) use live::{Live, OrderUpdate};
 pub(crate) use orders::{COLUMNS as ORDER_COLUMNS, OrderPage, OrderRow, StatusChange};
+pub(crate) use payments::PaymentRow;
 pub(crate) use reviews::ReviewRow;
 pub(crate) use wishlist::WishlistEntry;
 
@@ -53,6 +56,9 @@ use crate::error::ApiError;
 /// The storefront's services.
 pub struct Shop {
     pool: PgPool,
+    /// The read models: every storefront read goes through this port, so it runs on
+    /// PostgreSQL and on the embedded mode's SQLite `read.db` alike.
+    read: Db,
     carts: Dispatcher<Cart>,
     wishlists: Dispatcher<Wishlist>,
     inboxes: Dispatcher<Inbox>,
@@ -94,11 +100,18 @@ impl std::fmt::Debug for Shop {
 }
 
 impl Shop {
-    /// The services over `pool` (event store and read models).
+    /// The services over `pool` (the event store, which commands go to) and `read`
+    /// (the read models the answers come from: `Db::Postgres` over the same pool in
+    /// the distributed mode).
     ///
     /// # Errors
     /// When `shop.currency` is not an ISO 4217 code this build knows.
-    pub fn new(pool: PgPool, clock: Arc<dyn Clock>, settings: &Settings) -> anyhow::Result<Self> {
+    pub fn new(
+        pool: PgPool,
+        read: Db,
+        clock: Arc<dyn Clock>,
+        settings: &Settings,
+    ) -> anyhow::Result<Self> {
         let currency = Currency::parse(&settings.shop.currency)
             .map_err(|e| anyhow::anyhow!("shop.currency: {e}"))?;
         Ok(Self {
@@ -107,6 +120,7 @@ impl Shop {
             inboxes: Dispatcher::new(pool.clone(), Loading::Replay),
             reviews: Dispatcher::new(pool.clone(), Loading::Replay),
             pool: pool.clone(),
+            read,
             watch: OnceCell::new(),
             clock,
             currency,
@@ -158,10 +172,17 @@ impl Shop {
         self
     }
 
-    /// The pool over the event store and read models (for services beside the shop's
-    /// own, e.g. the back office, payments and e-mail templates).
+    /// The pool over the event store (for services beside the shop's own, e.g. the
+    /// back office's dispatchers and e-mail templates); read models are read through
+    /// [`read`](Self::read).
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The read models (for services beside the shop's own, e.g. the back office and
+    /// payments).
+    pub(crate) fn read(&self) -> &Db {
+        &self.read
     }
 
     /// The clock.

@@ -26,6 +26,7 @@ use emporium_domain::catalog::CategoryTree;
 use emporium_domain::inventory::Inventory;
 use emporium_domain::metadata::Actor;
 use emporium_domain::order::Order;
+use emporium_projections::sql::Db;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -44,6 +45,8 @@ use crate::shop::Shop;
 pub(crate) struct Staff {
     shop: Arc<Shop>,
     pool: PgPool,
+    /// The read models (the storefront's): every listing and lookup goes through it.
+    read: Db,
     clock: Arc<dyn Clock>,
     products: Products,
     categories: Dispatcher<CategoryTree>,
@@ -58,8 +61,8 @@ impl std::fmt::Debug for Staff {
 }
 
 impl Staff {
-    /// The back office beside the storefront `shop` (same pool, clock and
-    /// read-your-writes watch).
+    /// The back office beside the storefront `shop` (same pool, read models, clock
+    /// and read-your-writes watch).
     #[must_use]
     pub(crate) fn new(shop: Arc<Shop>) -> Self {
         let pool = shop.pool().clone();
@@ -69,6 +72,7 @@ impl Staff {
             categories: Dispatcher::new(pool.clone(), Loading::Replay),
             inventory: Dispatcher::new(pool.clone(), Loading::Replay),
             orders: Dispatcher::new(pool.clone(), Loading::Replay),
+            read: shop.read().clone(),
             pool,
             shop,
         }
