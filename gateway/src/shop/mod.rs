@@ -8,6 +8,8 @@
 //! from the read model. Prices always come from the catalogue read model; no input
 //! carries one.
 
+#[cfg(all(test, feature = "sqlite"))]
+mod both_backends;
 mod cart;
 mod catalog;
 pub mod checkout;
