@@ -995,8 +995,34 @@ async fn product_listings_are_the_same_on_postgres_and_sqlite() {
         }
     }
 
-    // A cursor of another sort is refused on both.
+    // A cursor of another sort, or whose key is not of its sort's type, is refused
+    // on both.
     for shop in &b.shops {
+        for sort in ["PriceAsc", "Newest", "Rating"] {
+            let forged = base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                serde_json::json!({ "s": sort, "k": "garbage", "i": Uuid::nil() }).to_string(),
+            );
+            let sort = match sort {
+                "PriceAsc" => ProductSort::PriceAsc,
+                "Newest" => ProductSort::Newest,
+                _ => ProductSort::Rating,
+            };
+            let refused = shop
+                .list_products(&ProductFilter::default(), sort, 2, Some(&forged), false)
+                .await;
+            assert!(
+                matches!(
+                    refused,
+                    Err(ApiError::BadUserInput {
+                        rule: "invalid_cursor",
+                        ..
+                    })
+                ),
+                "{:?} {sort:?}: {refused:?}",
+                shop.read().backend()
+            );
+        }
         let page = shop
             .list_products(&ProductFilter::default(), ProductSort::Name, 2, None, false)
             .await
