@@ -175,8 +175,7 @@ impl Shop {
     }
 
     /// The pool over the event store (for services beside the shop's own, e.g. the
-    /// back office's dispatchers and e-mail templates); read models are read through
-    /// [`read`](Self::read).
+    /// back office's dispatchers); read models are read through [`read`](Self::read).
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }
