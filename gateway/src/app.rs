@@ -303,6 +303,7 @@ impl Application {
         let mut shop = Shop::new(
             store.clone(),
             pool.clone(),
+            read.clone(),
             Arc::clone(&ports.clock),
             &settings,
         )?

@@ -1,8 +1,8 @@
 //! Payments as their owners see them (`myPayments`, `payment`), and the staff-edited
 //! e-mail templates (`emailTemplates`, `updateEmailTemplate`).
 //!
-//! Payments are read from the `payments` read model, only the viewer's rows: a foreign
-//! payment id answers `NOT_FOUND` exactly like a missing one. Templates are staff-only
+//! Payments are read from the `payments` read model (`shop/payments.rs`), only the
+//! viewer's rows: a foreign payment id answers `NOT_FOUND` exactly like a missing one. Templates are staff-only
 //! (`FORBIDDEN` for customers); an update is stored only once it renders against the
 //! kind's sample context, otherwise `BAD_USER_INPUT` with the reason.
 
@@ -15,6 +15,7 @@ use super::guard::RoleGuard;
 use super::shop::Money;
 use crate::error::ApiError;
 use crate::notify::templates::{self, TemplateError, TemplateKind, UpdateTemplateError};
+use crate::shop::PaymentRow;
 
 /// Where a payment is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -81,22 +82,6 @@ pub(crate) struct Payment {
     updated_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
-struct PaymentRow {
-    payment_id: Uuid,
-    order_id: Uuid,
-    status: String,
-    provider: String,
-    currency: String,
-    amount_minor: i64,
-    authorised_minor: i64,
-    captured_minor: i64,
-    refunded_minor: i64,
-    failure_reason: Option<String>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
 impl TryFrom<PaymentRow> for Payment {
     type Error = ApiError;
     fn try_from(r: PaymentRow) -> Result<Self, ApiError> {
@@ -116,10 +101,6 @@ impl TryFrom<PaymentRow> for Payment {
         })
     }
 }
-
-const PAYMENT_COLUMNS: &str =
-    "payment_id, order_id, status, provider, currency, amount_minor, authorised_minor,
-     captured_minor, refunded_minor, failure_reason, created_at, updated_at";
 
 /// What an e-mail template is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -203,15 +184,10 @@ impl PaymentsQuery {
         #[graphql(default = 20)] first: i32,
     ) -> async_graphql::Result<Vec<Payment>> {
         let viewer = ctx.viewer()?;
-        let rows: Vec<PaymentRow> = sqlx::query_as(&format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE customer_id = $1
-             ORDER BY created_at DESC, payment_id DESC LIMIT $2"
-        ))
-        .bind(viewer.user_id)
-        .bind(i64::from(first.clamp(1, 100)))
-        .fetch_all(ctx.shop()?.pool())
-        .await
-        .map_err(ApiError::internal)?;
+        let rows = ctx
+            .shop()?
+            .my_payments(viewer.user_id, i64::from(first))
+            .await?;
         Ok(rows
             .into_iter()
             .map(Payment::try_from)
@@ -223,14 +199,7 @@ impl PaymentsQuery {
         let viewer = ctx.viewer()?;
         let not_found = || ApiError::NotFound { what: "payment" };
         let id = Uuid::parse_str(id.as_str()).map_err(|_| not_found())?;
-        let row: Option<PaymentRow> = sqlx::query_as(&format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1 AND customer_id = $2"
-        ))
-        .bind(id)
-        .bind(viewer.user_id)
-        .fetch_optional(ctx.shop()?.pool())
-        .await
-        .map_err(ApiError::internal)?;
+        let row = ctx.shop()?.my_payment(viewer.user_id, id).await?;
         Ok(Payment::try_from(row.ok_or_else(not_found)?)?)
     }
 

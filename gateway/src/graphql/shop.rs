@@ -220,7 +220,7 @@ impl From<ProductRow> for Product {
                     slug: c.slug,
                 })
                 .collect(),
-            tags: p.tags,
+            tags: p.tags.0,
             attributes: Json(p.attributes.0),
             price: Money::new(p.price_minor, currency),
             min_price: Money::new(p.min_price_minor, currency),

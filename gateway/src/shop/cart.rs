@@ -13,12 +13,14 @@ use emporium_commands::CommandError;
 use emporium_domain::cart::{Cart, CartCommand, CartError, CartOwner, CartStatus, GuestKey};
 use emporium_domain::metadata::Actor;
 use emporium_domain::{Aggregate as _, EventMetadata, Quantity, Sku};
+use emporium_projections::args;
+use emporium_projections::sql::Backend;
 use sha2::{Digest, Sha256};
 use sqlx::types::Json;
-use sqlx::{FromRow as _, Row as _};
+use sqlx::{Decode, FromRow, Row, Type};
 use uuid::Uuid;
 
-use super::catalog::PRODUCT_COLUMNS;
+use super::catalog::product_columns;
 use super::{ProductRow, Shop, guest};
 use crate::error::ApiError;
 
@@ -115,6 +117,45 @@ struct LineJson {
     quantity: i64,
 }
 
+/// A row of [`Shop::cart_state`]'s query: the cart's columns, its lines on the first
+/// row only, and one of its distinct products (none when it has no lines or the
+/// product left the catalogue).
+#[derive(Debug)]
+struct CartStateRow {
+    cart_key: Uuid,
+    cart_currency: String,
+    cart_updated_at: DateTime<Utc>,
+    cart_lines: Option<Json<Vec<LineJson>>>,
+    product: Option<ProductRow>,
+}
+
+/// Decodes on either backend (what `#[derive(FromRow)]` would write, but the product
+/// is read only when the row has one).
+impl<'r, R> FromRow<'r, R> for CartStateRow
+where
+    R: Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    Uuid: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+    Json<Vec<LineJson>>: Decode<'r, R::Database> + Type<R::Database>,
+    ProductRow: FromRow<'r, R>,
+{
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        let product = match row.try_get::<Option<Uuid>, _>("product_id")? {
+            Some(_) => Some(ProductRow::from_row(row)?),
+            None => None,
+        };
+        Ok(Self {
+            cart_key: row.try_get("cart_key")?,
+            cart_currency: row.try_get("cart_currency")?,
+            cart_updated_at: row.try_get("cart_updated_at")?,
+            cart_lines: row.try_get("cart_lines")?,
+            product,
+        })
+    }
+}
+
 fn cart_error(e: CommandError<CartError>) -> ApiError {
     match e {
         CommandError::Rejected(e) => match e {
@@ -136,6 +177,31 @@ fn cart_error(e: CommandError<CartError>) -> ApiError {
         },
         CommandError::Conflict { .. } => ApiError::Conflict,
         CommandError::Unexpected(e) => ApiError::Internal(e),
+    }
+}
+
+/// How [`Shop::cart_state`] numbers the cart's distinct products `k(id, first)`:
+/// a `WITH` clause to put before the query (SQLite) and the join that brings `k` in
+/// (a lateral join on PostgreSQL). `first` marks the row that carries the lines.
+fn cart_products(backend: Backend) -> (&'static str, &'static str) {
+    match backend {
+        Backend::Postgres => (
+            "",
+            "LEFT JOIN LATERAL (
+                 SELECT d.id, row_number() OVER () = 1 AS first
+                 FROM (SELECT DISTINCT (l->>'product_id')::uuid AS id
+                       FROM jsonb_array_elements(c.lines) l) d
+             ) k ON true",
+        ),
+        // The lines hold hyphenated ids; the products' keys are 16-byte blobs.
+        Backend::Sqlite => (
+            "WITH k(id, first) AS (
+                 SELECT d.id, row_number() OVER () = 1
+                 FROM (SELECT DISTINCT unhex(replace(l.value ->> 'product_id', '-', '')) AS id
+                       FROM carts lc, json_each(lc.lines) l WHERE lc.cart_id = $1) d
+             )",
+            "LEFT JOIN k ON true",
+        ),
     }
 }
 
@@ -285,14 +351,15 @@ impl Shop {
             Shopper::User(user_id) => *user_id,
             Shopper::Guest { .. } => return self.guest_cart(shopper).await,
         };
-        let id: Option<Uuid> = sqlx::query_scalar(
-            "SELECT cart_id FROM carts WHERE user_id = $1 AND status = 'open'
-             ORDER BY updated_at DESC LIMIT 1",
-        )
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("find cart")))?;
+        let id: Option<Uuid> = self
+            .read
+            .scalar_optional(
+                "SELECT cart_id FROM carts WHERE user_id = $1 AND status = 'open'
+                 ORDER BY updated_at DESC LIMIT 1",
+                args![user_id],
+            )
+            .await
+            .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("find cart")))?;
         match id {
             Some(id) => self.cart_state(id).await,
             None => Ok(self.empty_cart(cart_id(user_id, 0))),
@@ -312,47 +379,43 @@ impl Shop {
     /// per distinct product (the cart's columns repeated, its lines only on the
     /// first), or one row without a product.
     async fn cart_state(&self, id: Uuid) -> Result<CartState, ApiError> {
-        let rows = sqlx::query(&format!(
-            "SELECT c.cart_id AS cart_key, c.currency AS cart_currency,
-                    c.updated_at AS cart_updated_at,
-                    CASE WHEN k.first IS NOT FALSE THEN c.lines END AS cart_lines,
-                    {PRODUCT_COLUMNS}
-             FROM carts c
-             LEFT JOIN LATERAL (
-                 SELECT d.id, row_number() OVER () = 1 AS first
-                 FROM (SELECT DISTINCT (l->>'product_id')::uuid AS id
-                       FROM jsonb_array_elements(c.lines) l) d
-             ) k ON true
-             LEFT JOIN catalog_products p ON p.product_id = k.id
-             WHERE c.cart_id = $1"
-        ))
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read cart")))?;
+        let backend = self.read.backend();
+        let rows: Vec<CartStateRow> = self
+            .read
+            .fetch_all(
+                &format!(
+                    "{}
+                     SELECT c.cart_id AS cart_key, c.currency AS cart_currency,
+                            c.updated_at AS cart_updated_at,
+                            CASE WHEN k.first IS NOT FALSE THEN c.lines END AS cart_lines,
+                            {}
+                     FROM carts c
+                     {}
+                     LEFT JOIN catalog_products p ON p.product_id = k.id
+                     WHERE c.cart_id = $1",
+                    cart_products(backend).0,
+                    product_columns(backend),
+                    cart_products(backend).1,
+                ),
+                args![id],
+            )
+            .await
+            .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read cart")))?;
         let Some(first) = rows.first() else {
             return Ok(self.empty_cart(id));
         };
-        let decode =
-            |e: sqlx::Error| ApiError::internal(anyhow::Error::from(e).context("decode cart"));
-        let cart_id: Uuid = first.try_get("cart_key").map_err(decode)?;
-        let currency: String = first.try_get("cart_currency").map_err(decode)?;
-        let updated_at: DateTime<Utc> = first.try_get("cart_updated_at").map_err(decode)?;
+        let (cart_id, currency, updated_at) = (
+            first.cart_key,
+            first.cart_currency.clone(),
+            first.cart_updated_at,
+        );
         let mut lines: Vec<LineJson> = Vec::new();
         let mut products: HashMap<Uuid, ProductRow> = HashMap::new();
-        for row in &rows {
-            if let Some(Json(these)) = row
-                .try_get::<Option<Json<Vec<LineJson>>>, _>("cart_lines")
-                .map_err(decode)?
-            {
+        for row in rows {
+            if let Some(Json(these)) = row.cart_lines {
                 lines = these;
             }
-            if row
-                .try_get::<Option<Uuid>, _>("product_id")
-                .map_err(decode)?
-                .is_some()
-            {
-                let product = ProductRow::from_row(row).map_err(decode)?;
+            if let Some(product) = row.product {
                 products.insert(product.product_id, product);
             }
         }
@@ -384,15 +447,16 @@ impl Shop {
     ) -> Result<CartState, ApiError> {
         let quantity = parse_quantity(quantity)?;
         let sku = parse_sku(sku)?;
-        let product: Option<(Uuid, String)> = sqlx::query_as(
-            "SELECT p.product_id, p.currency
-             FROM catalog_stock s JOIN catalog_products p ON p.product_id = s.product_id
-             WHERE s.sku = $1 AND p.published",
-        )
-        .bind(sku.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("look up sku")))?;
+        let product: Option<(Uuid, String)> = self
+            .read
+            .fetch_optional(
+                "SELECT p.product_id, p.currency
+                 FROM catalog_stock s JOIN catalog_products p ON p.product_id = s.product_id
+                 WHERE s.sku = $1 AND p.published",
+                args![sku.as_str()],
+            )
+            .await
+            .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("look up sku")))?;
         let (product_id, currency) = product.ok_or(ApiError::NotFound { what: "product" })?;
         if currency != self.currency.code() {
             return Err(ApiError::bad_input(

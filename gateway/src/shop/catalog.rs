@@ -1,22 +1,43 @@
-//! Catalogue reads over `catalog_products` and `categories`.
+//! Catalogue reads over `catalog_products` and `categories`, through the read-model
+//! port (`sql::Db`): the same statements on PostgreSQL and on SQLite, except where
+//! the dialects part (array containment, a former slug, the cursor's key type).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use emporium_projections::args;
+use emporium_projections::sql::{Args, Backend, Value};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
-use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{Shop, is_bad_cursor_value};
 use crate::error::ApiError;
 
-/// The columns of a product as every storefront read selects them (alias `p`).
-pub(super) const PRODUCT_COLUMNS: &str = "p.product_id, p.sku, p.slug, p.name, p.description, \
-     p.category_id, p.category_path, p.tags, p.attributes, p.currency, p.price_minor, \
-     p.min_price_minor, p.max_price_minor, p.variants, p.images, p.rating_count, \
-     p.rating_average::float8 AS rating_average, p.available, p.in_stock, p.published, \
-     p.featured, p.status, p.created_at, p.published_at";
+/// The columns of a product as every storefront read selects them (alias `p`), with
+/// `$tags` the expression that reads `tags` as a JSON array.
+macro_rules! product_columns {
+    ($tags:literal) => {
+        concat!(
+            "p.product_id, p.sku, p.slug, p.name, p.description, p.category_id, p.category_path, ",
+            $tags,
+            ", p.attributes, p.currency, p.price_minor, p.min_price_minor, p.max_price_minor, \
+             p.variants, p.images, p.rating_count, \
+             CAST(p.rating_average AS double precision) AS rating_average, p.available, \
+             p.in_stock, p.published, p.featured, p.status, p.created_at, p.published_at"
+        )
+    };
+}
+
+/// The columns of a product (alias `p`) as [`ProductRow`] decodes them on `backend`:
+/// `tags` is a `text[]` on PostgreSQL and JSON array text on SQLite, read as JSON on
+/// both.
+pub(super) fn product_columns(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => product_columns!("to_jsonb(p.tags) AS tags"),
+        Backend::Sqlite => product_columns!("p.tags"),
+    }
+}
 
 /// One step of a product's category path.
 #[derive(Debug, Clone, Deserialize)]
@@ -57,7 +78,7 @@ pub(crate) struct ProductRow {
     pub(crate) description: String,
     pub(crate) category_id: Uuid,
     pub(crate) category_path: Json<Vec<PathEntry>>,
-    pub(crate) tags: Vec<String>,
+    pub(crate) tags: Json<Vec<String>>,
     pub(crate) attributes: Json<serde_json::Value>,
     pub(crate) currency: String,
     pub(crate) price_minor: i64,
@@ -145,7 +166,7 @@ pub(crate) struct ProductFilter {
 
 /// Where a page starts: after this sort key and product id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Cursor {
+pub(super) struct Cursor {
     s: ProductSort,
     k: String,
     i: Uuid,
@@ -156,7 +177,7 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
     }
 
-    fn decode(raw: &str, sort: ProductSort) -> Result<Self, ApiError> {
+    pub(super) fn decode(raw: &str, sort: ProductSort) -> Result<Self, ApiError> {
         let bad = || ApiError::bad_input("after", "invalid_cursor", "not a cursor of this listing");
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
         let cursor: Self = serde_json::from_slice(&bytes).map_err(|_| bad())?;
@@ -204,45 +225,103 @@ fn escape_like(s: &str) -> String {
     out
 }
 
+/// A statement being built: its text and its arguments, `$n` numbered as bound.
+#[derive(Debug, Default)]
+pub(super) struct Statement {
+    pub(super) text: String,
+    pub(super) args: Args,
+}
+
+impl Statement {
+    fn push(&mut self, sql: &str) -> &mut Self {
+        self.text.push_str(sql);
+        self
+    }
+
+    /// Adds `value` as the next argument; returns its placeholder.
+    fn bind(&mut self, value: impl Into<Value>) -> String {
+        self.args.0.push(value.into());
+        format!("${}", self.args.0.len())
+    }
+}
+
+/// A cursor's sort key as an argument of `sort`'s key type, for SQLite (PostgreSQL
+/// casts the text in the statement); `None` when it is not one.
+fn sqlite_cursor_key(sort: ProductSort, key: &str) -> Option<Value> {
+    match sort {
+        ProductSort::PriceAsc | ProductSort::PriceDesc => key.parse::<i64>().ok().map(Value::from),
+        ProductSort::Newest => DateTime::parse_from_rfc3339(key)
+            .ok()
+            .map(|t| Value::from(t.with_timezone(&Utc))),
+        ProductSort::Rating => key
+            .parse::<f64>()
+            .ok()
+            .filter(|k| k.is_finite())
+            .map(Value::from),
+        ProductSort::Name => Some(Value::from(key)),
+    }
+}
+
 /// The listing query (one statement whatever the filter and sort), after `prefix`
 /// (`EXPLAIN ...` in the index tests). It orders by the sort key then the product id,
 /// both in the sort's direction: exactly the column order of the catalog projection's
-/// listing indexes, so a page is an index range scan that stops after `first + 1`
-/// rows, with no sort.
-fn listing_query<'a>(
+/// listing indexes (on both backends), so a page is an index range scan that stops
+/// after `first + 1` rows, with no sort. `None` for a cursor whose key SQLite cannot
+/// read as the sort's type (PostgreSQL reports that as a database error).
+pub(super) fn listing_query(
+    backend: Backend,
     prefix: &str,
-    filter: &'a ProductFilter,
+    filter: &ProductFilter,
     sort: ProductSort,
     first: i64,
-    after: Option<&'a Cursor>,
+    after: Option<&Cursor>,
     include_unpublished: bool,
-) -> QueryBuilder<'a, Postgres> {
+) -> Option<Statement> {
     let (key, key_type, ascending) = sort.key();
-    let mut q = QueryBuilder::<Postgres>::new(format!(
-        "{prefix}SELECT {PRODUCT_COLUMNS}, ({key})::text AS sort_key FROM catalog_products p WHERE true"
+    let mut q = Statement::default();
+    q.push(&format!(
+        "{prefix}SELECT {}, CAST(({key}) AS text) AS sort_key FROM catalog_products p WHERE true",
+        product_columns(backend)
     ));
     if !include_unpublished {
         q.push(" AND p.published");
     }
     if let Some(category) = filter.category_id {
-        // `category_ids` holds the product's category and its ancestors.
-        q.push(" AND p.category_ids @> ARRAY[")
-            .push_bind(category)
-            .push("]::uuid[]");
+        // `category_ids` holds the product's category and its ancestors (hyphenated
+        // text in SQLite's JSON array).
+        let condition = match backend {
+            Backend::Postgres => {
+                format!(" AND p.category_ids @> ARRAY[{}]::uuid[]", q.bind(category))
+            }
+            Backend::Sqlite => format!(
+                " AND EXISTS (SELECT 1 FROM json_each(p.category_ids) WHERE value = {})",
+                q.bind(category.to_string())
+            ),
+        };
+        q.push(&condition);
     }
     if let Some(min) = filter.min_price_minor {
-        q.push(" AND p.min_price_minor >= ").push_bind(min);
+        let min = q.bind(min);
+        q.push(&format!(" AND p.min_price_minor >= {min}"));
     }
     if let Some(max) = filter.max_price_minor {
-        q.push(" AND p.min_price_minor <= ").push_bind(max);
+        let max = q.bind(max);
+        q.push(&format!(" AND p.min_price_minor <= {max}"));
     }
     if let Some(in_stock) = filter.in_stock {
-        q.push(" AND p.in_stock = ").push_bind(in_stock);
+        let in_stock = q.bind(in_stock);
+        q.push(&format!(" AND p.in_stock = {in_stock}"));
     }
     if !filter.tags.is_empty() {
-        q.push(" AND p.tags @> ")
-            .push_bind(filter.tags.clone())
-            .push("::text[]");
+        let tags = q.bind(filter.tags.clone());
+        let condition = match backend {
+            Backend::Postgres => format!(" AND p.tags @> {tags}"),
+            Backend::Sqlite => format!(
+                " AND NOT EXISTS (SELECT 1 FROM json_each({tags}) AS t
+                                  WHERE t.value NOT IN (SELECT value FROM json_each(p.tags)))"
+            ),
+        };
+        q.push(&condition);
     }
     if let Some(search) = filter
         .search
@@ -250,25 +329,39 @@ fn listing_query<'a>(
         .map(str::trim)
         .filter(|s| !s.is_empty())
     {
-        let pattern = escape_like(search);
-        q.push(" AND (p.name ILIKE ")
-            .push_bind(pattern.clone())
-            .push(" OR p.description ILIKE ")
-            .push_bind(pattern)
-            .push(")");
+        // `lower(…) LIKE lower(…)` is what PostgreSQL's ILIKE does; SQLite has no
+        // ILIKE and no default escape character.
+        let pattern = q.bind(escape_like(search));
+        q.push(&format!(
+            " AND (lower(p.name) LIKE lower({pattern}) ESCAPE '\\'
+                   OR lower(p.description) LIKE lower({pattern}) ESCAPE '\\')"
+        ));
     }
-    if let Some(cursor) = &after {
+    if let Some(cursor) = after {
         let op = if ascending { ">" } else { "<" };
-        q.push(format!(" AND (({key}), p.product_id) {op} ("))
-            .push_bind(cursor.k.clone())
-            .push(format!("::{key_type}, "))
-            .push_bind(cursor.i)
-            .push(")");
+        let condition = match backend {
+            Backend::Postgres => {
+                let (k, i) = (q.bind(cursor.k.clone()), q.bind(cursor.i));
+                format!(" AND (({key}), p.product_id) {op} ({k}::{key_type}, {i})")
+            }
+            // SQLite bounds an expression index by a row value only with the leading
+            // term beside it.
+            Backend::Sqlite => {
+                let (k, i) = (
+                    q.bind(sqlite_cursor_key(sort, &cursor.k)?),
+                    q.bind(cursor.i),
+                );
+                format!(" AND ({key}) {op}= {k} AND (({key}), p.product_id) {op} ({k}, {i})")
+            }
+        };
+        q.push(&condition);
     }
     let dir = if ascending { "ASC" } else { "DESC" };
-    q.push(format!(" ORDER BY {key} {dir}, p.product_id {dir} LIMIT "))
-        .push_bind(first + 1);
-    q
+    let limit = q.bind(first + 1);
+    q.push(&format!(
+        " ORDER BY {key} {dir}, p.product_id {dir} LIMIT {limit}"
+    ));
+    Some(q)
 }
 
 impl Shop {
@@ -291,23 +384,26 @@ impl Shop {
                 format!("must be between 1 and {MAX_PAGE}"),
             ));
         }
+        let bad_cursor =
+            || ApiError::bad_input("after", "invalid_cursor", "not a cursor of this listing");
         let after = after.map(|a| Cursor::decode(a, sort)).transpose()?;
-        let mut q = listing_query("", filter, sort, first, after.as_ref(), include_unpublished);
-        let mut rows: Vec<ListedRow> =
-            q.build_query_as()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| {
-                    if after.is_some() && is_bad_cursor_value(&e) {
-                        ApiError::bad_input(
-                            "after",
-                            "invalid_cursor",
-                            "not a cursor of this listing",
-                        )
-                    } else {
-                        ApiError::internal(anyhow::Error::from(e).context("list products"))
-                    }
-                })?;
+        let q = listing_query(
+            self.read.backend(),
+            "",
+            filter,
+            sort,
+            first,
+            after.as_ref(),
+            include_unpublished,
+        )
+        .ok_or_else(bad_cursor)?;
+        let mut rows: Vec<ListedRow> = self.read.fetch_all(&q.text, q.args).await.map_err(|e| {
+            if after.is_some() && is_bad_cursor_value(&e) {
+                bad_cursor()
+            } else {
+                ApiError::internal(anyhow::Error::from(e).context("list products"))
+            }
+        })?;
         let has_next_page = rows.len() > usize::try_from(first).unwrap_or(usize::MAX);
         rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
         let items = rows
@@ -337,24 +433,39 @@ impl Shop {
         slug: Option<&str>,
         include_unpublished: bool,
     ) -> Result<Option<ProductRow>, ApiError> {
+        let backend = self.read.backend();
+        let columns = product_columns(backend);
         let row: Option<ProductRow> = match (id, slug) {
             (Some(id), _) => {
-                sqlx::query_as(&format!(
-                    "SELECT {PRODUCT_COLUMNS} FROM catalog_products p WHERE p.product_id = $1"
-                ))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
+                self.read
+                    .fetch_optional(
+                        &format!(
+                            "SELECT {columns} FROM catalog_products p WHERE p.product_id = $1"
+                        ),
+                        args![id],
+                    )
+                    .await
             }
             (None, Some(slug)) => {
-                sqlx::query_as(&format!(
-                    "SELECT {PRODUCT_COLUMNS} FROM catalog_products p
-                     WHERE p.slug = $1 OR p.old_slugs @> ARRAY[$1]
-                     ORDER BY p.slug = $1 DESC LIMIT 1"
-                ))
-                .bind(slug)
-                .fetch_optional(&self.pool)
-                .await
+                // A former slug: the GIN-indexed array on PostgreSQL; on SQLite the
+                // partial index of the products that have one.
+                let former = match backend {
+                    Backend::Postgres => "p.old_slugs @> ARRAY[$1]",
+                    Backend::Sqlite => {
+                        "(p.old_slugs <> '[]'
+                          AND EXISTS (SELECT 1 FROM json_each(p.old_slugs) WHERE value = $1))"
+                    }
+                };
+                self.read
+                    .fetch_optional(
+                        &format!(
+                            "SELECT {columns} FROM catalog_products p
+                             WHERE p.slug = $1 OR {former}
+                             ORDER BY p.slug = $1 DESC LIMIT 1"
+                        ),
+                        args![slug],
+                    )
+                    .await
             }
             (None, None) => return Ok(None),
         }
@@ -374,28 +485,42 @@ impl Shop {
                 format!("must be between 1 and {MAX_PAGE}"),
             ));
         }
-        sqlx::query_as(&format!(
-            "SELECT {PRODUCT_COLUMNS} FROM catalog_products p
-             WHERE p.published AND p.featured ORDER BY p.updated_at DESC LIMIT $1"
-        ))
-        .bind(first)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("featured products")))
+        self.read
+            .fetch_all(
+                &format!(
+                    "SELECT {} FROM catalog_products p
+                     WHERE p.published AND p.featured ORDER BY p.updated_at DESC LIMIT $1",
+                    product_columns(self.read.backend())
+                ),
+                args![first],
+            )
+            .await
+            .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("featured products")))
     }
 
-    /// Published products by id, in no particular order (one query).
+    /// Products by id, in no particular order (one query).
     pub(crate) async fn products_by_id(&self, ids: &[Uuid]) -> Result<Vec<ProductRow>, ApiError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        sqlx::query_as(&format!(
-            "SELECT {PRODUCT_COLUMNS} FROM catalog_products p WHERE p.product_id = ANY($1)"
-        ))
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read products")))
+        let backend = self.read.backend();
+        // SQLite gets the ids as a JSON array of hyphenated text; its keys are blobs.
+        let among = match backend {
+            Backend::Postgres => "p.product_id = ANY($1)",
+            Backend::Sqlite => {
+                "p.product_id IN (SELECT unhex(replace(value, '-', '')) FROM json_each($1))"
+            }
+        };
+        self.read
+            .fetch_all(
+                &format!(
+                    "SELECT {} FROM catalog_products p WHERE {among}",
+                    product_columns(backend)
+                ),
+                args![ids.to_vec()],
+            )
+            .await
+            .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read products")))
     }
 
     /// Every category, parents before children, siblings by name.
@@ -403,13 +528,14 @@ impl Shop {
     /// # Errors
     /// When the read model cannot be read.
     pub(crate) async fn categories(&self) -> Result<Vec<CategoryRow>, ApiError> {
-        sqlx::query_as(
-            "SELECT category_id, parent_id, name, slug, path_slugs, depth
-             FROM categories ORDER BY depth, name, category_id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read categories")))
+        self.read
+            .fetch_all(
+                "SELECT category_id, parent_id, name, slug, path_slugs, depth
+                 FROM categories ORDER BY depth, name, category_id",
+                args![],
+            )
+            .await
+            .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read categories")))
     }
 }
 
@@ -472,6 +598,7 @@ mod tests {
             .await
             .unwrap();
 
+        let read = emporium_projections::sql::Db::Postgres(db.pool().clone());
         let filter = ProductFilter::default();
         for (sort, index) in [
             (ProductSort::Newest, "catalog_products_newest"),
@@ -481,11 +608,9 @@ mod tests {
             (ProductSort::Name, "catalog_products_name"),
         ] {
             // A cursor from the middle of the listing, as a client would hold it.
-            let rows: Vec<ListedRow> = listing_query("", &filter, sort, 5_000, None, false)
-                .build_query_as()
-                .fetch_all(db.pool())
-                .await
-                .unwrap();
+            let q =
+                listing_query(Backend::Postgres, "", &filter, sort, 5_000, None, false).unwrap();
+            let rows: Vec<ListedRow> = read.fetch_all(&q.text, q.args).await.unwrap();
             let last = rows.last().unwrap();
             let cursor = Cursor {
                 s: sort,
@@ -493,12 +618,18 @@ mod tests {
                 i: last.product.product_id,
             };
             for after in [None, Some(&cursor)] {
-                let (plan,): (sqlx::types::Json<serde_json::Value>,) =
-                    listing_query("EXPLAIN (FORMAT JSON) ", &filter, sort, 20, after, false)
-                        .build_query_as()
-                        .fetch_one(db.pool())
-                        .await
-                        .unwrap();
+                let q = listing_query(
+                    Backend::Postgres,
+                    "EXPLAIN (FORMAT JSON) ",
+                    &filter,
+                    sort,
+                    20,
+                    after,
+                    false,
+                )
+                .unwrap();
+                let (plan,): (Json<serde_json::Value>,) =
+                    read.fetch_one(&q.text, q.args).await.unwrap();
                 let mut all = Vec::new();
                 nodes(&plan.0[0]["Plan"], &mut all);
                 let types: Vec<&str> = all.iter().filter_map(|n| n["Node Type"].as_str()).collect();

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use emporium_commands::CommandError;
 use emporium_domain::inbox::{InboxCommand, InboxError};
+use emporium_projections::args;
 use uuid::Uuid;
 
 use super::Shop;
@@ -57,18 +58,18 @@ impl Shop {
         first: i64,
         unread_only: bool,
     ) -> Result<Vec<NotificationRow>, ApiError> {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM notifications
-             WHERE user_id = $1 AND NOT cleared AND (NOT $2 OR read_at IS NULL)
-             ORDER BY created_at DESC, notification_id DESC
-             LIMIT $3"
-        ))
-        .bind(user_id)
-        .bind(unread_only)
-        .bind(first.clamp(1, MAX_PAGE))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "read notifications"))
+        self.read
+            .fetch_all(
+                &format!(
+                    "SELECT {COLUMNS} FROM notifications
+                     WHERE user_id = $1 AND NOT cleared AND (NOT $2 OR read_at IS NULL)
+                     ORDER BY created_at DESC, notification_id DESC
+                     LIMIT $3"
+                ),
+                args![user_id, unread_only, first.clamp(1, MAX_PAGE)],
+            )
+            .await
+            .map_err(|e| read_error(e, "read notifications"))
     }
 
     /// How many notifications the user has, and how many are unread.
@@ -76,14 +77,14 @@ impl Shop {
     /// # Errors
     /// When the read model cannot be read.
     pub(crate) async fn inbox_counts(&self, user_id: Uuid) -> Result<InboxCounts, ApiError> {
-        sqlx::query_as(
-            "SELECT count(*) AS total, count(*) FILTER (WHERE read_at IS NULL) AS unread
-             FROM notifications WHERE user_id = $1 AND NOT cleared",
-        )
-        .bind(user_id)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "count notifications"))
+        self.read
+            .fetch_one(
+                "SELECT count(*) AS total, count(*) FILTER (WHERE read_at IS NULL) AS unread
+                 FROM notifications WHERE user_id = $1 AND NOT cleared",
+                args![user_id],
+            )
+            .await
+            .map_err(|e| read_error(e, "count notifications"))
     }
 
     /// The user's own notification `id` (cleared ones included), if there is one.
@@ -92,14 +93,15 @@ impl Shop {
         user_id: Uuid,
         id: Uuid,
     ) -> Result<Option<NotificationRow>, ApiError> {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM notifications WHERE notification_id = $1 AND user_id = $2"
-        ))
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "read notification"))
+        self.read
+            .fetch_optional(
+                &format!(
+                    "SELECT {COLUMNS} FROM notifications WHERE notification_id = $1 AND user_id = $2"
+                ),
+                args![id, user_id],
+            )
+            .await
+            .map_err(|e| read_error(e, "read notification"))
     }
 
     async fn change_inbox(&self, user_id: Uuid, command: InboxCommand) -> Result<(), ApiError> {
@@ -164,14 +166,17 @@ impl Shop {
         &self,
         user_id: Uuid,
     ) -> Result<InboxCounts, ApiError> {
-        let newest: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT max(created_at) FROM notifications
-             WHERE user_id = $1 AND read_at IS NULL AND NOT cleared",
-        )
-        .bind(user_id)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "find newest notification"))?;
+        // An aggregate always answers one row: `None` when there is nothing unread.
+        let newest: Option<DateTime<Utc>> = self
+            .read
+            .scalar_optional::<Option<DateTime<Utc>>>(
+                "SELECT max(created_at) FROM notifications
+                 WHERE user_id = $1 AND read_at IS NULL AND NOT cleared",
+                args![user_id],
+            )
+            .await
+            .map_err(|e| read_error(e, "find newest notification"))?
+            .flatten();
         if let Some(up_to) = newest {
             // A notification stamped by a clock ahead of ours is still one shown.
             let at = self.clock.now().max(up_to);

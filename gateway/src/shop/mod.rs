@@ -1,6 +1,6 @@
 //! The storefront's services over the read models: the catalogue (listings, product
 //! pages, the category tree), the viewer's cart, wishlist, notifications and orders,
-//! and product reviews.
+//! their payments, and product reviews.
 //!
 //! Reads are one indexed query per listing page (the read models are shaped for
 //! them). Cart, wishlist, inbox and review changes dispatch a command, then wait, bounded, until the
@@ -8,6 +8,8 @@
 //! from the read model. Prices always come from the catalogue read model; no input
 //! carries one.
 
+#[cfg(all(test, feature = "sqlite"))]
+mod both_backends;
 mod cart;
 mod catalog;
 pub mod checkout;
@@ -15,6 +17,7 @@ mod guest;
 mod inbox;
 mod live;
 mod orders;
+mod payments;
 mod reviews;
 mod wishlist;
 
@@ -29,6 +32,7 @@ use emporium_domain::inbox::Inbox;
 use emporium_domain::metadata::Actor;
 use emporium_domain::{Currency, EventMetadata};
 use emporium_projections::projection::{CheckpointWatch, WaitError};
+use emporium_projections::sql::Db;
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
@@ -40,6 +44,7 @@ pub(crate) use guest::{key_for as guest_key_for, mint as mint_guest_token};
 pub(crate) use inbox::{InboxCounts, NotificationRow};
 pub(crate) use live::{Live, OrderUpdate};
 pub(crate) use orders::{COLUMNS as ORDER_COLUMNS, OrderPage, OrderRow, StatusChange};
+pub(crate) use payments::PaymentRow;
 pub(crate) use reviews::ReviewRow;
 pub(crate) use wishlist::WishlistEntry;
 
@@ -55,6 +60,9 @@ pub struct Shop {
     pool: PgPool,
     /// The event store the commands go to.
     store: AnyStore,
+    /// The read models: every storefront read goes through this port, so it runs on
+    /// PostgreSQL and on the embedded mode's SQLite `read.db` alike.
+    read: Db,
     carts: Dispatcher<Cart, AnyStore>,
     wishlists: Dispatcher<Wishlist, AnyStore>,
     inboxes: Dispatcher<Inbox, AnyStore>,
@@ -100,13 +108,16 @@ impl std::fmt::Debug for Shop {
 }
 
 impl Shop {
-    /// The services over `pool` (event store and read models).
+    /// The services over `pool` (the event store, which commands go to) and `read`
+    /// (the read models the answers come from: `Db::Postgres` over the same pool in
+    /// the distributed mode).
     ///
     /// # Errors
     /// When `shop.currency` is not an ISO 4217 code this build knows.
     pub fn new(
         store: AnyStore,
         pool: PgPool,
+        read: Db,
         clock: Arc<dyn Clock>,
         settings: &Settings,
     ) -> anyhow::Result<Self> {
@@ -119,6 +130,7 @@ impl Shop {
             reviews: Dispatcher::over(store.clone(), Loading::Replay),
             store,
             pool: pool.clone(),
+            read,
             watch: OnceCell::new(),
             clock,
             currency,
@@ -192,10 +204,10 @@ impl Shop {
         self
     }
 
-    /// The pool over the event store and read models (for services beside the shop's
-    /// own, e.g. the back office, payments and e-mail templates).
-    pub(crate) fn pool(&self) -> &PgPool {
-        &self.pool
+    /// The read models (for services beside the shop's own, e.g. the back office and
+    /// payments).
+    pub(crate) fn read(&self) -> &Db {
+        &self.read
     }
 
     /// The clock.

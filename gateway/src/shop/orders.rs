@@ -6,6 +6,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use emporium_projections::args;
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -101,20 +102,25 @@ impl Shop {
     ) -> Result<OrderPage, ApiError> {
         let first = first.clamp(1, MAX_PAGE);
         let after = after.map(Cursor::decode).transpose()?;
-        let mut rows: Vec<OrderRow> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM orders
-             WHERE customer_id = $1
-               AND ($2::timestamptz IS NULL OR (placed_at, order_id) < ($2, $3))
-             ORDER BY placed_at DESC, order_id DESC
-             LIMIT $4"
-        ))
-        .bind(user_id)
-        .bind(after.as_ref().map(|c| c.t))
-        .bind(after.as_ref().map(|c| c.i))
-        .bind(first + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "read orders"))?;
+        let mut rows: Vec<OrderRow> = self
+            .read
+            .fetch_all(
+                &format!(
+                    "SELECT {COLUMNS} FROM orders
+                     WHERE customer_id = $1
+                       AND ($2 IS NULL OR (placed_at, order_id) < ($2, $3))
+                     ORDER BY placed_at DESC, order_id DESC
+                     LIMIT $4"
+                ),
+                args![
+                    user_id,
+                    after.as_ref().map(|c| c.t),
+                    after.as_ref().map(|c| c.i),
+                    first + 1
+                ],
+            )
+            .await
+            .map_err(|e| read_error(e, "read orders"))?;
         let has_next_page = i64::try_from(rows.len()).unwrap_or(i64::MAX) > first;
         rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
         Ok(OrderPage {
@@ -142,14 +148,13 @@ impl Shop {
         user_id: Uuid,
         order_id: Uuid,
     ) -> Result<OrderRow, ApiError> {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM orders WHERE order_id = $1 AND customer_id = $2"
-        ))
-        .bind(order_id)
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "read order"))?
-        .ok_or(ApiError::NotFound { what: "order" })
+        self.read
+            .fetch_optional(
+                &format!("SELECT {COLUMNS} FROM orders WHERE order_id = $1 AND customer_id = $2"),
+                args![order_id, user_id],
+            )
+            .await
+            .map_err(|e| read_error(e, "read order"))?
+            .ok_or(ApiError::NotFound { what: "order" })
     }
 }

@@ -14,6 +14,8 @@ use emporium_commands::CommandError;
 use emporium_domain::catalog::{
     Rating, Review, ReviewBody, ReviewCommand, ReviewError, ReviewTitle,
 };
+use emporium_projections::args;
+use emporium_projections::sql::Backend;
 use uuid::Uuid;
 
 use super::Shop;
@@ -25,8 +27,12 @@ const PROJECTION: &str = "reviews";
 /// The most reviews one page shows.
 pub(crate) const MAX_PAGE: i64 = 100;
 
-/// Order statuses that prove a purchase.
-const PURCHASED: &[&str] = &["paid", "shipped", "delivered"];
+/// An order of `$1` (the user) in a status that proves a purchase; `$2` (the
+/// product, hyphenated text) must be one of its lines' products.
+const BOUGHT: &str = "SELECT EXISTS (
+     SELECT 1 FROM orders
+     WHERE customer_id = $1 AND status IN ('paid', 'shipped', 'delivered')
+       AND ";
 
 /// A review as the storefront shows it (the author is not named).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -81,45 +87,52 @@ impl Shop {
         product_id: Uuid,
         first: i64,
     ) -> Result<Vec<ReviewRow>, ApiError> {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM product_reviews
-             WHERE product_id = $1 AND status = 'approved'
-             ORDER BY created_at DESC, review_id DESC
-             LIMIT $2"
-        ))
-        .bind(product_id)
-        .bind(first.clamp(1, MAX_PAGE))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "read reviews"))
+        self.read
+            .fetch_all(
+                &format!(
+                    "SELECT {COLUMNS} FROM product_reviews
+                     WHERE product_id = $1 AND status = 'approved'
+                     ORDER BY created_at DESC, review_id DESC
+                     LIMIT $2"
+                ),
+                args![product_id, first.clamp(1, MAX_PAGE)],
+            )
+            .await
+            .map_err(|e| read_error(e, "read reviews"))
     }
 
     async fn review_by(&self, product_id: Uuid, author_id: Uuid) -> Result<ReviewRow, ApiError> {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM product_reviews WHERE product_id = $1 AND author_id = $2"
-        ))
-        .bind(product_id)
-        .bind(author_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "read review"))?
-        .ok_or(ApiError::NotFound { what: "review" })
+        self.read
+            .fetch_optional(
+                &format!(
+                    "SELECT {COLUMNS} FROM product_reviews WHERE product_id = $1 AND author_id = $2"
+                ),
+                args![product_id, author_id],
+            )
+            .await
+            .map_err(|e| read_error(e, "read review"))?
+            .ok_or(ApiError::NotFound { what: "review" })
     }
 
     /// Whether the user has a paid, shipped or delivered order with the product.
-    async fn bought(&self, user_id: Uuid, product_id: Uuid) -> Result<bool, ApiError> {
-        sqlx::query_scalar(
-            "SELECT EXISTS (
-                 SELECT 1 FROM orders
-                 WHERE customer_id = $1 AND status = ANY($3)
-                   AND lines @> jsonb_build_array(jsonb_build_object('product_id', $2::text)))",
-        )
-        .bind(user_id)
-        .bind(product_id)
-        .bind(PURCHASED)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "check purchases"))
+    pub(super) async fn bought(&self, user_id: Uuid, product_id: Uuid) -> Result<bool, ApiError> {
+        // jsonb containment on PostgreSQL; SQLite looks through the lines.
+        let line = match self.read.backend() {
+            Backend::Postgres => {
+                "lines @> jsonb_build_array(jsonb_build_object('product_id', $2)))"
+            }
+            Backend::Sqlite => {
+                "EXISTS (SELECT 1 FROM json_each(lines) WHERE value ->> 'product_id' = $2))"
+            }
+        };
+        self.read
+            .scalar_optional(
+                &format!("{BOUGHT}{line}"),
+                args![user_id, product_id.to_string()],
+            )
+            .await
+            .map(|bought| bought.unwrap_or(false))
+            .map_err(|e| read_error(e, "check purchases"))
     }
 
     /// Writes the user's review of a product for sale; it awaits moderation.
@@ -141,12 +154,14 @@ impl Shop {
             .map_err(|e| ApiError::bad_input("title", "review_title", e.to_string()))?;
         let body = ReviewBody::parse(body)
             .map_err(|e| ApiError::bad_input("body", "review_body", e.to_string()))?;
-        let published: Option<bool> =
-            sqlx::query_scalar("SELECT published FROM catalog_products WHERE product_id = $1")
-                .bind(product_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| read_error(e, "find product"))?;
+        let published: Option<bool> = self
+            .read
+            .scalar_optional(
+                "SELECT published FROM catalog_products WHERE product_id = $1",
+                args![product_id],
+            )
+            .await
+            .map_err(|e| read_error(e, "find product"))?;
         if published != Some(true) {
             return Err(ApiError::NotFound { what: "product" });
         }
@@ -184,14 +199,15 @@ impl Shop {
         user_id: Uuid,
         review_id: Uuid,
     ) -> Result<ReviewRow, ApiError> {
-        let target: Option<(Uuid, Uuid)> = sqlx::query_as(
-            "SELECT product_id, author_id FROM product_reviews
-             WHERE review_id = $1 AND status = 'approved'",
-        )
-        .bind(review_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "find review"))?;
+        let target: Option<(Uuid, Uuid)> = self
+            .read
+            .fetch_optional(
+                "SELECT product_id, author_id FROM product_reviews
+                 WHERE review_id = $1 AND status = 'approved'",
+                args![review_id],
+            )
+            .await
+            .map_err(|e| read_error(e, "find review"))?;
         let (product_id, author_id) = target.ok_or(ApiError::NotFound { what: "review" })?;
         let position = match self
             .reviews

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use emporium_commands::CommandError;
 use emporium_domain::catalog::{WishlistCommand, WishlistError};
+use emporium_projections::args;
 use uuid::Uuid;
 
 use super::{ProductRow, Shop};
@@ -26,17 +27,19 @@ impl Shop {
     /// # Errors
     /// When the read model cannot be read.
     pub(crate) async fn my_wishlist(&self, user_id: Uuid) -> Result<Vec<WishlistEntry>, ApiError> {
-        sqlx::query_as(&format!(
-            "SELECT w.added_at, {} FROM wishlist_items w
-             JOIN catalog_products p ON p.product_id = w.product_id
-             WHERE w.user_id = $1 AND p.published
-             ORDER BY w.added_at DESC, w.product_id",
-            super::catalog::PRODUCT_COLUMNS
-        ))
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read wishlist")))
+        self.read
+            .fetch_all(
+                &format!(
+                    "SELECT w.added_at, {} FROM wishlist_items w
+                     JOIN catalog_products p ON p.product_id = w.product_id
+                     WHERE w.user_id = $1 AND p.published
+                     ORDER BY w.added_at DESC, w.product_id",
+                    super::catalog::product_columns(self.read.backend())
+                ),
+                args![user_id],
+            )
+            .await
+            .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read wishlist")))
     }
 
     /// Runs a wishlist command; the refusals that only say "already so" are answers,
@@ -80,12 +83,14 @@ impl Shop {
         user_id: Uuid,
         product_id: Uuid,
     ) -> Result<Vec<WishlistEntry>, ApiError> {
-        let published: Option<bool> =
-            sqlx::query_scalar("SELECT published FROM catalog_products WHERE product_id = $1")
-                .bind(product_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("find product")))?;
+        let published: Option<bool> = self
+            .read
+            .scalar_optional(
+                "SELECT published FROM catalog_products WHERE product_id = $1",
+                args![product_id],
+            )
+            .await
+            .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("find product")))?;
         if published != Some(true) {
             return Err(ApiError::NotFound { what: "product" });
         }

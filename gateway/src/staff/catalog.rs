@@ -745,13 +745,14 @@ impl Staff {
         }
         // The tree cannot see products; the catalogue read model can (it lags by
         // at most the projection's delay).
-        let in_use: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM catalog_products WHERE category_id = $1 AND status <> 'archived' LIMIT 1",
-        )
-        .bind(category_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "look up products of a category"))?;
+        let in_use: Option<i32> = self
+            .read
+            .scalar_optional(
+                "SELECT 1 FROM catalog_products WHERE category_id = $1 AND status <> 'archived' LIMIT 1",
+                emporium_projections::args![category_id],
+            )
+            .await
+            .map_err(|e| read_error(e, "look up products of a category"))?;
         if in_use.is_some() {
             return Err(ApiError::Precondition {
                 rule: "category_in_use",

@@ -3,6 +3,8 @@
 //! columns read here are profile fields only.
 
 use chrono::{DateTime, Utc};
+use emporium_projections::args;
+use emporium_projections::sql::Backend;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -24,8 +26,24 @@ pub(crate) struct CustomerRow {
     pub(crate) registered_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "user_id, email, email_verified, first_name, last_name, phone, role, \
-     active, jsonb_array_length(addresses)::bigint AS address_count, registered_at";
+/// The columns read, with `$length` the JSON array length function of the backend.
+macro_rules! columns {
+    ($length:literal) => {
+        concat!(
+            "user_id, email, email_verified, first_name, last_name, phone, role, active, \
+             CAST(",
+            $length,
+            "(addresses) AS bigint) AS address_count, registered_at"
+        )
+    };
+}
+
+fn columns(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => columns!("jsonb_array_length"),
+        Backend::Sqlite => columns!("json_array_length"),
+    }
+}
 
 /// Which customers the list shows.
 #[derive(Debug, Clone, Default)]
@@ -81,23 +99,32 @@ impl Staff {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(contains_pattern);
-        let mut rows: Vec<CustomerRow> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM customers
-             WHERE ($1::text IS NULL OR email ILIKE $1 OR first_name ILIKE $1
-                    OR coalesce(last_name, '') ILIKE $1)
-               AND ($2::text IS NULL OR role = $2)
-               AND ($3::timestamptz IS NULL OR (registered_at, user_id) < ($3, $4))
-             ORDER BY registered_at DESC, user_id DESC
-             LIMIT $5"
-        ))
-        .bind(search)
-        .bind(filter.role.as_deref())
-        .bind(after.as_ref().map(|c| c.t))
-        .bind(after.as_ref().map(|c| c.i))
-        .bind(first + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "list customers"))?;
+        // `lower(…) LIKE lower(…)` is what PostgreSQL's ILIKE does; SQLite has no
+        // ILIKE and no default escape character.
+        let mut rows: Vec<CustomerRow> = self
+            .read
+            .fetch_all(
+                &format!(
+                    "SELECT {} FROM customers
+                     WHERE ($1 IS NULL OR lower(email) LIKE lower($1) ESCAPE '\\'
+                            OR lower(first_name) LIKE lower($1) ESCAPE '\\'
+                            OR lower(coalesce(last_name, '')) LIKE lower($1) ESCAPE '\\')
+                       AND ($2 IS NULL OR role = $2)
+                       AND ($3 IS NULL OR (registered_at, user_id) < ($3, $4))
+                     ORDER BY registered_at DESC, user_id DESC
+                     LIMIT $5",
+                    columns(self.read.backend())
+                ),
+                args![
+                    search,
+                    filter.role.as_deref(),
+                    after.as_ref().map(|c| c.t),
+                    after.as_ref().map(|c| c.i),
+                    first + 1
+                ],
+            )
+            .await
+            .map_err(|e| read_error(e, "list customers"))?;
         let has_next_page = i64::try_from(rows.len()).unwrap_or(i64::MAX) > first;
         rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
         Ok(CustomerPage {

@@ -11,6 +11,8 @@ use emporium_commands::EventStore as _;
 use emporium_commands::catalog::SKU_SCOPE;
 use emporium_domain::inventory::{AdjustmentReason, InventoryCommand, InventoryError};
 use emporium_domain::{Quantity, Sku};
+use emporium_projections::args;
+use emporium_projections::sql::Backend;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -117,6 +119,31 @@ fn escape_like_prefix(s: &str) -> String {
     out
 }
 
+/// A case-sensitive prefix match of `l.sku` against `$1` and the pattern to bind:
+/// `LIKE` on PostgreSQL, `GLOB` on SQLite (whose `LIKE` ignores ASCII case).
+fn sku_prefix(backend: Backend, prefix: &str) -> (&'static str, String) {
+    match backend {
+        Backend::Postgres => ("l.sku LIKE $1", escape_like_prefix(prefix)),
+        Backend::Sqlite => ("l.sku GLOB $1", escape_glob_prefix(prefix)),
+    }
+}
+
+fn escape_glob_prefix(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 1);
+    for c in s.chars() {
+        match c {
+            '*' | '?' | '[' => {
+                out.push('[');
+                out.push(c);
+                out.push(']');
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('*');
+    out
+}
+
 impl Staff {
     /// The SKU, which the catalogue must have claimed (`NOT_FOUND` otherwise).
     async fn catalogue_sku(&self, raw: &str) -> Result<Sku, ApiError> {
@@ -192,14 +219,16 @@ impl Staff {
     /// # Errors
     /// When the read model cannot be read.
     pub(crate) async fn level(&self, sku: &str) -> Result<Option<LevelRow>, ApiError> {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM inventory_levels l
-             LEFT JOIN catalog_stock s ON s.sku = l.sku WHERE l.sku = $1"
-        ))
-        .bind(sku)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "read inventory level"))
+        self.read
+            .fetch_optional(
+                &format!(
+                    "SELECT {COLUMNS} FROM inventory_levels l
+                     LEFT JOIN catalog_stock s ON s.sku = l.sku WHERE l.sku = $1"
+                ),
+                args![sku],
+            )
+            .await
+            .map_err(|e| read_error(e, "read inventory level"))
     }
 
     /// Books units received into the warehouse.
@@ -359,21 +388,28 @@ impl Staff {
     ) -> Result<InventoryPage, ApiError> {
         let first = page_size(first)?;
         let after: Option<SkuCursor> = after.map(cursor::decode).transpose()?;
-        let mut rows: Vec<LevelRow> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM inventory_levels l
-             LEFT JOIN catalog_stock s ON s.sku = l.sku
-             WHERE ($1::text IS NULL OR l.sku LIKE $1)
-               AND (NOT $2 OR l.low_stock)
-               AND ($3::text IS NULL OR l.sku > $3)
-             ORDER BY l.sku LIMIT $4"
-        ))
-        .bind(filter.sku_prefix.as_deref().map(escape_like_prefix))
-        .bind(filter.low_stock_only)
-        .bind(after.map(|c| c.s))
-        .bind(first + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "list inventory levels"))?;
+        let (prefix_match, prefix) = match filter.sku_prefix.as_deref() {
+            Some(prefix) => {
+                let (condition, pattern) = sku_prefix(self.read.backend(), prefix);
+                (condition, Some(pattern))
+            }
+            None => ("true", None),
+        };
+        let mut rows: Vec<LevelRow> = self
+            .read
+            .fetch_all(
+                &format!(
+                    "SELECT {COLUMNS} FROM inventory_levels l
+                     LEFT JOIN catalog_stock s ON s.sku = l.sku
+                     WHERE ($1 IS NULL OR {prefix_match})
+                       AND (NOT $2 OR l.low_stock)
+                       AND ($3 IS NULL OR l.sku > $3)
+                     ORDER BY l.sku LIMIT $4"
+                ),
+                args![prefix, filter.low_stock_only, after.map(|c| c.s), first + 1],
+            )
+            .await
+            .map_err(|e| read_error(e, "list inventory levels"))?;
         let has_next_page = i64::try_from(rows.len()).unwrap_or(i64::MAX) > first;
         rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
         Ok(InventoryPage {
@@ -391,15 +427,17 @@ impl Staff {
     /// `BAD_USER_INPUT` for a size outside 1..=100.
     pub(crate) async fn low_stock(&self, first: i64) -> Result<Vec<LevelRow>, ApiError> {
         let first = page_size(first)?;
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM inventory_levels l
-             LEFT JOIN catalog_stock s ON s.sku = l.sku
-             WHERE l.low_stock ORDER BY l.available, l.sku LIMIT $1"
-        ))
-        .bind(first)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "list low stock"))
+        self.read
+            .fetch_all(
+                &format!(
+                    "SELECT {COLUMNS} FROM inventory_levels l
+                     LEFT JOIN catalog_stock s ON s.sku = l.sku
+                     WHERE l.low_stock ORDER BY l.available, l.sku LIMIT $1"
+                ),
+                args![first],
+            )
+            .await
+            .map_err(|e| read_error(e, "list low stock"))
     }
 }
 
@@ -410,5 +448,6 @@ mod tests {
     #[test]
     fn sku_prefixes_are_literal() {
         assert_eq!(escape_like_prefix("A_%"), "A\\_\\%%");
+        assert_eq!(escape_glob_prefix("A*?[b"), "A[*][?][[]b*");
     }
 }

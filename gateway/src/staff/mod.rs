@@ -26,7 +26,7 @@ use emporium_domain::catalog::CategoryTree;
 use emporium_domain::inventory::Inventory;
 use emporium_domain::metadata::Actor;
 use emporium_domain::order::Order;
-use sqlx::PgPool;
+use emporium_projections::sql::Db;
 use uuid::Uuid;
 
 pub(crate) use catalog::{
@@ -43,7 +43,8 @@ use crate::shop::Shop;
 /// The back office's services.
 pub(crate) struct Staff {
     shop: Arc<Shop>,
-    pool: PgPool,
+    /// The read models (the storefront's): every listing and lookup goes through it.
+    read: Db,
     clock: Arc<dyn Clock>,
     products: Products<AnyStore>,
     categories: Dispatcher<CategoryTree, AnyStore>,
@@ -59,11 +60,10 @@ impl std::fmt::Debug for Staff {
 }
 
 impl Staff {
-    /// The back office beside the storefront `shop` (same pool, clock and
-    /// read-your-writes watch).
+    /// The back office beside the storefront `shop` (same pool, read models, clock
+    /// and read-your-writes watch).
     #[must_use]
     pub(crate) fn new(shop: Arc<Shop>) -> Self {
-        let pool = shop.pool().clone();
         let store = shop.store().clone();
         Self {
             clock: Arc::clone(shop.clock()),
@@ -72,7 +72,7 @@ impl Staff {
             inventory: Dispatcher::over(store.clone(), Loading::Replay),
             orders: Dispatcher::over(store.clone(), Loading::Replay),
             store,
-            pool,
+            read: shop.read().clone(),
             shop,
         }
     }

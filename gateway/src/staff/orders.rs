@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use emporium_commands::CommandError;
 use emporium_domain::order::{OrderCommand, OrderError};
+use emporium_projections::args;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -136,14 +137,16 @@ impl Staff {
     /// # Errors
     /// When the read model cannot be read.
     pub(crate) async fn order(&self, order_id: Uuid) -> Result<Option<StaffOrderRow>, ApiError> {
-        sqlx::query_as(&format!(
-            "SELECT {ORDER_COLUMNS}, customer_id, risk_score, payment_id FROM orders
-             WHERE order_id = $1"
-        ))
-        .bind(order_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "read order"))
+        self.read
+            .fetch_optional(
+                &format!(
+                    "SELECT {ORDER_COLUMNS}, customer_id, risk_score, payment_id FROM orders
+                     WHERE order_id = $1"
+                ),
+                args![order_id],
+            )
+            .await
+            .map_err(|e| read_error(e, "read order"))
     }
 
     /// Every order matching `filter`, newest first, a page at a time.
@@ -158,26 +161,31 @@ impl Staff {
     ) -> Result<StaffOrderPage, ApiError> {
         let first = page_size(first)?;
         let after: Option<OrderCursor> = after.map(cursor::decode).transpose()?;
-        let mut rows: Vec<StaffOrderRow> = sqlx::query_as(&format!(
-            "SELECT {ORDER_COLUMNS}, customer_id, risk_score, payment_id FROM orders
-             WHERE ($1::text IS NULL OR status = $1)
-               AND ($2::uuid IS NULL OR customer_id = $2)
-               AND ($3::timestamptz IS NULL OR placed_at >= $3)
-               AND ($4::timestamptz IS NULL OR placed_at < $4)
-               AND ($5::timestamptz IS NULL OR (placed_at, order_id) < ($5, $6))
-             ORDER BY placed_at DESC, order_id DESC
-             LIMIT $7"
-        ))
-        .bind(filter.status.as_deref())
-        .bind(filter.customer_id)
-        .bind(filter.placed_from)
-        .bind(filter.placed_to)
-        .bind(after.as_ref().map(|c| c.t))
-        .bind(after.as_ref().map(|c| c.i))
-        .bind(first + 1)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| read_error(e, "list orders"))?;
+        let mut rows: Vec<StaffOrderRow> = self
+            .read
+            .fetch_all(
+                &format!(
+                    "SELECT {ORDER_COLUMNS}, customer_id, risk_score, payment_id FROM orders
+                     WHERE ($1 IS NULL OR status = $1)
+                       AND ($2 IS NULL OR customer_id = $2)
+                       AND ($3 IS NULL OR placed_at >= $3)
+                       AND ($4 IS NULL OR placed_at < $4)
+                       AND ($5 IS NULL OR (placed_at, order_id) < ($5, $6))
+                     ORDER BY placed_at DESC, order_id DESC
+                     LIMIT $7"
+                ),
+                args![
+                    filter.status.as_deref(),
+                    filter.customer_id,
+                    filter.placed_from,
+                    filter.placed_to,
+                    after.as_ref().map(|c| c.t),
+                    after.as_ref().map(|c| c.i),
+                    first + 1
+                ],
+            )
+            .await
+            .map_err(|e| read_error(e, "list orders"))?;
         let has_next_page = i64::try_from(rows.len()).unwrap_or(i64::MAX) > first;
         rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
         Ok(StaffOrderPage {
