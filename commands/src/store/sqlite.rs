@@ -98,7 +98,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl SqliteStore {
     /// Opens (creating and migrating) the store in the file at `path` with
-    /// [`Durability::Full`].
+    /// [`Durability::Full`]. The migrations (`commands/migrations-sqlite/`) also
+    /// create the tables kept beside the events (checkouts, the durable offline
+    /// payment provider, processed webhooks), reached through [`crate::sql::Db`].
     ///
     /// # Errors
     /// [`StoreInUse`] when another process holds it; when the file cannot be created,
