@@ -18,6 +18,7 @@ use emporium_commands::payments::sync::{Outcome, WebhookProcessor};
 use emporium_commands::payments::{
     CardNumber, IntentId, OfflineProvider, PaymentMethod, Simulation,
 };
+use emporium_commands::store::{EventStore as _, LoggedEvent};
 use emporium_commands::users::Users;
 use emporium_commands::{AnyStore, Dispatcher, Loading};
 use emporium_domain::cart::{Cart, CartCommand, CartOwner};
@@ -304,18 +305,22 @@ impl Shop {
             .unwrap()
     }
 
-    async fn count_events(&self, event_type: &str) -> usize {
-        use emporium_commands::store::EventStore as _;
-        let mut n = 0;
+    /// The events of `event_type`, in commit order.
+    async fn events(&self, event_type: &str) -> Vec<LoggedEvent> {
+        let mut found = Vec::new();
         let mut after = 0;
         loop {
             let page = self.store.read_log(after, 1_000).await.unwrap();
             let Some(last) = page.last() else {
-                return n;
+                return found;
             };
             after = last.position.unwrap();
-            n += page.iter().filter(|e| e.event_type == event_type).count();
+            found.extend(page.into_iter().filter(|e| e.event_type == event_type));
         }
+    }
+
+    async fn count_events(&self, event_type: &str) -> usize {
+        self.events(event_type).await.len()
     }
 }
 
@@ -349,6 +354,23 @@ async fn a_card_checkout_is_paid_and_holds_its_stock_until_shipment_commits_it(
     assert_eq!(
         (stock.on_hand(), stock.reserved(), stock.available()),
         (10, 3, 7)
+    );
+    // The happy path's first unit: the cart checked out, the order placed and the
+    // stock reserved were committed together (one record time).
+    let mut unit: Vec<LoggedEvent> = Vec::new();
+    for event_type in [
+        "CartCheckedOut",
+        "OrderPlaced",
+        "StockReserved",
+        "OrderStockReserved",
+    ] {
+        let mut events = shop.events(event_type).await;
+        assert_eq!(events.len(), 1, "{event_type}");
+        unit.push(events.remove(0));
+    }
+    assert!(
+        unit.iter().all(|e| e.recorded_at == unit[0].recorded_at),
+        "{unit:#?}"
     );
     // The checkout's row reads back (its failure, its owner) from the store's file.
     assert_eq!(
