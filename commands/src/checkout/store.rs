@@ -497,7 +497,175 @@ fn other_name(e: &CartEvent) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::median;
+    use emporium_domain::AddressInput;
+
+    use super::*;
+
+    fn address() -> Address {
+        Address::parse(AddressInput {
+            full_name: "Ada Lovelace".into(),
+            line1: "Unter den Linden 1".into(),
+            city: "Berlin".into(),
+            postal_code: "10117".into(),
+            country: "DE".into(),
+            ..AddressInput::default()
+        })
+        .unwrap()
+    }
+
+    /// A row's attempts back off 100 ms x 2^n from each failure, and `due` finds it
+    /// only once that time has come: on `db`, whose tables are migrated.
+    async fn backoff_doubles_and_due_waits_for_it(db: &Db) {
+        let now = DateTime::parse_from_rfc3339("2026-11-26T12:00:00.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let order_id = Uuid::new_v4();
+        let choices = Choices {
+            shipping_address: address(),
+            billing_address: address(),
+            shipping_method: ShippingMethodCode::parse("standard").unwrap(),
+            coupon: None,
+        };
+        let method = StoredMethod::Card("4242424242424242".into());
+        let row = insert(
+            db,
+            NewCheckout {
+                order_id,
+                cart_id: Uuid::new_v4(),
+                customer_id: Uuid::new_v4(),
+                email: Some("ada@example.com"),
+                client_ip: None,
+                choices: &choices,
+                method: &method,
+                expires_at: now + chrono::Duration::minutes(15),
+                next_attempt_at: now,
+                now,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(row.order_id, order_id);
+        assert_eq!(row.request.0, choices);
+        assert_eq!(due(db, now, 10).await.unwrap(), vec![order_id]);
+
+        let ms = chrono::Duration::milliseconds;
+        backoff(db, order_id, now, ms(100), false).await.unwrap();
+        assert!(due(db, now + ms(99), 10).await.unwrap().is_empty());
+        assert_eq!(due(db, now + ms(100), 10).await.unwrap(), vec![order_id]);
+        backoff(db, order_id, now, ms(100), true).await.unwrap();
+        assert!(due(db, now + ms(199), 10).await.unwrap().is_empty());
+        assert_eq!(due(db, now + ms(200), 10).await.unwrap(), vec![order_id]);
+        let row = find(db, order_id).await.unwrap().unwrap();
+        assert!(row.payment_method.is_none(), "the method is forgotten");
+        assert_eq!(
+            expired(db, now + ms(900_000), 10).await.unwrap(),
+            vec![order_id]
+        );
+    }
+
+    /// The fraud windows count the customer's and the e-mail's other checkouts of
+    /// the last hour and day, and the median of the paid totals, alike on `db`.
+    async fn fraud_counts_see_the_windows_and_the_paid_median(db: &Db) {
+        let now = Utc::now();
+        let customer_id = Uuid::new_v4();
+        let choices = Choices {
+            shipping_address: address(),
+            billing_address: address(),
+            shipping_method: ShippingMethodCode::parse("standard").unwrap(),
+            coupon: None,
+        };
+        let method = StoredMethod::Card("4242424242424242".into());
+        let mut orders = Vec::new();
+        for ago in [
+            chrono::Duration::minutes(30),
+            chrono::Duration::hours(5),
+            chrono::Duration::days(2),
+            chrono::Duration::zero(),
+        ] {
+            let order_id = Uuid::new_v4();
+            insert(
+                db,
+                NewCheckout {
+                    order_id,
+                    cart_id: Uuid::new_v4(),
+                    customer_id,
+                    email: Some("ada@example.com"),
+                    client_ip: None,
+                    choices: &choices,
+                    method: &method,
+                    expires_at: now,
+                    next_attempt_at: now,
+                    now: now - ago,
+                },
+            )
+            .await
+            .unwrap();
+            orders.push(order_id);
+        }
+        for (order_id, total) in [(orders[0], 1_000), (orders[1], 3_000), (orders[2], 2_500)] {
+            let end = RunEnd {
+                open: false,
+                paid: true,
+                total: Some(Money::new(total, Currency::EUR)),
+                clear_method: true,
+            };
+            schedule(db, order_id, end, now, now).await.unwrap();
+        }
+        let counts = fraud_counts(
+            db,
+            customer_id,
+            Some("ada@example.com"),
+            None,
+            orders[3],
+            now,
+        )
+        .await
+        .unwrap();
+        assert_eq!(counts.customer, (1, 2));
+        assert_eq!(counts.email, Some((1, 2)));
+        assert_eq!(counts.ip, None);
+        assert_eq!(counts.completed, 3);
+        assert_eq!(counts.median, Some(2_500.0));
+    }
+
+    #[tokio::test]
+    async fn fraud_counts_on_postgres() {
+        let test_db = emporium_tests::TestDatabase::create(4).await.unwrap();
+        crate::db::migrate(test_db.pool()).await.unwrap();
+        fraud_counts_see_the_windows_and_the_paid_median(&Db::Postgres(test_db.pool().clone()))
+            .await;
+        test_db.drop_database().await.unwrap();
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn fraud_counts_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::SqliteStore::open(&dir.path().join("events.db"))
+            .await
+            .unwrap();
+        fraud_counts_see_the_windows_and_the_paid_median(&Db::Sqlite(store.pool().clone())).await;
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn backoff_on_postgres() {
+        let test_db = emporium_tests::TestDatabase::create(4).await.unwrap();
+        crate::db::migrate(test_db.pool()).await.unwrap();
+        backoff_doubles_and_due_waits_for_it(&Db::Postgres(test_db.pool().clone())).await;
+        test_db.drop_database().await.unwrap();
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn backoff_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::SqliteStore::open(&dir.path().join("events.db"))
+            .await
+            .unwrap();
+        backoff_doubles_and_due_waits_for_it(&Db::Sqlite(store.pool().clone())).await;
+        store.close().await;
+    }
 
     #[test]
     fn the_median_is_the_middle_value_or_the_mean_of_the_middle_two() {

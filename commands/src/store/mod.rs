@@ -116,7 +116,8 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     }
 
     /// Appends the events of several aggregates (each row names its aggregate and
-    /// sequence) in one statement: all of them or, when another writer holds any of
+    /// sequence) in one statement (PostgreSQL) or one write transaction (SQLite),
+    /// in row order: all of them or, when another writer holds any of
     /// those sequences, none ([`Appended::Conflict`]). The position is the last row's.
     /// `Ok(None)`: this store has no such path (the caller commits one by one).
     fn append_unit(

@@ -57,7 +57,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
 
-use super::{EventStore, KeyLookup, LoggedEvent, PendingClaim, UniqueKey};
+use super::{Appended, EventStore, KeyLookup, LoggedEvent, PendingClaim, UniqueKey, UnitRow};
 use crate::reservations::Claim;
 
 /// When an acknowledged commit is on disk. See the module docs.
@@ -98,7 +98,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl SqliteStore {
     /// Opens (creating and migrating) the store in the file at `path` with
-    /// [`Durability::Full`].
+    /// [`Durability::Full`]. The migrations (`commands/migrations-sqlite/`) also
+    /// create the tables kept beside the events (checkouts, the durable offline
+    /// payment provider, processed webhooks), reached through [`crate::sql::Db`].
     ///
     /// # Errors
     /// [`StoreInUse`] when another process holds it; when the file cannot be created,
@@ -401,6 +403,42 @@ impl EventStore for SqliteStore {
         .context("check whether the event store is empty")
     }
 
+    async fn append_unit(&self, rows: &[UnitRow]) -> anyhow::Result<Option<Appended>> {
+        let _turn = self.inner.writer.lock().await;
+        // One write transaction: the rows in order (positions follow them), and a
+        // second writer of any sequence refused by the UNIQUE key, which rolls back
+        // every row of the unit.
+        let mut tx = self
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .context("begin a unit of events")?;
+        let recorded_at = Utc::now();
+        let mut last = None;
+        for row in rows {
+            let inserted = insert_event(
+                &mut tx,
+                row.aggregate_type,
+                &row.aggregate_id,
+                row.sequence,
+                &row.event.event_type,
+                &row.event.event_version,
+                &row.event.payload,
+                &row.metadata,
+                Uuid::new_v4(),
+                recorded_at,
+            )
+            .await;
+            match inserted {
+                Ok(position) => last = Some(position),
+                Err(e) if is_conflict(&e) => return Ok(Some(Appended::Conflict)),
+                Err(e) => return Err(anyhow::Error::from(e).context("append a unit of events")),
+            }
+        }
+        tx.commit().await.context("commit a unit of events")?;
+        Ok(last.map(Appended::At))
+    }
+
     async fn import(&self, events: &[LoggedEvent], keys: &[UniqueKey]) -> anyhow::Result<()> {
         let _turn = self.inner.writer.lock().await;
         let mut tx = self
@@ -516,8 +554,8 @@ async fn insert_event(
     metadata: &Value,
     event_id: Uuid,
     recorded_at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<i64, sqlx::Error> {
+    let done = sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
                              payload, metadata, event_id, recorded_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -533,7 +571,8 @@ async fn insert_event(
     .bind(recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true))
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    // The rowid is the position.
+    Ok(done.last_insert_rowid())
 }
 
 /// The cqrs-es repository of [`SqliteStore`]: sqlite-es loads, the store commits.
@@ -549,13 +588,15 @@ impl std::fmt::Debug for SqliteRepository {
     }
 }
 
+/// SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE: the sequence (or the first
+/// snapshot) was written by another command first.
+fn is_conflict(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("1555" | "2067")))
+}
+
 fn persistence_error(e: sqlx::Error) -> PersistenceError {
-    if let sqlx::Error::Database(db) = &e {
-        // SQLITE_CONSTRAINT_PRIMARYKEY, SQLITE_CONSTRAINT_UNIQUE: the sequence (or the
-        // first snapshot) was written by another command first.
-        if matches!(db.code().as_deref(), Some("1555" | "2067")) {
-            return PersistenceError::OptimisticLockError;
-        }
+    if is_conflict(&e) {
+        return PersistenceError::OptimisticLockError;
     }
     match e {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {

@@ -13,7 +13,12 @@ use emporium_commands::checkout::{
     Catalog, CatalogItem, CheckoutConfig, CheckoutError, CheckoutFailure, CheckoutRequest,
     CheckoutView, Checkouts, ids,
 };
-use emporium_commands::payments::{CardNumber, OfflineProvider, PaymentMethod};
+use emporium_commands::payments::events::StripeEvent;
+use emporium_commands::payments::sync::{Outcome, WebhookProcessor};
+use emporium_commands::payments::{
+    CardNumber, IntentId, OfflineProvider, PaymentMethod, Simulation,
+};
+use emporium_commands::store::{EventStore as _, LoggedEvent};
 use emporium_commands::users::Users;
 use emporium_commands::{AnyStore, Dispatcher, Loading};
 use emporium_domain::cart::{Cart, CartCommand, CartOwner};
@@ -40,10 +45,12 @@ for_any_store!(
     the_last_units_go_to_exactly_that_many_concurrent_checkouts,
     the_same_checkout_submitted_twice_at_once_is_one_order_and_one_intent,
     a_coupon_with_one_use_is_used_once_under_concurrency,
+    a_3d_secure_completed_out_of_band_is_paid_once_through_its_webhook,
 );
 
 const OK_CARD: &str = "4242424242424242";
 const DECLINED_CARD: &str = "4000000000000002";
+const THREE_D_SECURE_CARD: &str = "4000002760003184";
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
 
 /// The catalogue port over the products this test created.
@@ -298,18 +305,22 @@ impl Shop {
             .unwrap()
     }
 
-    async fn count_events(&self, event_type: &str) -> usize {
-        use emporium_commands::store::EventStore as _;
-        let mut n = 0;
+    /// The events of `event_type`, in commit order.
+    async fn events(&self, event_type: &str) -> Vec<LoggedEvent> {
+        let mut found = Vec::new();
         let mut after = 0;
         loop {
             let page = self.store.read_log(after, 1_000).await.unwrap();
             let Some(last) = page.last() else {
-                return n;
+                return found;
             };
             after = last.position.unwrap();
-            n += page.iter().filter(|e| e.event_type == event_type).count();
+            found.extend(page.into_iter().filter(|e| e.event_type == event_type));
         }
+    }
+
+    async fn count_events(&self, event_type: &str) -> usize {
+        self.events(event_type).await.len()
     }
 }
 
@@ -343,6 +354,23 @@ async fn a_card_checkout_is_paid_and_holds_its_stock_until_shipment_commits_it(
     assert_eq!(
         (stock.on_hand(), stock.reserved(), stock.available()),
         (10, 3, 7)
+    );
+    // The happy path's first unit: the cart checked out, the order placed and the
+    // stock reserved were committed together (one record time).
+    let mut unit: Vec<LoggedEvent> = Vec::new();
+    for event_type in [
+        "CartCheckedOut",
+        "OrderPlaced",
+        "StockReserved",
+        "OrderStockReserved",
+    ] {
+        let mut events = shop.events(event_type).await;
+        assert_eq!(events.len(), 1, "{event_type}");
+        unit.push(events.remove(0));
+    }
+    assert!(
+        unit.iter().all(|e| e.recorded_at == unit[0].recorded_at),
+        "{unit:#?}"
     );
     // The checkout's row reads back (its failure, its owner) from the store's file.
     assert_eq!(
@@ -528,4 +556,53 @@ async fn a_coupon_with_one_use_is_used_once_under_concurrency(f: &Fixture<AnySto
     let (customer, cart) = customers[refused];
     let retry = shop.checkout(customer, cart, OK_CARD, None).await.unwrap();
     assert_eq!(retry.status, Some(OrderStatus::Paid), "{retry:?}");
+}
+
+async fn a_3d_secure_completed_out_of_band_is_paid_once_through_its_webhook(f: &Fixture<AnyStore>) {
+    let shop = Shop::new(&f.store);
+    shop.product("WEBHOOK-3DS", 1_000, 4).await;
+    let (customer, cart) = shop.customer_with("WEBHOOK-3DS", 1).await;
+    let view = shop
+        .checkout(customer, cart, THREE_D_SECURE_CARD, None)
+        .await
+        .unwrap();
+    assert_eq!(view.status, Some(OrderStatus::AwaitingPayment), "{view:?}");
+    assert!(view.next_action.is_some(), "{view:?}");
+    let order_id = ids::order_for_cart(cart);
+    let intent = IntentId(
+        shop.payment(order_id)
+            .await
+            .provider_intent_id()
+            .expect("the payment names its intent")
+            .to_owned(),
+    );
+
+    // The customer completes 3-D Secure at "Stripe", which sends a webhook.
+    let done = shop
+        .provider
+        .simulate(Simulation::CompleteAction(intent))
+        .await
+        .unwrap();
+    let event = StripeEvent::parse(&done.event.payload).unwrap();
+    let processor = WebhookProcessor::new(f.store.clone(), Arc::clone(&shop.provider) as _);
+    let (first, second) = tokio::join!(
+        processor.process(&event, Utc::now()),
+        processor.process(&event, Utc::now()),
+    );
+    let mut outcomes = [first.unwrap(), second.unwrap()];
+    outcomes.sort_by_key(|o| matches!(o, Outcome::Duplicate));
+    assert!(
+        matches!(outcomes[0], Outcome::Processed { order_id: o, changes: 1.., .. } if o == order_id),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1], Outcome::Duplicate, "{outcomes:?}");
+    assert_eq!(
+        processor.process(&event, Utc::now()).await.unwrap(),
+        Outcome::Duplicate
+    );
+    assert_eq!(shop.count_events("PaymentAuthorised").await, 1);
+
+    let paid = shop.checkouts.advance(order_id, Utc::now()).await.unwrap();
+    assert_eq!(paid.status, Some(OrderStatus::Paid), "{paid:?}");
+    assert_eq!(shop.stock("WEBHOOK-3DS").await.reserved(), 1);
 }

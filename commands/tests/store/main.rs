@@ -9,4 +9,5 @@ mod log;
 mod products;
 #[cfg(feature = "stripe")]
 mod stripe;
+mod units;
 mod users;
