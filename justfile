@@ -15,10 +15,12 @@ services:
 run *ARGS: services
     cargo run -p emporium-gateway --bin emporium -- serve {{ARGS}}
 
-# Run the whole test suite against real PostgreSQL and NATS.
+# Run the whole test suite against real PostgreSQL and NATS, then the black-box suite
+# (tests/e2e) again on the embedded mode (SQLite files, no servers).
 test *ARGS: services
     cargo test --workspace --doc --quiet
     cargo nextest run --workspace --no-fail-fast {{ARGS}}
+    EMPORIUM_STORAGE__MODE=embedded cargo nextest run -p emporium-tests --no-fail-fast {{ARGS}}
 
 # Formatting and clippy, as CI runs them.
 lint:

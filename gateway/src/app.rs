@@ -126,6 +126,7 @@ pub struct Application {
     router: Router,
     grace: Duration,
     backing: Backing,
+    store: AnyStore,
     password_verifications: Arc<AtomicU64>,
     backbone: Option<Backbone>,
     checkouts: Arc<emporium_commands::checkout::Checkouts>,
@@ -386,6 +387,7 @@ impl Application {
             router: router(state, webhooks),
             grace,
             backing,
+            store,
             password_verifications,
             backbone,
             checkouts,
@@ -410,6 +412,46 @@ impl Application {
             Backing::Distributed { pool, .. } => Some(pool),
             #[cfg(feature = "sqlite")]
             Backing::Embedded { .. } => None,
+        }
+    }
+
+    /// The event store the platform's commands go to (embedders and tests drive
+    /// commands of their own through it; in the embedded mode it is the only handle
+    /// on the store's file, which one process owns).
+    #[must_use]
+    pub fn store(&self) -> &AnyStore {
+        &self.store
+    }
+
+    /// The read models' database.
+    #[must_use]
+    pub fn read_db(&self) -> Db {
+        match &self.backing {
+            Backing::Distributed { pool, .. } => Db::Postgres(pool.clone()),
+            #[cfg(feature = "sqlite")]
+            Backing::Embedded { read, .. } => Db::Sqlite(read.clone()),
+        }
+    }
+
+    /// The database of the gateway's own tables (sessions, tokens, mail ledger).
+    #[must_use]
+    pub fn own_db(&self) -> Db {
+        match &self.backing {
+            Backing::Distributed { pool, .. } => Db::Postgres(pool.clone()),
+            #[cfg(feature = "sqlite")]
+            Backing::Embedded { own, .. } => Db::Sqlite(own.clone()),
+        }
+    }
+
+    /// The embedded runners' checkpoint watch (read-your-writes for code beside the
+    /// platform); `None` in the distributed mode, where one is started over
+    /// PostgreSQL (`CheckpointWatch::start`).
+    #[must_use]
+    pub fn checkpoint_watch(&self) -> Option<emporium_projections::projection::CheckpointWatch> {
+        match &self.backbone {
+            #[cfg(feature = "sqlite")]
+            Some(Backbone::Embedded(embedded)) => Some(embedded.projections().watch().clone()),
+            _ => None,
         }
     }
 

@@ -63,13 +63,15 @@ async fn register_login_refresh_logout_and_me() {
 async fn stored_hash_is_argon2id_at_owasp_parameters() {
     let app = spawn_app().await;
     app.signed_up("hash@example.org", PASSWORD).await;
-    let hash: String = sqlx::query_scalar(
-        "SELECT payload -> 'UserRegistered' ->> 'password_hash' FROM events
-          WHERE aggregate_type = 'user' AND event_type = 'UserRegistered'",
-    )
-    .fetch_one(app.db())
-    .await
-    .unwrap();
+    let (hash,): (String,) = app
+        .events_db()
+        .fetch_one(
+            "SELECT payload -> 'UserRegistered' ->> 'password_hash' FROM events
+              WHERE aggregate_type = 'user' AND event_type = 'UserRegistered'",
+            emporium_commands::args![],
+        )
+        .await
+        .unwrap();
     assert!(
         hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{hash}"
@@ -296,7 +298,7 @@ async fn an_operator_makes_a_staff_member_whose_new_tokens_carry_the_role() {
     assert_eq!(app.me(Some(&staff)).await.ok("me")["role"], "STAFF");
     // An unknown address is NOT_FOUND, and changes nothing.
     let missing = emporium_gateway::auth::set_role(
-        app.db(),
+        app.store(),
         "nobody@example.org",
         emporium_domain::user::Role::Admin,
         emporium_gateway::clock::Clock::now(app.clock.as_ref()),

@@ -12,7 +12,7 @@ use chrono::Utc;
 use emporium_commands::catalog::Products;
 use emporium_commands::checkout::ids;
 use emporium_commands::payments::IntentId;
-use emporium_commands::{Dispatcher, Loading};
+use emporium_commands::{AnyStore, Dispatcher, Loading, args};
 use emporium_domain::catalog::{
     AltText, Attributes, CategoryCommand, CategoryName, CategoryTree, Description, ImageSource,
     ProductCommand, ProductName, Slug,
@@ -27,8 +27,6 @@ use emporium_domain::{Currency, EventMetadata, Money, Quantity, Sku};
 use emporium_projections::projection::CheckpointWatch;
 use futures::StreamExt as _;
 use serde_json::{Value, json};
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 use crate::helpers::{Gql, TestApp, spawn_app_with};
@@ -49,7 +47,7 @@ fn meta() -> EventMetadata {
 /// A shop with one product per SKU, stock, and checkouts' helpers.
 struct Shop {
     app: TestApp,
-    pool: PgPool,
+    store: AnyStore,
     watch: CheckpointWatch,
     last: i64,
     category: Uuid,
@@ -64,14 +62,10 @@ async fn shop_with(customise: impl FnOnce(&mut emporium_gateway::config::Setting
         customise(s);
     })
     .await;
-    let pool = PgPoolOptions::new()
-        .max_connections(4)
-        .connect(app.settings.database.url.expose())
-        .await
-        .expect("test pool");
-    let watch = CheckpointWatch::start(pool.clone()).await.expect("watch");
+    let store = app.store().clone();
+    let watch = app.watch().await;
     let category = Uuid::new_v4();
-    let c = Dispatcher::<CategoryTree>::new(pool.clone(), Loading::Replay)
+    let c = Dispatcher::<CategoryTree, AnyStore>::over(store.clone(), Loading::Replay)
         .execute(
             CategoryTree::ID,
             CategoryCommand::CreateCategory {
@@ -87,7 +81,7 @@ async fn shop_with(customise: impl FnOnce(&mut emporium_gateway::config::Setting
         .expect("category");
     Shop {
         app,
-        pool,
+        store,
         watch,
         last: c.position.unwrap_or(0),
         category,
@@ -103,7 +97,7 @@ impl Shop {
 
     /// A published product `sku` at `price` cents with `units` in stock.
     async fn product(&mut self, sku: &str, price: i64, units: i64) {
-        let products = Products::new(self.pool.clone());
+        let products = Products::over(self.store.clone());
         let id = Uuid::new_v4();
         for command in [
             ProductCommand::CreateProduct {
@@ -133,7 +127,8 @@ impl Shop {
                 .expect("product");
             self.track(c.position);
         }
-        let inventory = Dispatcher::<Inventory>::new(self.pool.clone(), Loading::Replay);
+        let inventory =
+            Dispatcher::<Inventory, AnyStore>::over(self.store.clone(), Loading::Replay);
         let sku = Sku::parse(sku).unwrap();
         let mut commands = vec![InventoryCommand::TrackInventory {
             sku: sku.clone(),
@@ -226,54 +221,65 @@ impl Shop {
     }
 
     async fn order(&self, id: Uuid) -> Order {
-        Dispatcher::<Order>::new(self.pool.clone(), Loading::Replay)
+        Dispatcher::<Order, AnyStore>::over(self.store.clone(), Loading::Replay)
             .load(&id.to_string())
             .await
             .expect("order")
     }
 
     async fn payment(&self, order_id: Uuid) -> Payment {
-        Dispatcher::<Payment>::new(self.pool.clone(), Loading::Replay)
+        Dispatcher::<Payment, AnyStore>::over(self.store.clone(), Loading::Replay)
             .load(&ids::payment(order_id).to_string())
             .await
             .expect("payment")
     }
 
     async fn stock(&self, sku: &str) -> Inventory {
-        Dispatcher::<Inventory>::new(self.pool.clone(), Loading::Replay)
+        Dispatcher::<Inventory, AnyStore>::over(self.store.clone(), Loading::Replay)
             .load(sku)
             .await
             .expect("inventory")
     }
 
     async fn count_events(&self, event_type: &str) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = $1")
-            .bind(event_type)
-            .fetch_one(&self.pool)
+        self.app
+            .events_db()
+            .fetch_one::<(i64,)>(
+                "SELECT count(*) FROM events WHERE event_type = $1",
+                args![event_type],
+            )
             .await
             .expect("count events")
+            .0
     }
 
     async fn all_events(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(&self.pool)
+        self.app
+            .events_db()
+            .fetch_one::<(i64,)>("SELECT count(*) FROM events", args![])
             .await
             .expect("count events")
+            .0
     }
 
     /// Waits until the inventory read model has applied everything recorded so far.
     async fn inventory_read_model(&self, sku: &str) -> (i64, i64, i64) {
-        let last: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
-            .fetch_one(&self.pool)
+        let (last,): (i64,) = self
+            .app
+            .events_db()
+            .fetch_one("SELECT coalesce(max(position), 0) FROM events", args![])
             .await
             .unwrap();
         self.watch
             .wait_for_position("inventory", last, Duration::from_secs(30))
             .await
             .expect("inventory projection caught up");
-        sqlx::query_as("SELECT on_hand, reserved, available FROM inventory_levels WHERE sku = $1")
-            .bind(sku)
-            .fetch_one(&self.pool)
+        self.app
+            .read_db()
+            .fetch_one(
+                "SELECT on_hand, reserved, available FROM inventory_levels WHERE sku = $1",
+                args![sku],
+            )
             .await
             .expect("inventory level")
     }
@@ -376,7 +382,7 @@ async fn the_last_five_units_go_to_exactly_five_of_a_hundred_checkouts() {
 async fn a_coupon_with_one_use_discounts_exactly_one_of_fifty_checkouts() {
     let mut shop = shop_with(|_| {}).await;
     shop.product("COUPON-1", 2_000, 100).await;
-    let coupons = Dispatcher::<Coupon>::new(shop.pool.clone(), Loading::Replay);
+    let coupons = Dispatcher::<Coupon, AnyStore>::over(shop.store.clone(), Loading::Replay);
     let code = CouponCode::parse("ONCE").unwrap();
     let c = coupons
         .execute(

@@ -6,7 +6,7 @@ use async_nats::jetstream;
 use chrono::Utc;
 use emporium_commands::payments::Simulation;
 use emporium_commands::payments::events::StripeEvent;
-use emporium_commands::{Dispatcher, Loading};
+use emporium_commands::{AnyStore, Dispatcher, Loading};
 use emporium_domain::inventory::{Inventory, InventoryCommand};
 use emporium_domain::order::OrderCommand;
 use emporium_domain::payment::PaymentStatus;
@@ -89,7 +89,8 @@ async fn every_kind_of_event(app: &TestApp, checkout: &Checkout) -> (Uuid, Uuid)
         Some(PaymentStatus::Failed)
     );
     // Low stock: 10 on hand, threshold 5, 6 reserved.
-    let inventory: Dispatcher<Inventory> = Dispatcher::new(app.db().clone(), Loading::Replay);
+    let inventory: Dispatcher<Inventory, AnyStore> =
+        Dispatcher::over(app.store().clone(), Loading::Replay);
     let sku = Sku::parse("MUG-1").unwrap();
     for command in [
         InventoryCommand::TrackInventory {
@@ -169,41 +170,55 @@ async fn each_notification_reaches_its_recipient_once_even_when_redelivered() {
     assert!(low.data.contains("threshold of 5"), "{}", low.data);
     assert_eq!(mails.len(), 5, "{mails:#?}");
 
-    // Redelivery: the sender's consumer is deleted, so the whole stream is delivered
-    // again from the start. Nothing is sent twice.
-    let nats = async_nats::connect(emporium_tests::nats_url())
-        .await
-        .unwrap();
-    let layout = StreamLayout::new(&app.settings.nats.stream_prefix).unwrap();
-    let stream = jetstream::new(nats)
-        .get_stream(layout.stream_name())
-        .await
-        .unwrap();
-    stream
-        .delete_consumer(&emporium_gateway::notify::consumer_name(&layout))
-        .await
-        .unwrap();
-    // Wait for the sender to recreate its consumer and go through everything again.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    while stream
-        .get_consumer::<jetstream::consumer::pull::Config>(
-            &emporium_gateway::notify::consumer_name(&layout),
-        )
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "sender did not reopen its consumer"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    if crate::helpers::embedded() {
+        // Redelivery: the sender's cursor is forgotten, so the whole store is read
+        // again from the start. Nothing is sent twice.
+        app.own_db()
+            .execute(
+                "DELETE FROM email_sender_cursor",
+                emporium_commands::args![],
+            )
+            .await
+            .expect("forget the cursor");
+    } else {
+        // Redelivery: the sender's consumer is deleted, so the whole stream is delivered
+        // again from the start. Nothing is sent twice.
+        let nats = async_nats::connect(emporium_tests::nats_url())
+            .await
+            .unwrap();
+        let layout = StreamLayout::new(&app.settings.nats.stream_prefix).unwrap();
+        let stream = jetstream::new(nats)
+            .get_stream(layout.stream_name())
+            .await
+            .unwrap();
+        stream
+            .delete_consumer(&emporium_gateway::notify::consumer_name(&layout))
+            .await
+            .unwrap();
+        // Wait for the sender to recreate its consumer and go through everything again.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while stream
+            .get_consumer::<jetstream::consumer::pull::Config>(
+                &emporium_gateway::notify::consumer_name(&layout),
+            )
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "sender did not reopen its consumer"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
     emails_settled(&app).await;
     assert!(drain_mail(&app).await.is_empty());
-    let ledger: i64 = sqlx::query_scalar("SELECT count(*) FROM email_ledger")
-        .fetch_one(app.db())
-        .await
-        .unwrap();
+    let ledger = crate::helpers::number(
+        app.own_db(),
+        "SELECT count(*) FROM email_ledger",
+        emporium_commands::args![],
+    )
+    .await;
     assert_eq!(ledger, 5);
     app.teardown().await;
 }

@@ -28,7 +28,14 @@ pub(crate) struct TestApp {
     /// Secure on it and count its intents).
     pub(crate) payments: Arc<emporium_commands::payments::OfflineProvider>,
     password_verifications: Arc<AtomicU64>,
+    /// The event store the platform writes (PostgreSQL, or the embedded mode's file).
+    store: emporium_commands::AnyStore,
+    read_db: emporium_commands::sql::Db,
+    own_db: emporium_commands::sql::Db,
+    watch: Option<emporium_projections::projection::CheckpointWatch>,
     db: Option<TestDatabase>,
+    /// The embedded mode's data directory.
+    _data_dir: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -68,10 +75,45 @@ impl Gql {
 const USER_FIELDS: &str = "id email emailVerified firstName lastName role preferences { newsletter language currency } registeredAt";
 const AUTH_FIELDS: &str = "accessToken refreshToken tokenType expiresIn refreshExpiresIn user { id email emailVerified role }";
 
-/// Starts the platform with the test configuration, a fresh database, a unique
-/// stream prefix, a manual clock and an SMTP sink; `customise` may change settings
-/// before it starts.
+/// The one number `sql` answers with (a count, a position).
+pub(crate) async fn number(
+    db: &emporium_commands::sql::Db,
+    sql: &str,
+    args: emporium_commands::sql::Args,
+) -> i64 {
+    db.fetch_one::<(i64,)>(sql, args)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .0
+}
+
+/// True (with a line saying why) when this run is on the embedded mode and the
+/// test exercises machinery only the distributed mode has (NATS, a second replica on
+/// one PostgreSQL database, PostgreSQL migrations): the caller then returns.
+#[allow(clippy::print_stderr)] // a skipped test says so where the test runner shows it
+pub(crate) fn distributed_only(why: &str) -> bool {
+    let skip = embedded();
+    if skip {
+        eprintln!("skipped in the embedded mode: {why}");
+    }
+    skip
+}
+
+/// Whether this run of the suite is on the embedded mode (`EMPORIUM_STORAGE__MODE=
+/// embedded`, the platform's own setting: SQLite files in a temporary directory per
+/// test, no PostgreSQL or NATS) rather than on PostgreSQL + NATS JetStream (the
+/// default).
+pub(crate) fn embedded() -> bool {
+    std::env::var("EMPORIUM_STORAGE__MODE").is_ok_and(|mode| mode == "embedded")
+}
+
+/// Starts the platform with the test configuration, a fresh database (or, embedded,
+/// a fresh data directory), a unique stream prefix, a manual clock and an SMTP sink;
+/// `customise` may change settings before it starts.
 pub(crate) async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    if embedded() {
+        return spawn_embedded(customise).await;
+    }
     let db = TestDatabase::create(1).await.expect("test database");
     let mail = SmtpSink::start().await;
     let config_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
@@ -105,8 +147,56 @@ pub(crate) async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> Tes
     let app = Application::build_with(settings.clone(), true, ports)
         .await
         .expect("application builds");
+    serve(app, clock, mail, settings, payments, Some(db), None)
+}
+
+/// [`spawn_app_with`] on the embedded mode: the platform opens its files in a
+/// temporary directory and builds its own durable offline provider there; the test's
+/// handle on the provider reads the same tables.
+async fn spawn_embedded(customise: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("data directory");
+    let mail = SmtpSink::start().await;
+    let config_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let overrides = Overrides {
+        port: Some(0),
+        ..Overrides::default()
+    };
+    let mut settings = Settings::load(&config_dir, Environment::Test, &overrides)
+        .expect("test configuration loads");
+    settings.storage.mode = emporium_gateway::config::StorageMode::Embedded;
+    settings.storage.data_dir = dir.path().to_owned();
+    settings.mail.smtp_url = Some(SecretUrl::new(mail.url()));
+    settings.redis.key_prefix = unique_prefix();
+    customise(&mut settings);
+    emporium_gateway::telemetry::init_tracing(settings.log_format(), &settings.log.filter);
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let ports = Ports {
+        clock: Arc::clone(&clock) as Arc<dyn Clock>,
+        mailer: None,
+        payments: None,
+    };
+    let app = Application::build_with(settings.clone(), true, ports)
+        .await
+        .expect("application builds");
+    let payments = Arc::new(emporium_commands::payments::OfflineProvider::durable(
+        app.store().db(),
+    ));
+    serve(app, clock, mail, settings, payments, None, Some(dir))
+}
+
+fn serve(
+    app: Application,
+    clock: Arc<ManualClock>,
+    mail: SmtpSink,
+    settings: Settings,
+    payments: Arc<emporium_commands::payments::OfflineProvider>,
+    db: Option<TestDatabase>,
+    data_dir: Option<tempfile::TempDir>,
+) -> TestApp {
     let address = format!("http://{}", app.local_addr().expect("bound"));
     let password_verifications = app.password_verifications();
+    let store = app.store().clone();
+    let (read_db, own_db, watch) = (app.read_db(), app.own_db(), app.checkpoint_watch());
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
         let _ = rx.await;
@@ -122,7 +212,12 @@ pub(crate) async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> Tes
         settings,
         payments,
         password_verifications,
-        db: Some(db),
+        store,
+        read_db,
+        own_db,
+        watch,
+        db,
+        _data_dir: data_dir,
         shutdown: Some(tx),
         server: Some(server),
     }
@@ -229,9 +324,53 @@ impl TestApp {
         self.password_verifications.load(Ordering::Relaxed)
     }
 
-    /// A pool on the test's database.
+    /// A pool on the test's PostgreSQL database (the distributed mode only: a test
+    /// that reads PostgreSQL directly says so with [`distributed_only`]).
     pub(crate) fn db(&self) -> &sqlx::PgPool {
-        self.db.as_ref().expect("database").pool()
+        self.db
+            .as_ref()
+            .expect("this test reads PostgreSQL directly: guard it with distributed_only")
+            .pool()
+    }
+
+    /// The event store the platform writes, for commands a test drives itself.
+    pub(crate) fn store(&self) -> &emporium_commands::AnyStore {
+        &self.store
+    }
+
+    /// The event store's database (`events`, `unique_keys`, the checkout's and the
+    /// payment provider's tables), through the store port.
+    pub(crate) fn events_db(&self) -> emporium_commands::sql::Db {
+        self.store.db()
+    }
+
+    /// The read models' database.
+    pub(crate) fn read_db(&self) -> &emporium_commands::sql::Db {
+        &self.read_db
+    }
+
+    /// The gateway's own tables' database (sessions, tokens, the mail ledger).
+    pub(crate) fn own_db(&self) -> &emporium_commands::sql::Db {
+        &self.own_db
+    }
+
+    /// A checkpoint watch over the platform's read models, for tests that wait for
+    /// commands they drove themselves.
+    pub(crate) async fn watch(&self) -> emporium_projections::projection::CheckpointWatch {
+        match &self.watch {
+            Some(watch) => watch.clone(),
+            None => {
+                // A pool of its own: the test database's pool has one connection.
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(4)
+                    .connect(self.settings.database.url.expose())
+                    .await
+                    .expect("watch pool");
+                emporium_projections::projection::CheckpointWatch::start(pool)
+                    .await
+                    .expect("checkpoint watch")
+            }
+        }
     }
 
     /// Moves the app's clock forward.
@@ -391,7 +530,7 @@ impl TestApp {
     }
 
     async fn promoted(&self, email: &str, password: &str, role: Role) -> String {
-        emporium_gateway::auth::set_role(self.db(), email, role, self.clock.now())
+        emporium_gateway::auth::set_role(self.store(), email, role, self.clock.now())
             .await
             .expect("role changed");
         let r = self.login(email, password).await;

@@ -1,7 +1,7 @@
 //! The customer's own things over HTTP: notifications (the inbox), orders, and product
 //! reviews with read-your-writes.
 //!
-//! Orders are seeded through `Dispatcher<Order>` on the test's database, as the shop
+//! Orders are seeded through `Dispatcher<Order, AnyStore>` on the test's database, as the shop
 //! tests seed the catalogue; the application's in-process relay and projections build
 //! the read models, and the tests wait on the projections' checkpoints (never a sleep).
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use emporium_commands::catalog::Products;
-use emporium_commands::{Dispatcher, Loading};
+use emporium_commands::{AnyStore, Dispatcher, Loading};
 use emporium_domain::catalog::{
     AltText, Attributes, CategoryCommand, CategoryName, CategoryTree, Description, ImageSource,
     ProductCommand, ProductName, Review, ReviewCommand, Slug,
@@ -19,7 +19,6 @@ use emporium_domain::order::{Order, OrderCommand, OrderLine};
 use emporium_domain::{Address, AddressInput, Currency, EventMetadata, Money, Quantity, Sku};
 use emporium_projections::projection::CheckpointWatch;
 use serde_json::{Value, json};
-use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 use crate::helpers::{Gql, TestApp, spawn_app};
@@ -54,27 +53,23 @@ fn eur(minor: i64) -> Money {
 
 /// Writes commands straight into the test's event store and waits for projections.
 struct Seeder {
-    products: Products,
-    categories: Dispatcher<CategoryTree>,
-    orders: Dispatcher<Order>,
-    reviews: Dispatcher<Review>,
+    products: Products<AnyStore>,
+    categories: Dispatcher<CategoryTree, AnyStore>,
+    orders: Dispatcher<Order, AnyStore>,
+    reviews: Dispatcher<Review, AnyStore>,
     watch: CheckpointWatch,
     last: i64,
 }
 
 impl Seeder {
     async fn new(app: &TestApp) -> Self {
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .connect(app.settings.database.url.expose())
-            .await
-            .expect("seed pool");
+        let store = app.store().clone();
         Self {
-            products: Products::new(pool.clone()),
-            categories: Dispatcher::new(pool.clone(), Loading::Replay),
-            orders: Dispatcher::new(pool.clone(), Loading::Replay),
-            reviews: Dispatcher::new(pool.clone(), Loading::Replay),
-            watch: CheckpointWatch::start(pool.clone()).await.expect("watch"),
+            products: Products::over(store.clone()),
+            categories: Dispatcher::over(store.clone(), Loading::Replay),
+            orders: Dispatcher::over(store.clone(), Loading::Replay),
+            reviews: Dispatcher::over(store.clone(), Loading::Replay),
+            watch: app.watch().await,
             last: 0,
         }
     }

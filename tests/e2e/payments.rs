@@ -20,7 +20,7 @@ use emporium_commands::payments::{
     CardNumber, Confirmation, CreateIntent, IdempotencyKey, OfflineProvider, PaymentIntent,
     PaymentMethod, PaymentProvider, Simulation,
 };
-use emporium_commands::{Dispatcher, Loading};
+use emporium_commands::{AnyStore, Dispatcher, Loading};
 use emporium_domain::metadata::Actor;
 use emporium_domain::order::{Order, OrderCommand, OrderLine};
 use emporium_domain::payment::{Payment, PaymentCommand, PaymentStatus};
@@ -71,8 +71,8 @@ fn address() -> Address {
 
 /// What the checkout would have done, done directly.
 pub(crate) struct Checkout {
-    pub(crate) orders: Dispatcher<Order>,
-    pub(crate) payments: Dispatcher<Payment>,
+    pub(crate) orders: Dispatcher<Order, AnyStore>,
+    pub(crate) payments: Dispatcher<Payment, AnyStore>,
     pub(crate) provider: OfflineProvider,
 }
 
@@ -85,11 +85,11 @@ pub(crate) struct Paying {
 
 impl Checkout {
     pub(crate) fn new(app: &TestApp) -> Self {
-        let pool = app.db().clone();
+        let store = app.store().clone();
         Self {
-            orders: Dispatcher::new(pool.clone(), Loading::Replay),
-            payments: Dispatcher::new(pool.clone(), Loading::Replay),
-            provider: OfflineProvider::durable(pool),
+            orders: Dispatcher::over(store.clone(), Loading::Replay),
+            payments: Dispatcher::over(store.clone(), Loading::Replay),
+            provider: OfflineProvider::durable(store.db()),
         }
     }
 
@@ -245,14 +245,14 @@ impl Checkout {
 
 /// How many events of each type the payment recorded.
 pub(crate) async fn payment_events(app: &TestApp, payment_id: Uuid) -> Vec<(String, i64)> {
-    sqlx::query_as(
-        "SELECT event_type, count(*) FROM events WHERE aggregate_type = 'payment' AND aggregate_id = $1
-         GROUP BY event_type ORDER BY event_type",
-    )
-    .bind(payment_id.to_string())
-    .fetch_all(app.db())
-    .await
-    .unwrap()
+    app.events_db()
+        .fetch_all(
+            "SELECT event_type, count(*) FROM events WHERE aggregate_type = 'payment' AND aggregate_id = $1
+             GROUP BY event_type ORDER BY event_type",
+            emporium_commands::args![payment_id.to_string()],
+        )
+        .await
+        .unwrap()
 }
 
 pub(crate) fn count(events: &[(String, i64)], event_type: &str) -> i64 {
@@ -288,16 +288,21 @@ pub(crate) async fn deliver(app: &TestApp, event: &StripeEvent) -> (u16, Value) 
 }
 
 async fn processed_webhooks(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM stripe_webhook_events")
-        .fetch_one(app.db())
-        .await
-        .unwrap()
+    crate::helpers::number(
+        &app.events_db(),
+        "SELECT count(*) FROM stripe_webhook_events",
+        emporium_commands::args![],
+    )
+    .await
 }
 
 /// Waits until every committed event is in the stream and the e-mail sender has
 /// acknowledged all of it: after this, every mail the events call for was handed to
 /// the SMTP sink (a condition polled with a deadline, not a sleep).
 pub(crate) async fn emails_settled(app: &TestApp) {
+    if crate::helpers::embedded() {
+        return embedded_emails_settled(app).await;
+    }
     let nats = async_nats::connect(emporium_tests::nats_url())
         .await
         .expect("nats");
@@ -306,10 +311,12 @@ pub(crate) async fn emails_settled(app: &TestApp) {
     let consumer_name = emporium_gateway::notify::consumer_name(&layout);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(app.db())
-            .await
-            .unwrap();
+        let events = crate::helpers::number(
+            &app.events_db(),
+            "SELECT count(*) FROM events",
+            emporium_commands::args![],
+        )
+        .await;
         let settled = async {
             let mut stream = js.get_stream(layout.stream_name()).await.ok()?;
             let last = stream.info().await.ok()?.state.last_sequence;
@@ -732,4 +739,32 @@ async fn my_payments_shows_only_my_own() {
         .await
         .expect_code("UNAUTHENTICATED");
     app.teardown().await;
+}
+
+/// [`emails_settled`] in the embedded mode: the sender's cursor (in the gateway's own
+/// database) has reached the store's last event.
+async fn embedded_emails_settled(app: &TestApp) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let last = crate::helpers::number(
+            &app.events_db(),
+            "SELECT coalesce(max(position), 0) FROM events",
+            emporium_commands::args![],
+        )
+        .await;
+        let done = crate::helpers::number(
+            app.own_db(),
+            "SELECT coalesce(max(position), 0) FROM email_sender_cursor",
+            emporium_commands::args![],
+        )
+        .await;
+        if done >= last {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "e-mail sender did not catch up ({done} of {last})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use emporium_commands::catalog::Products;
-use emporium_commands::{Dispatcher, Loading};
+use emporium_commands::{AnyStore, Dispatcher, Loading};
 use emporium_domain::catalog::{
     AltText, Attributes, CategoryCommand, CategoryName, CategoryTree, Description, ImageSource,
     ProductCommand, ProductName, Slug, Tag,
@@ -20,7 +20,6 @@ use emporium_domain::metadata::Actor;
 use emporium_domain::{Currency, EventMetadata, Money, Quantity, Sku};
 use emporium_projections::projection::CheckpointWatch;
 use serde_json::{Value, json};
-use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, spawn_app};
@@ -32,9 +31,9 @@ const WISHLIST_FIELDS: &str = "count items { addedAt product { id slug } }";
 
 /// Writes commands straight into the test's event store and waits for projections.
 struct Seeder {
-    products: Products,
-    categories: Dispatcher<CategoryTree>,
-    inventory: Dispatcher<Inventory>,
+    products: Products<AnyStore>,
+    categories: Dispatcher<CategoryTree, AnyStore>,
+    inventory: Dispatcher<Inventory, AnyStore>,
     watch: CheckpointWatch,
     last: i64,
 }
@@ -67,16 +66,12 @@ struct SeededProduct {
 
 impl Seeder {
     async fn new(app: &TestApp) -> Self {
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .connect(app.settings.database.url.expose())
-            .await
-            .expect("seed pool");
+        let store = app.store().clone();
         Self {
-            products: Products::new(pool.clone()),
-            categories: Dispatcher::new(pool.clone(), Loading::Replay),
-            inventory: Dispatcher::new(pool.clone(), Loading::Replay),
-            watch: CheckpointWatch::start(pool.clone()).await.expect("watch"),
+            products: Products::over(store.clone()),
+            categories: Dispatcher::over(store.clone(), Loading::Replay),
+            inventory: Dispatcher::over(store.clone(), Loading::Replay),
+            watch: app.watch().await,
             last: 0,
         }
     }
@@ -653,11 +648,12 @@ async fn tampered_cart_inputs_are_refused_and_record_nothing() {
         .await;
     r.expect_code("GRAPHQL_VALIDATION_FAILED");
 
-    let cart_events: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'cart'")
-            .fetch_one(app.db())
-            .await
-            .unwrap();
+    let cart_events = crate::helpers::number(
+        &app.events_db(),
+        "SELECT count(*) FROM events WHERE aggregate_type = 'cart'",
+        emporium_commands::args![],
+    )
+    .await;
     assert_eq!(cart_events, 0);
     app.teardown().await;
 }

@@ -44,6 +44,9 @@ async fn health_readiness_metrics_and_graphql_answer() {
 
 #[tokio::test]
 async fn readiness_names_nats_when_it_is_down() {
+    if crate::helpers::distributed_only("the embedded mode has no NATS") {
+        return;
+    }
     // A port nothing listens on: bind, note it, release it.
     let dead_port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -72,6 +75,9 @@ async fn readiness_names_nats_when_it_is_down() {
 
 #[tokio::test]
 async fn migrations_run_again_on_an_already_migrated_database() {
+    if crate::helpers::distributed_only("PostgreSQL's shared migrations table") {
+        return;
+    }
     let app = spawn_app().await;
     // A restart migrates again: the event store's and the gateway's migrations share
     // one table, so each side must tolerate the other's.

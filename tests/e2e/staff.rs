@@ -3,19 +3,17 @@
 //! anonymous callers are refused before anything is recorded.
 //!
 //! Everything is created through the staff mutations themselves, except orders,
-//! which only checkout creates: those are seeded through `Dispatcher<Order>` on the
+//! which only checkout creates: those are seeded through `Dispatcher<Order, AnyStore>` on the
 //! test's database, and the tests wait on the `orders` checkpoint (never a sleep).
 
 use std::time::Duration;
 
 use chrono::Utc;
-use emporium_commands::{Dispatcher, Loading};
+use emporium_commands::{AnyStore, Dispatcher, Loading};
 use emporium_domain::metadata::Actor;
 use emporium_domain::order::{Order, OrderCommand, OrderLine};
 use emporium_domain::{Address, AddressInput, Currency, EventMetadata, Money, Quantity, Sku};
-use emporium_projections::projection::CheckpointWatch;
 use serde_json::{Value, json};
-use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 use crate::helpers::{Gql, TestApp, spawn_app};
@@ -29,10 +27,12 @@ const STAFF_ORDER_FIELDS: &str = "customerId riskScore paymentId order { id stat
 
 /// Every event recorded so far.
 pub(crate) async fn event_count(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(app.db())
-        .await
-        .expect("count events")
+    crate::helpers::number(
+        &app.events_db(),
+        "SELECT count(*) FROM events",
+        emporium_commands::args![],
+    )
+    .await
 }
 
 /// Runs `query` with `variables` as `bearer`.
@@ -171,13 +171,9 @@ fn eur(minor: i64) -> Money {
 /// `orders` and `notifications` read models have it. With `paid: false` it stays
 /// pending.
 pub(crate) async fn seed_order(app: &TestApp, customer: Uuid, paid: bool) -> Uuid {
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(app.settings.database.url.expose())
-        .await
-        .expect("seed pool");
-    let orders: Dispatcher<Order> = Dispatcher::new(pool.clone(), Loading::Replay);
-    let watch = CheckpointWatch::start(pool.clone()).await.expect("watch");
+    let store = app.store().clone();
+    let orders: Dispatcher<Order, AnyStore> = Dispatcher::over(store.clone(), Loading::Replay);
+    let watch = app.watch().await;
     let address = Address::parse(AddressInput {
         full_name: "Ada Lovelace".into(),
         line1: "12 St James's Square".into(),
@@ -625,10 +621,12 @@ async fn a_taken_sku_or_slug_is_a_conflict_and_bad_input_names_its_field_with_no
     let r = create_product(&app, &staff, product_input("MUG-1", "mug", &cat, 1_200)).await;
     let mug = r.ok("createProduct")["id"].as_str().unwrap().to_owned();
     let keys = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM unique_keys")
-            .fetch_one(app.db())
-            .await
-            .unwrap()
+        crate::helpers::number(
+            &app.events_db(),
+            "SELECT count(*) FROM unique_keys",
+            emporium_commands::args![],
+        )
+        .await
     };
     let (events, claims) = (event_count(&app).await, keys().await);
 

@@ -538,12 +538,17 @@ pub(super) async fn set_role(
 ) -> Result<(), CliError> {
     let pool = postgres(settings, 2).await?;
     ensure_migrated(&pool).await?;
-    let user_id = crate::auth::set_role(&pool, email, role, chrono::Utc::now())
-        .await
-        .map_err(|e| match e {
-            crate::error::ApiError::Internal(e) => CliError::Unavailable(e),
-            other => CliError::Failed(anyhow::anyhow!(other.message())),
-        })?;
+    let user_id = crate::auth::set_role(
+        &emporium_commands::AnyStore::from(emporium_commands::PgStore::new(pool)),
+        email,
+        role,
+        chrono::Utc::now(),
+    )
+    .await
+    .map_err(|e| match e {
+        crate::error::ApiError::Internal(e) => CliError::Unavailable(e),
+        other => CliError::Failed(anyhow::anyhow!(other.message())),
+    })?;
     tracing::info!(%user_id, ?role, "role changed");
     Ok(())
 }

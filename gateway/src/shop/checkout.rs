@@ -443,14 +443,15 @@ impl Shop {
     /// # Errors
     /// When the read model or the store cannot be read.
     pub(crate) async fn held_orders(&self, first: i64) -> Result<Vec<HeldOrder>, ApiError> {
-        let rows: Vec<(Uuid, Option<i32>)> = sqlx::query_as(
-            "SELECT order_id, risk_score FROM orders WHERE status = 'held_for_review'
-             ORDER BY placed_at, order_id LIMIT $1",
-        )
-        .bind(first.clamp(1, 100))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read held orders")))?;
+        let rows: Vec<(Uuid, Option<i32>)> = self
+            .read
+            .fetch_all(
+                "SELECT order_id, risk_score FROM orders WHERE status = 'held_for_review'
+                 ORDER BY placed_at, order_id LIMIT $1",
+                args![first.clamp(1, 100)],
+            )
+            .await
+            .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read held orders")))?;
         let mut held = Vec::with_capacity(rows.len());
         for (order_id, risk_score) in rows {
             let (order, customer_id) = self.any_order(order_id).await?;
@@ -471,19 +472,25 @@ impl Shop {
 
     /// Any order by id (staff).
     async fn any_order(&self, order_id: Uuid) -> Result<(OrderRow, Uuid), ApiError> {
-        let order: OrderRow =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM orders WHERE order_id = $1"))
-                .bind(order_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read order")))?
-                .ok_or(ApiError::NotFound { what: "order" })?;
-        let customer: Uuid =
-            sqlx::query_scalar("SELECT customer_id FROM orders WHERE order_id = $1")
-                .bind(order_id)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read order")))?;
+        let read_error =
+            |e: sqlx::Error| ApiError::internal(anyhow::Error::from(e).context("read order"));
+        let order: OrderRow = self
+            .read
+            .fetch_optional(
+                &format!("SELECT {COLUMNS} FROM orders WHERE order_id = $1"),
+                args![order_id],
+            )
+            .await
+            .map_err(read_error)?
+            .ok_or(ApiError::NotFound { what: "order" })?;
+        let (customer,): (Uuid,) = self
+            .read
+            .fetch_one(
+                "SELECT customer_id FROM orders WHERE order_id = $1",
+                args![order_id],
+            )
+            .await
+            .map_err(read_error)?;
         Ok((order, customer))
     }
 
