@@ -90,6 +90,36 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// How long `build` waits for the in-process runners to install their read models.
+const INSTALL_WAIT: Duration = Duration::from_secs(30);
+
+/// Waits (at most `limit`) until every projection has installed its read model (its
+/// checkpoint is announced), as the embedded mode's start does, so no query meets a
+/// view its runner has not built yet. A dead PostgreSQL or a slow build ends the wait
+/// with a warning: the app then serves, and `/readyz` and the reads say what is wrong.
+async fn installed(pool: &PgPool, limit: Duration) {
+    let started = Instant::now();
+    let watch = match emporium_projections::projection::CheckpointWatch::start(pool.clone()).await {
+        Ok(watch) => watch,
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "read models not awaited");
+            return;
+        }
+    };
+    for projection in emporium_projections::projection::all() {
+        let name = projection.name();
+        let left = limit.saturating_sub(started.elapsed());
+        let start = emporium_projections::envelope::CommitPosition::START;
+        if watch.wait_for(name, start, left).await.is_err() {
+            tracing::warn!(
+                projection = name,
+                waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "read model not installed yet; serving anyway"
+            );
+        }
+    }
+}
+
 /// The backbone running beside the server.
 #[derive(Debug)]
 enum Backbone {
@@ -382,6 +412,13 @@ impl Application {
                 Backbone::Embedded(embedded)
             }),
         };
+        if let (Some(Backbone::InProcess(_)), Backing::Distributed { pool, nats }) =
+            (&backbone, &backing)
+        {
+            if emporium_projections::bus::is_connected(nats) {
+                installed(pool, INSTALL_WAIT).await;
+            }
+        }
         Ok(Self {
             listener,
             router: router(state, webhooks),

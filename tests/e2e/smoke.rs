@@ -86,3 +86,26 @@ async fn migrations_run_again_on_an_already_migrated_database() {
         .expect("second migration run");
     app.teardown().await;
 }
+
+#[tokio::test]
+async fn every_read_model_is_installed_before_the_app_serves() {
+    let app = spawn_app().await;
+    // Straight after start, with no wait: a query never meets a view its runner has
+    // not built yet.
+    let installed: Vec<(String,)> = app
+        .read_db()
+        .fetch_all(
+            "SELECT name FROM projection_checkpoints ORDER BY name",
+            emporium_commands::args![],
+        )
+        .await
+        .expect("checkpoints");
+    let installed: Vec<String> = installed.into_iter().map(|(n,)| n).collect();
+    let mut expected: Vec<String> = emporium_projections::projection::all()
+        .iter()
+        .map(|p| p.name().to_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(installed, expected);
+    app.teardown().await;
+}
