@@ -414,10 +414,9 @@ impl Application {
         };
         if let (Some(Backbone::InProcess(_)), Backing::Distributed { pool, nats }) =
             (&backbone, &backing)
+            && emporium_projections::bus::is_connected(nats)
         {
-            if emporium_projections::bus::is_connected(nats) {
-                installed(pool, INSTALL_WAIT).await;
-            }
+            installed(pool, INSTALL_WAIT).await;
         }
         Ok(Self {
             listener,
