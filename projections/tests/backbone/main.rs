@@ -10,6 +10,7 @@ mod embedded;
 mod feed;
 mod framework;
 mod helpers;
+mod parity;
 mod read_models;
 mod support;
 
