@@ -12,6 +12,7 @@ mod framework;
 mod helpers;
 mod parity;
 mod read_models;
+mod rows;
 mod support;
 
 use std::collections::HashSet;
