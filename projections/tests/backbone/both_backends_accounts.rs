@@ -101,8 +101,8 @@ fn eur(minor: i64) -> Money {
 }
 
 /// The ids the assertions look for.
-struct Shop {
-    scenario: Scenario,
+pub(crate) struct Shop {
+    pub(crate) scenario: Scenario,
     ada: Uuid,
     bob: Uuid,
     ada_home: Uuid,
@@ -122,7 +122,8 @@ struct Shop {
     tee: Uuid,
 }
 
-async fn shop() -> Shop {
+/// The account-side shop history (also the first part of `parity.rs`'s).
+pub(crate) async fn shop() -> Shop {
     let scenario = Scenario::new().await;
     let store = &scenario.store;
     let t = Ticks::new();

@@ -253,7 +253,7 @@ async fn build_one_by_one(db: &Db, projection: &dyn Projection, events: &[EventE
 }
 
 /// The commands of a small shop's history, through the real dispatchers.
-struct Shop {
+pub(crate) struct Shop {
     products: Products<SqliteStore>,
     categories: Dispatcher<CategoryTree, SqliteStore>,
     inventory: Dispatcher<Inventory, SqliteStore>,
@@ -261,7 +261,7 @@ struct Shop {
 }
 
 impl Shop {
-    fn new(store: &SqliteStore) -> Self {
+    pub(crate) fn new(store: &SqliteStore) -> Self {
         Self {
             products: Products::over(store.clone()),
             categories: Dispatcher::over(store.clone(), Loading::Replay),
@@ -270,14 +270,14 @@ impl Shop {
         }
     }
 
-    async fn category_command(&self, command: CategoryCommand) {
+    pub(crate) async fn category_command(&self, command: CategoryCommand) {
         self.categories
             .execute(TREE, command, &meta())
             .await
             .expect("category command");
     }
 
-    async fn category(&self, name: &str, slug: &str, parent_id: Option<Uuid>) -> Uuid {
+    pub(crate) async fn category(&self, name: &str, slug: &str, parent_id: Option<Uuid>) -> Uuid {
         let category_id = Uuid::new_v4();
         self.category_command(CategoryCommand::CreateCategory {
             category_id,
@@ -290,7 +290,13 @@ impl Shop {
         category_id
     }
 
-    async fn product(&self, sku: &str, category_id: Uuid, price: i64, tags: &[&str]) -> Uuid {
+    pub(crate) async fn product(
+        &self,
+        sku: &str,
+        category_id: Uuid,
+        price: i64,
+        tags: &[&str],
+    ) -> Uuid {
         let product_id = Uuid::new_v4();
         self.command(
             product_id,
@@ -311,14 +317,20 @@ impl Shop {
         product_id
     }
 
-    async fn command(&self, product_id: Uuid, command: ProductCommand) {
+    pub(crate) async fn command(&self, product_id: Uuid, command: ProductCommand) {
         self.products
             .execute(product_id, command, &meta())
             .await
             .expect("product command");
     }
 
-    async fn variant(&self, product_id: Uuid, sku: &str, size: &str, price: i64) -> Uuid {
+    pub(crate) async fn variant(
+        &self,
+        product_id: Uuid,
+        sku: &str,
+        size: &str,
+        price: i64,
+    ) -> Uuid {
         let variant_id = Uuid::new_v4();
         self.command(
             product_id,
@@ -336,7 +348,7 @@ impl Shop {
         variant_id
     }
 
-    async fn image(&self, product_id: Uuid, key: &str, primary: bool) -> Uuid {
+    pub(crate) async fn image(&self, product_id: Uuid, key: &str, primary: bool) -> Uuid {
         let image_id = Uuid::new_v4();
         self.command(
             product_id,
@@ -352,14 +364,14 @@ impl Shop {
         image_id
     }
 
-    async fn stock(&self, sku: &str, command: InventoryCommand) {
+    pub(crate) async fn stock(&self, sku: &str, command: InventoryCommand) {
         self.inventory
             .execute(sku, command, &meta())
             .await
             .expect("inventory command");
     }
 
-    async fn track(&self, sku: &str, units: i64, threshold: u32) {
+    pub(crate) async fn track(&self, sku: &str, units: i64, threshold: u32) {
         self.stock(
             sku,
             InventoryCommand::TrackInventory {
@@ -379,7 +391,7 @@ impl Shop {
         .await;
     }
 
-    async fn reserve(&self, sku: &str, units: i64) {
+    pub(crate) async fn reserve(&self, sku: &str, units: i64) {
         let at = Utc::now();
         self.stock(
             sku,
@@ -394,14 +406,14 @@ impl Shop {
         .await;
     }
 
-    async fn review(&self, product_id: Uuid, author_id: Uuid, command: ReviewCommand) {
+    pub(crate) async fn review(&self, product_id: Uuid, author_id: Uuid, command: ReviewCommand) {
         self.reviews
             .execute(&Review::id_for(product_id, author_id), command, &meta())
             .await
             .expect("review command");
     }
 
-    async fn write_review(&self, product_id: Uuid, stars: i64, approve: bool) -> Uuid {
+    pub(crate) async fn write_review(&self, product_id: Uuid, stars: i64, approve: bool) -> Uuid {
         let author_id = Uuid::new_v4();
         self.review(
             product_id,

@@ -10,7 +10,9 @@ mod embedded;
 mod feed;
 mod framework;
 mod helpers;
+mod parity;
 mod read_models;
+mod rows;
 mod support;
 
 use std::collections::HashSet;
