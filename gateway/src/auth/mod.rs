@@ -22,7 +22,6 @@ pub mod tokens;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use emporium_commands::reservations;
 use emporium_commands::sql::Db;
 use emporium_commands::users::{EMAIL_SCOPE, RegisterUserError, Users};
 use emporium_commands::{AnyStore, CommandError, EventStore as _};
@@ -31,7 +30,6 @@ use emporium_domain::user::{
     Email, Language, PersonName, Preferences, ResetTokenHash, Role, User, UserCommand, UserError,
 };
 use emporium_domain::{Currency, EventMetadata};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use self::one_time::Purpose;
@@ -825,24 +823,27 @@ impl Accounts {
 /// Gives the account registered with `email` a role: an operator's action (`emporium
 /// users set-role`), recorded with the actor `System("operator")`. Tokens issued from
 /// now on carry the new role; access tokens already issued keep the old one until they
-/// expire (at most one access-token lifetime).
+/// expire (at most one access-token lifetime). `store` is either mode's event store (a
+/// `&PgPool` converts to the PostgreSQL one).
 ///
 /// # Errors
 /// `NOT_FOUND` when no account has the address; `INTERNAL` when the store fails.
 pub async fn set_role(
-    pool: &PgPool,
+    store: impl Into<AnyStore>,
     email: &str,
     role: Role,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Uuid, ApiError> {
+    let store = store.into();
     let not_found = || ApiError::NotFound { what: "account" };
     let email = Email::parse(email).map_err(|_| not_found())?;
-    let holder = reservations::holder(pool, EMAIL_SCOPE, email.as_str())
+    let holder = store
+        .holder(EMAIL_SCOPE, email.as_str())
         .await
         .map_err(ApiError::Internal)?
         .ok_or_else(not_found)?;
     let user_id = holder.parse::<Uuid>().map_err(|_| not_found())?;
-    let users = Users::new(pool.clone());
+    let users = Users::over(store);
     let user = users.load(user_id).await.map_err(user_error)?;
     if !user.is_registered() {
         return Err(not_found());

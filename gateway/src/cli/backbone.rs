@@ -493,6 +493,10 @@ pub(super) async fn seed(settings: &Settings, size: SeedSize, demo: bool) -> Res
             "nothing written: pass --demo to load the demo shop"
         )));
     }
+    if settings.storage.embedded() {
+        let store = embedded_store(settings).await?;
+        return seeded(Seeder::new(store, size)).await;
+    }
     // A product command holds up to two claim transactions (SKU and slug) while it
     // commits on a third connection.
     let connections = u32::try_from(size.concurrency)
@@ -501,7 +505,11 @@ pub(super) async fn seed(settings: &Settings, size: SeedSize, demo: bool) -> Res
         .saturating_add(2);
     let pool = postgres(settings, connections).await?;
     ensure_migrated(&pool).await?;
-    let seeder = Seeder::new(emporium_commands::PgStore::new(pool), size);
+    seeded(Seeder::new(emporium_commands::PgStore::new(pool), size)).await
+}
+
+/// Runs `seeder` and says what it did.
+async fn seeded(seeder: Seeder) -> Result<(), CliError> {
     let summary = match seeder.run().await.map_err(CliError::Failed)? {
         SeedOutcome::AlreadySeeded => {
             emit(&format!(
@@ -536,14 +544,58 @@ pub(super) async fn set_role(
     email: &str,
     role: emporium_domain::user::Role,
 ) -> Result<(), CliError> {
-    let pool = postgres(settings, 2).await?;
-    ensure_migrated(&pool).await?;
-    let user_id = crate::auth::set_role(&pool, email, role, chrono::Utc::now())
+    let store = if settings.storage.embedded() {
+        embedded_store(settings).await?
+    } else {
+        let pool = postgres(settings, 2).await?;
+        ensure_migrated(&pool).await?;
+        emporium_commands::AnyStore::from(&pool)
+    };
+    let user_id = crate::auth::set_role(store, email, role, chrono::Utc::now())
         .await
         .map_err(|e| match e {
             crate::error::ApiError::Internal(e) => CliError::Unavailable(e),
             other => CliError::Failed(anyhow::anyhow!(other.message())),
         })?;
     tracing::info!(%user_id, ?role, "role changed");
+    Ok(())
+}
+
+/// The embedded mode's event store, `<data_dir>/events.db` (created and migrated when
+/// missing); a running `serve` holds it, which is an error naming that.
+#[cfg(feature = "sqlite")]
+async fn embedded_store(settings: &Settings) -> Result<emporium_commands::AnyStore, CliError> {
+    let path = settings.storage.data_dir.join("events.db");
+    emporium_commands::store::SqliteStore::open(&path)
+        .await
+        .map(emporium_commands::AnyStore::from)
+        .map_err(super::in_use_by_a_server)
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn embedded_store(_: &Settings) -> Result<emporium_commands::AnyStore, CliError> {
+    Err(CliError::Unavailable(anyhow::anyhow!(
+        "storage.mode = \"embedded\" needs a build with the `sqlite` feature"
+    )))
+}
+
+/// `emporium migrate` in the embedded mode: creates the data directory and its files
+/// (the event store, the read models' file, the gateway's own) and migrates them. The
+/// read models themselves are built by `serve` from the events.
+pub(super) async fn migrate_embedded(settings: &Settings) -> Result<(), CliError> {
+    let dir = &settings.storage.data_dir;
+    let store = embedded_store(settings).await?;
+    #[cfg(feature = "sqlite")]
+    {
+        let read =
+            emporium_projections::projection::embedded::ReadDb::open(&dir.join("read.db")).await?;
+        read.close().await;
+        crate::db::open_local(&dir.join("gateway.db"))
+            .await?
+            .close()
+            .await;
+    }
+    drop(store);
+    tracing::info!(data_dir = %dir.display(), "embedded data files migrated");
     Ok(())
 }
