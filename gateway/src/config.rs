@@ -1198,6 +1198,19 @@ mod tests {
     }
 
     #[test]
+    fn development_sells_in_the_demo_shops_currency() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let figment = Figment::new()
+            .merge(Serialized::default("env", Environment::Development))
+            .merge(Toml::file(dir.join("development.toml")));
+        let s = Settings::resolved(&figment).expect("loads");
+        // The demo seed prices everything in USD; a cart in another currency refuses it.
+        assert_eq!(s.shop.currency, "USD");
+        let pricing = s.checkout.pricing().expect("development pricing is valid");
+        assert_eq!(pricing.currency().code(), "USD");
+    }
+
+    #[test]
     fn the_demo_shop_is_seeded_on_first_start_in_development_only() {
         let seeds = |figment: Figment| {
             Settings::resolved(&figment)

@@ -1039,6 +1039,20 @@ mod embedded {
         assert_eq!(names.len(), 60, "{names:?}");
         let login = server.demo_login();
         assert_eq!(login["data"]["login"]["tokenType"], "Bearer", "{login}");
+        // The demo shop sells: development's carts are in the seed's currency.
+        let token = login["data"]["login"]["accessToken"].as_str().unwrap();
+        let listing = server.graphql(
+            "{ products(first: 1) { edges { node { sku } } } }",
+            json!({}),
+        );
+        let sku = listing["data"]["products"]["edges"][0]["node"]["sku"].clone();
+        let cart = graphql(
+            server.port,
+            "mutation($sku: String!) { addToCart(sku: $sku, quantity: 1) { itemCount } }",
+            json!({ "sku": sku }),
+            &[("Authorization", &format!("Bearer {token}"))],
+        );
+        assert_eq!(cart["data"]["addToCart"]["itemCount"], 1, "{cart}");
 
         // The store is the server's: a second writer is refused, naming the cause.
         let output = embedded(&data).args(["seed", "--demo"]).output().unwrap();
