@@ -419,6 +419,10 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
         }
         Command::Projections { command } => match command {
             ProjectionsCommand::List => backbone::list(),
+            #[cfg(feature = "sqlite")]
+            ProjectionsCommand::Status if settings.storage.embedded() => {
+                backbone::embedded_projections(&settings, None).await
+            }
             ProjectionsCommand::Status => {
                 distributed_only(&settings, "projections status")?;
                 backbone::status(&settings).await
@@ -430,6 +434,10 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
             }
             ProjectionsCommand::Retry { name } => {
                 backbone::projection_named(&name)?;
+                #[cfg(feature = "sqlite")]
+                if settings.storage.embedded() {
+                    return backbone::embedded_projections(&settings, Some(&name)).await;
+                }
                 distributed_only(&settings, "projections retry")?;
                 backbone::retry(&settings, &name).await
             }
@@ -627,8 +635,9 @@ fn distributed_only(settings: &Settings, what: &str) -> Result<(), CliError> {
     if settings.storage.embedded() {
         return Err(CliError::Usage(anyhow::anyhow!(
             "`emporium {what}` runs only in the distributed mode (PostgreSQL and NATS), and \
-             this configuration is in the embedded mode (storage.mode = \"embedded\", data in \
-             {}); set DATABASE_URL and NATS_URL (or storage.mode = \"distributed\") to use it",
+             this configuration is in the embedded mode (storage.mode = \"embedded\", data \
+             directory `{}`); set DATABASE_URL and NATS_URL (or storage.mode = \"distributed\") \
+             to use it",
             settings.storage.data_dir.display()
         )));
     }

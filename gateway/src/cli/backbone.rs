@@ -234,6 +234,11 @@ pub(super) async fn status(settings: &Settings) -> Result<(), CliError> {
     ensure_migrated(&pool).await?;
     let last = stream_last_sequence(settings, &layout).await;
     let statuses = projection::status(&pool, last).await?;
+    print_status(&statuses)
+}
+
+/// The status table of `statuses`, every projection of this build included.
+fn print_status(statuses: &[projection::ProjectionStatus]) -> Result<(), CliError> {
     let mut rows = vec![
         [
             "NAME",
@@ -261,7 +266,7 @@ pub(super) async fn status(settings: &Settings) -> Result<(), CliError> {
             ]);
         }
     }
-    for s in &statuses {
+    for s in statuses {
         let mut state = match &s.state {
             ProjectionState::Running => "running".to_owned(),
             ProjectionState::Failed { .. } => "stopped".to_owned(),
@@ -297,6 +302,42 @@ pub(super) async fn status(settings: &Settings) -> Result<(), CliError> {
     rows[1..].sort_by(|a, b| a[0].cmp(&b[0]));
     emit(&table(&rows))?;
     Ok(())
+}
+
+/// `emporium projections status|retry` in the embedded mode: the read models'
+/// checkpoints in `<data_dir>/read.db`, read with the event store held (so with
+/// `serve` stopped: the read models belong to the process holding the store). The lag
+/// is in events behind the store's last position.
+#[cfg(feature = "sqlite")]
+pub(super) async fn embedded_projections(
+    settings: &Settings,
+    retry: Option<&str>,
+) -> Result<(), CliError> {
+    use emporium_projections::projection::embedded;
+    let store = embedded_sqlite_store(settings).await?;
+    let read = embedded::ReadDb::open(&settings.storage.data_dir.join("read.db")).await?;
+    if let Some(name) = retry {
+        let cleared = embedded::retry(&read, name).await?;
+        read.close().await;
+        return if cleared {
+            emit(&format!(
+                "projection {name} cleared; its runner resumes at the event that failed when \
+                 `emporium serve` starts"
+            ))?;
+            Ok(())
+        } else {
+            Err(CliError::Failed(anyhow::anyhow!(
+                "projection {name} is not stopped; nothing to retry"
+            )))
+        };
+    }
+    let last: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
+        .fetch_one(store.pool())
+        .await
+        .context("read the event store's last position")?;
+    let statuses = embedded::status(&read, Some(last.map_or(0, |p| p.unsigned_abs()))).await?;
+    read.close().await;
+    print_status(&statuses)
 }
 
 /// `emporium projections retry NAME`.
@@ -565,10 +606,18 @@ pub(super) async fn set_role(
 /// missing); a running `serve` holds it, which is an error naming that.
 #[cfg(feature = "sqlite")]
 async fn embedded_store(settings: &Settings) -> Result<emporium_commands::AnyStore, CliError> {
+    embedded_sqlite_store(settings)
+        .await
+        .map(emporium_commands::AnyStore::from)
+}
+
+#[cfg(feature = "sqlite")]
+async fn embedded_sqlite_store(
+    settings: &Settings,
+) -> Result<emporium_commands::store::SqliteStore, CliError> {
     let path = settings.storage.data_dir.join("events.db");
     emporium_commands::store::SqliteStore::open(&path)
         .await
-        .map(emporium_commands::AnyStore::from)
         .map_err(super::in_use_by_a_server)
 }
 
