@@ -553,7 +553,7 @@ async fn serve(settings: Settings, migrate: bool, size: SeedSize) -> Result<(), 
         DemoShop::Seeding(seeding) => {
             tracing::info!(
                 products = size.products,
-                "first start: seeding the demo shop while serving (about 20 s for 1,000 \
+                "first start: seeding the demo shop while serving (under a minute for 1,000 \
                  products); listings fill as it goes"
             );
             seed = Some(async move {
