@@ -11,8 +11,17 @@ default:
 services:
     bash infra/scripts/services.sh
 
-# Run the platform (gateway, relay, projectors, workers) on http://127.0.0.1:8000.
-run *ARGS: services
+# Run the platform in one process on http://127.0.0.1:8000: the embedded mode (SQLite
+# files under ./data/, the demo shop seeded on first start) unless DATABASE_URL or
+# NATS_URL names a server.
+run *ARGS:
+    cargo run -p emporium-gateway --bin emporium -- serve {{ARGS}}
+
+# Run the platform distributed: PostgreSQL and NATS JetStream on loopback (started
+# when missing), the gateway, relay and projectors in one process.
+run-distributed *ARGS: services
+    DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/emporium}" \
+    NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}" \
     cargo run -p emporium-gateway --bin emporium -- serve {{ARGS}}
 
 # Run the whole test suite against real PostgreSQL and NATS, then the black-box suite

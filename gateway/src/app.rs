@@ -149,14 +149,58 @@ struct Opened {
     embedded: Option<crate::backbone::EmbeddedBackbone>,
 }
 
+/// What the embedded mode's demo seeding needs of the running backbone: the
+/// projections to wait for, how far they are, and how to wake them.
+#[cfg(feature = "sqlite")]
+#[derive(Debug, Clone)]
+struct EmbeddedReadiness {
+    store: sqlx::SqlitePool,
+    watch: emporium_projections::projection::CheckpointWatch,
+    wake: emporium_projections::projection::embedded::WakeHandle,
+    projections: Vec<&'static str>,
+}
+
+/// What [`Application::demo_shop`] found and did about the demo shop.
+pub enum DemoShop {
+    /// Not asked for: the distributed mode, or `storage.seed_demo` off.
+    Off,
+    /// The store already holds events (a restart, or a shop of its own): nothing is
+    /// seeded. `demo_account`: whether the demo login exists.
+    Kept {
+        /// The demo account exists.
+        demo_account: bool,
+    },
+    /// Seeding to do through the running store while the server serves (poll it
+    /// beside [`Application::run_until`]: it is not `Send`, so not a task of its own);
+    /// it ends once every read model holds the seed (or has been waited for as long as
+    /// it may).
+    Seeding(std::pin::Pin<Box<dyn Future<Output = anyhow::Result<crate::seed::SeedSummary>>>>),
+}
+
+impl std::fmt::Debug for DemoShop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Off => f.write_str("Off"),
+            Self::Kept { demo_account } => f
+                .debug_struct("Kept")
+                .field("demo_account", demo_account)
+                .finish(),
+            Self::Seeding(_) => f.write_str("Seeding"),
+        }
+    }
+}
+
 /// A bound, not yet serving, gateway.
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    store: AnyStore,
+    seed_demo: bool,
+    #[cfg(feature = "sqlite")]
+    readiness: Option<EmbeddedReadiness>,
     router: Router,
     grace: Duration,
     backing: Backing,
-    store: AnyStore,
     password_verifications: Arc<AtomicU64>,
     backbone: Option<Backbone>,
     checkouts: Arc<emporium_commands::checkout::Checkouts>,
@@ -395,6 +439,17 @@ impl Application {
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_seconds);
         // The backbone beside the server: what makes the read models (and so
         // read-your-writes) work in one process.
+        #[cfg(feature = "sqlite")]
+        let readiness = match (&embedded, &backing) {
+            (Some(embedded), Backing::Embedded { store, .. }) => Some(EmbeddedReadiness {
+                store: store.pool().clone(),
+                watch: embedded.projections().watch().clone(),
+                wake: embedded.projections().wake_handle(),
+                projections: embedded.projections().running(),
+            }),
+            _ => None,
+        };
+        let seed_demo = state.settings.storage.embedded() && state.settings.storage.seed_demo;
         let backbone = match &backing {
             Backing::Distributed { nats, .. } if state.settings.backbone.in_process => {
                 let mut backbone = InProcessBackbone::spawn(&state.settings, nats, relay_wake)?;
@@ -420,10 +475,13 @@ impl Application {
         }
         Ok(Self {
             listener,
+            store,
+            seed_demo,
+            #[cfg(feature = "sqlite")]
+            readiness,
             router: router(state, webhooks),
             grace,
             backing,
-            store,
             password_verifications,
             backbone,
             checkouts,
@@ -438,6 +496,48 @@ impl Application {
     #[must_use]
     pub fn checkouts(&self) -> Arc<emporium_commands::checkout::Checkouts> {
         Arc::clone(&self.checkouts)
+    }
+
+    /// In the embedded mode with `storage.seed_demo` on: when the event store holds no
+    /// event (a first start), starts seeding the demo shop of `size` through the
+    /// running store (the server serves meanwhile: listings fill as the read models
+    /// follow); the seeding wakes the projection runners and ends once each has applied
+    /// the seed's last event (waiting at most `settle` for each).
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub async fn demo_shop(
+        &self,
+        size: crate::seed::SeedSize,
+        settle: Duration,
+    ) -> anyhow::Result<DemoShop> {
+        #[cfg(feature = "sqlite")]
+        if let (true, Some(readiness)) = (self.seed_demo, &self.readiness) {
+            use emporium_commands::EventStore as _;
+            let seeder = crate::seed::Seeder::new(self.store.clone(), size);
+            if !self
+                .store
+                .is_empty()
+                .await
+                .context("look into the event store")?
+            {
+                let demo_account = seeder.already_seeded().await?;
+                return Ok(DemoShop::Kept { demo_account });
+            }
+            let readiness = readiness.clone();
+            return Ok(DemoShop::Seeding(Box::pin(async move {
+                let summary = match seeder.run().await? {
+                    crate::seed::SeedOutcome::Seeded(summary) => summary,
+                    crate::seed::SeedOutcome::AlreadySeeded => {
+                        anyhow::bail!("the demo shop appeared while it was being seeded")
+                    }
+                };
+                readiness.settle(settle).await?;
+                Ok(summary)
+            })));
+        }
+        let _ = (size, settle, self.seed_demo, &self.store);
+        Ok(DemoShop::Off)
     }
 
     /// The PostgreSQL pool the gateway uses, for parts run beside it (the relay);
@@ -572,6 +672,26 @@ impl Application {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl EmbeddedReadiness {
+    /// Wakes the runners and waits until each has applied the store's last event (at
+    /// most `timeout` each; a projection still behind is logged, not an error).
+    async fn settle(&self, timeout: Duration) -> anyhow::Result<()> {
+        let last: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
+            .fetch_one(&self.store)
+            .await
+            .context("read the event store's last position")?;
+        let Some(last) = last else { return Ok(()) };
+        self.wake.wake();
+        for name in &self.projections {
+            if let Err(e) = self.watch.wait_for_position(name, last, timeout).await {
+                tracing::warn!(projection = name, error = %e, "read model still behind the demo seed");
+            }
+        }
+        Ok(())
     }
 }
 

@@ -7,7 +7,9 @@ use clap::{Args, Parser, Subcommand};
 
 use emporium_projections::relay::Relay;
 
-use crate::app::{Application, shutdown_signal};
+use std::time::Duration;
+
+use crate::app::{Application, DemoShop, shutdown_signal};
 use crate::config::{Environment, LogFormat, Overrides, Settings};
 use crate::seed::SeedSize;
 use crate::telemetry;
@@ -67,13 +69,28 @@ enum Command {
     ///
     /// A projection stopped by an event it cannot apply is logged and stays stopped
     /// (the rest keep running) until `emporium projections retry NAME`.
+    ///
+    /// In the embedded mode (no database or NATS URL configured) everything lives in
+    /// `storage.data_dir` (`./data/`), created on start; with `storage.seed_demo` (on in
+    /// development) a first start (no events yet) seeds the demo shop while serving,
+    /// then prints the GraphiQL URL and the demo login.
     Serve {
-        /// Do not create and migrate the database on start.
+        /// Do not create and migrate the database on start (distributed mode).
         #[arg(long)]
         no_migrate: bool,
+        /// Products of the first-start demo seed (smaller seeds for tests).
+        #[arg(long, hide = true, default_value_t = SeedSize::default().products)]
+        seed_products: usize,
+        /// Customers of the first-start demo seed, the demo account included.
+        #[arg(long, hide = true, default_value_t = SeedSize::default().customers)]
+        seed_customers: usize,
+        /// Past orders of the first-start demo seed.
+        #[arg(long, hide = true, default_value_t = SeedSize::default().orders)]
+        seed_orders: usize,
     },
     /// Run only the relay: publishes every committed event to JetStream in commit
-    /// order. Several may run; one holds the lock, the others stand by.
+    /// order. Several may run; one holds the lock, the others stand by. Distributed
+    /// mode only.
     Relay,
     /// Run projection runners until SIGINT/SIGTERM: one by name, or `all`.
     ///
@@ -101,7 +118,8 @@ enum Command {
         /// Worker name.
         name: String,
     },
-    /// Create the database if missing and apply pending migrations.
+    /// Create the database if missing and apply pending migrations (in the embedded
+    /// mode: create `storage.data_dir` and its files and migrate them).
     Migrate,
     /// Load a deterministic demo shop (needs a migrated database).
     ///
@@ -110,7 +128,9 @@ enum Command {
     /// and approved reviews, written through the command layer so projections build
     /// them like any other data. The same data on every run; a database that already
     /// holds the demo account is left untouched. Without `--demo` it only prints what it
-    /// would write (exit 2).
+    /// would write (exit 2). In the embedded mode it writes into
+    /// `<data_dir>/events.db`, which a running `serve` holds: stop it first (or let
+    /// `serve` seed on its first start).
     Seed {
         /// Write the demo shop (required).
         #[arg(long)]
@@ -337,20 +357,22 @@ fn report(e: &anyhow::Error) {
 
 async fn run_command(command: Command, settings: Settings) -> Result<(), CliError> {
     match command {
-        Command::Serve { no_migrate } => {
-            // The relay and the projection runners run inside the application when
-            // `backbone.in_process` is on (the default), and stop after the server.
-            telemetry::traces::init(&settings.telemetry)?;
-            let app = Application::build(settings, !no_migrate).await?;
-            tracing::info!(addr = %app.local_addr().map_err(anyhow::Error::from)?, "serving; GraphiQL at /graphql");
-            let served = app.run_until(shutdown_signal()).await;
-            // The exporter's last batch goes out before the process ends (its client
-            // blocks, so off the runtime's workers).
-            drop(tokio::task::spawn_blocking(telemetry::traces::shutdown).await);
-            served?;
-            Ok(())
+        Command::Serve {
+            no_migrate,
+            seed_products,
+            seed_customers,
+            seed_orders,
+        } => {
+            let size = SeedSize {
+                products: seed_products,
+                customers: seed_customers,
+                orders: seed_orders,
+                ..SeedSize::default()
+            };
+            serve(settings, !no_migrate, size).await
         }
         Command::Relay => {
+            distributed_only(&settings, "relay")?;
             let (layout, relay_config) = settings.nats.relay()?;
             let pool = emporium_commands::db::connect_lazy(settings.database.url.expose(), 2)?;
             let nats = emporium_projections::bus::connect(
@@ -363,6 +385,9 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
                 .run(shutdown_signal())
                 .await?;
             Ok(())
+        }
+        Command::Migrate if settings.storage.embedded() => {
+            backbone::migrate_embedded(&settings).await
         }
         Command::Migrate => {
             let url = settings.database.url.expose();
@@ -385,12 +410,37 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
             }
             Ok(())
         }
-        Command::Project { name } => backbone::project(&settings, &name).await,
+        Command::Project { name } => {
+            if name != "all" {
+                backbone::projection_named(&name)?;
+            }
+            distributed_only(&settings, "project")?;
+            backbone::project(&settings, &name).await
+        }
         Command::Projections { command } => match command {
             ProjectionsCommand::List => backbone::list(),
-            ProjectionsCommand::Status => backbone::status(&settings).await,
-            ProjectionsCommand::Rebuild { name } => backbone::rebuild(&settings, &name, None).await,
-            ProjectionsCommand::Retry { name } => backbone::retry(&settings, &name).await,
+            #[cfg(feature = "sqlite")]
+            ProjectionsCommand::Status if settings.storage.embedded() => {
+                backbone::embedded_projections(&settings, None).await
+            }
+            ProjectionsCommand::Status => {
+                distributed_only(&settings, "projections status")?;
+                backbone::status(&settings).await
+            }
+            ProjectionsCommand::Rebuild { name } => {
+                backbone::projection_named(&name)?;
+                distributed_only(&settings, "projections rebuild")?;
+                backbone::rebuild(&settings, &name, None).await
+            }
+            ProjectionsCommand::Retry { name } => {
+                backbone::projection_named(&name)?;
+                #[cfg(feature = "sqlite")]
+                if settings.storage.embedded() {
+                    return backbone::embedded_projections(&settings, Some(&name)).await;
+                }
+                distributed_only(&settings, "projections retry")?;
+                backbone::retry(&settings, &name).await
+            }
         },
         Command::Events { command } => match command {
             EventsCommand::Tail {
@@ -399,6 +449,7 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
                 from_start,
                 limit,
             } => {
+                distributed_only(&settings, "events tail")?;
                 let tail = backbone::Tail {
                     aggregate,
                     event_type,
@@ -408,16 +459,23 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
                 backbone::tail(&settings, tail).await
             }
             EventsCommand::Replay { projection, from } => {
+                backbone::projection_named(&projection)?;
+                distributed_only(&settings, "events replay")?;
                 backbone::rebuild(&settings, &projection, from).await
             }
+            // In the embedded mode the store is the data directory's unless named.
             EventsCommand::Export { out, sqlite } => {
+                let sqlite = sqlite.or_else(|| embedded_store_file(&settings));
                 log::export(&settings, &out, sqlite.as_deref()).await
             }
             EventsCommand::Import {
                 input,
                 sqlite,
                 allow_non_empty,
-            } => log::import(&settings, &input, sqlite.as_deref(), allow_non_empty).await,
+            } => {
+                let sqlite = sqlite.or_else(|| embedded_store_file(&settings));
+                log::import(&settings, &input, sqlite.as_deref(), allow_non_empty).await
+            }
         },
         Command::Users {
             command: UsersCommand::SetRole { email, role },
@@ -448,6 +506,150 @@ async fn run_command(command: Command, settings: Settings) -> Result<(), CliErro
             backbone::seed(&settings, size, demo).await
         }
     }
+}
+
+/// `emporium serve`: the application, the first-start demo seed (embedded mode), and
+/// the GraphiQL URL and demo login on stdout once the shop is ready.
+async fn serve(settings: Settings, migrate: bool, size: SeedSize) -> Result<(), CliError> {
+    // The relay and the projection runners run inside the application when
+    // `backbone.in_process` is on (the default), and stop after the server.
+    telemetry::traces::init(&settings.telemetry)?;
+    let embedded = settings
+        .storage
+        .embedded()
+        .then(|| settings.storage.data_dir.clone());
+    let app = Application::build(settings, migrate)
+        .await
+        .map_err(in_use_by_a_server)?;
+    let addr = app.local_addr().map_err(anyhow::Error::from)?;
+    let host = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    let graphiql = format!(
+        "http://{}/graphql",
+        std::net::SocketAddr::new(host, addr.port())
+    );
+    match &embedded {
+        Some(dir) => {
+            tracing::info!(%addr, data_dir = %dir.display(), "serving (embedded mode); GraphiQL at /graphql")
+        }
+        None => tracing::info!(%addr, "serving; GraphiQL at /graphql"),
+    }
+    // The read models may take a while to follow a large seed on a slow machine.
+    let mut seed = None;
+    match app.demo_shop(size, Duration::from_secs(300)).await? {
+        DemoShop::Off => {}
+        DemoShop::Kept { demo_account } => {
+            if !demo_account {
+                tracing::info!(
+                    "the event store holds events but no demo account: nothing seeded (delete \
+                     the data directory to start over with the demo shop)"
+                );
+            }
+            announce(&graphiql, demo_account);
+        }
+        DemoShop::Seeding(seeding) => {
+            tracing::info!(
+                products = size.products,
+                "first start: seeding the demo shop while serving (under a minute for 1,000 \
+                 products); listings fill as it goes"
+            );
+            seed = Some(async move {
+                match seeding.await {
+                    Ok(summary) => {
+                        say(&format!(
+                            "seeded the demo shop in {:.1}s: {} products, {} customers, {} \
+                             orders, {} reviews",
+                            summary.elapsed.as_secs_f64(),
+                            summary.products,
+                            summary.customers,
+                            summary.orders,
+                            summary.reviews
+                        ));
+                        announce(&graphiql, true);
+                    }
+                    Err(e) => tracing::error!(
+                        error = format!("{e:#}"),
+                        "seeding the demo shop failed; delete the data directory to start over"
+                    ),
+                }
+            });
+        }
+    }
+    // The seed (if any) runs beside the server, in this task; a shutdown drops it.
+    let serving = app.run_until(shutdown_signal());
+    tokio::pin!(serving);
+    let served = match seed {
+        Some(seed) => {
+            tokio::select! {
+                served = &mut serving => served,
+                () = seed => serving.await,
+            }
+        }
+        None => serving.await,
+    };
+    // The exporter's last batch goes out before the process ends (its client
+    // blocks, so off the runtime's workers).
+    drop(tokio::task::spawn_blocking(telemetry::traces::shutdown).await);
+    served?;
+    Ok(())
+}
+
+/// A line for the human who started the process, on stdout.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// The GraphiQL URL and, when the demo account exists, its login.
+fn announce(graphiql: &str, demo_account: bool) {
+    say(&format!("GraphiQL: {graphiql}"));
+    if demo_account {
+        say(&format!(
+            "demo login: {} / {}",
+            crate::seed::DEMO_EMAIL,
+            crate::seed::DEMO_PASSWORD
+        ));
+    }
+}
+
+/// A store held by another process, worded for an operator.
+fn in_use_by_a_server(e: anyhow::Error) -> CliError {
+    #[cfg(feature = "sqlite")]
+    if let Some(in_use) = e.downcast_ref::<emporium_commands::store::StoreInUse>() {
+        return CliError::Unavailable(anyhow::anyhow!(
+            "{in_use}: a running `emporium serve` (or another command) holds it; stop it \
+             first, or use the running server's GraphQL API"
+        ));
+    }
+    CliError::Failed(e)
+}
+
+/// Refuses a command that needs PostgreSQL and NATS when the embedded mode is
+/// configured (instead of reaching for a default server URL).
+fn distributed_only(settings: &Settings, what: &str) -> Result<(), CliError> {
+    if settings.storage.embedded() {
+        return Err(CliError::Usage(anyhow::anyhow!(
+            "`emporium {what}` runs only in the distributed mode (PostgreSQL and NATS), and \
+             this configuration is in the embedded mode (storage.mode = \"embedded\", data \
+             directory `{}`); set DATABASE_URL and NATS_URL (or storage.mode = \"distributed\") \
+             to use it",
+            settings.storage.data_dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The embedded mode's event store file; `None` in the distributed mode.
+fn embedded_store_file(settings: &Settings) -> Option<PathBuf> {
+    settings
+        .storage
+        .embedded()
+        .then(|| settings.storage.data_dir.join("events.db"))
 }
 
 fn not_yet(what: &str, arrives_with: &str) -> CliError {

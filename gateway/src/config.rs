@@ -222,6 +222,10 @@ pub struct StorageSettings {
     /// The embedded mode's directory: `events.db` (the event store), `read.db` (the
     /// read models), `gateway.db` (sessions, tokens, mail ledger). Created on start.
     pub data_dir: PathBuf,
+    /// Whether `emporium serve` in the embedded mode loads the demo shop on first
+    /// start (an event store with no events). Defaults to on in development, off in
+    /// test and production.
+    pub seed_demo: bool,
 }
 
 impl Default for StorageSettings {
@@ -229,6 +233,7 @@ impl Default for StorageSettings {
         Self {
             mode: StorageMode::Auto,
             data_dir: PathBuf::from("data"),
+            seed_demo: false,
         }
     }
 }
@@ -879,9 +884,13 @@ impl Settings {
     }
 
     /// The settings `figment` holds, with [`StorageMode::Auto`] resolved: a database
-    /// or NATS URL from any layer means servers were asked for.
+    /// or NATS URL from any layer means servers were asked for; and
+    /// `storage.seed_demo`, when no layer sets it, on in development only.
     fn resolved(figment: &Figment) -> Result<Self, LoadSettingsError> {
         let mut settings = figment.extract::<Self>().map_err(Box::new)?;
+        if figment.find_value("storage.seed_demo").is_err() {
+            settings.storage.seed_demo = settings.env == Environment::Development;
+        }
         if settings.storage.mode == StorageMode::Auto {
             let servers = figment.find_value("database.url").is_ok()
                 || figment.find_value("nats.url").is_ok();
@@ -1159,10 +1168,66 @@ mod tests {
             ),
             StorageMode::Embedded
         );
-        // The shipped test file names no server (each test chooses its mode).
+        // The shipped test and development files name no server (each test chooses
+        // its mode; `./dev run` is embedded); production names none either but
+        // expects them from the environment.
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
-        let file = Figment::new().merge(Toml::file(dir.join("test.toml")));
-        assert_eq!(mode(file), StorageMode::Embedded);
+        for env in ["test", "development"] {
+            let file = Figment::new().merge(Toml::file(dir.join(format!("{env}.toml"))));
+            assert_eq!(mode(file), StorageMode::Embedded, "{env}.toml");
+        }
+        // A server URL from a later layer still switches development to servers (the
+        // file alone, not `Settings::figment`: this process's environment may name one).
+        let development = |database_url: Option<&str>| {
+            let figment = Figment::new()
+                .merge(Serialized::default("env", Environment::Development))
+                .merge(Toml::file(dir.join("development.toml")));
+            let figment = match database_url {
+                Some(url) => figment.merge(Serialized::default("database.url", url)),
+                None => figment,
+            };
+            Settings::resolved(&figment).expect("loads").storage
+        };
+        let embedded = development(None);
+        assert_eq!(embedded.mode, StorageMode::Embedded);
+        assert_eq!(embedded.data_dir, PathBuf::from("data"));
+        assert_eq!(
+            development(Some("postgres://db/shop")).mode,
+            StorageMode::Distributed
+        );
+    }
+
+    #[test]
+    fn development_sells_in_the_demo_shops_currency() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let figment = Figment::new()
+            .merge(Serialized::default("env", Environment::Development))
+            .merge(Toml::file(dir.join("development.toml")));
+        let s = Settings::resolved(&figment).expect("loads");
+        // The demo seed prices everything in USD; a cart in another currency refuses it.
+        assert_eq!(s.shop.currency, "USD");
+        let pricing = s.checkout.pricing().expect("development pricing is valid");
+        assert_eq!(pricing.currency().code(), "USD");
+    }
+
+    #[test]
+    fn the_demo_shop_is_seeded_on_first_start_in_development_only() {
+        let seeds = |figment: Figment| {
+            Settings::resolved(&figment)
+                .expect("loads")
+                .storage
+                .seed_demo
+        };
+        let env = |e: Environment| Figment::new().merge(Serialized::default("env", e));
+        assert!(seeds(env(Environment::Development)));
+        assert!(!seeds(env(Environment::Test)));
+        assert!(!seeds(env(Environment::Production)));
+        assert!(!seeds(
+            env(Environment::Development).merge(Serialized::default("storage.seed_demo", false))
+        ));
+        assert!(seeds(
+            env(Environment::Test).merge(Serialized::default("storage.seed_demo", true))
+        ));
     }
 
     #[test]

@@ -863,3 +863,304 @@ mod event_log {
         db.drop_database().await.unwrap();
     }
 }
+
+mod embedded {
+    //! `emporium serve` with no server configured, as a newcomer runs it: the embedded
+    //! mode in a fresh data directory, the demo shop seeded on first start (at a small
+    //! size), kept across restarts; and the commands around it.
+
+    use std::io::{BufRead as _, BufReader};
+    use std::path::Path;
+    use std::process::{Child, Command, Output, Stdio};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use super::emporium;
+    use super::support::{free_port, graphql};
+
+    /// The first-start seed's size: 60 products, 8 customers, 12 orders.
+    const SMALL_SEED: [&str; 6] = [
+        "--seed-products",
+        "60",
+        "--seed-customers",
+        "8",
+        "--seed-orders",
+        "12",
+    ];
+
+    /// `emporium` in development with its data under `data`, no server named.
+    fn embedded(data: &Path) -> Command {
+        let mut cmd = emporium();
+        cmd.env("EMPORIUM_ENV", "development")
+            .env("EMPORIUM_STORAGE__DATA_DIR", data)
+            .env("EMPORIUM_LOG__FILTER", "warn");
+        cmd
+    }
+
+    /// A running `serve` and what it has printed on stdout so far.
+    struct Server {
+        child: Child,
+        port: u16,
+        lines: mpsc::Receiver<String>,
+        printed: Vec<String>,
+    }
+
+    impl Server {
+        fn start(data: &Path) -> Self {
+            let port = free_port();
+            let mut child = embedded(data)
+                .args(["--port", &port.to_string(), "serve"])
+                .args(SMALL_SEED)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("start emporium serve");
+            let stdout = child.stdout.take().expect("stdout");
+            let (tx, lines) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            Self {
+                child,
+                port,
+                lines,
+                printed: Vec::new(),
+            }
+        }
+
+        /// Waits (bounded: the server is another process, the seed takes seconds)
+        /// until a printed line starts with `prefix`, and returns everything printed.
+        fn printed_until(&mut self, prefix: &str) -> String {
+            let deadline = std::time::Instant::now() + Duration::from_secs(240);
+            while !self.printed.iter().any(|l| l.starts_with(prefix)) {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match self.lines.recv_timeout(left) {
+                    Ok(line) => self.printed.push(line),
+                    Err(e) => panic!(
+                        "no line starting with {prefix:?} ({e}); printed:\n{}",
+                        self.printed.join("\n")
+                    ),
+                }
+            }
+            self.printed.join("\n")
+        }
+
+        fn graphql(&self, query: &str, variables: Value) -> Value {
+            graphql(self.port, query, variables, &[])
+        }
+
+        /// Every product name of the storefront listing, page by page.
+        fn product_names(&self) -> Vec<String> {
+            let mut names = Vec::new();
+            let mut after = Value::Null;
+            loop {
+                let page = self.graphql(
+                    "query($after: String) { products(first: 50, after: $after) { \
+                     edges { node { name } } pageInfo { hasNextPage endCursor } } }",
+                    json!({ "after": after }),
+                );
+                let products = &page["data"]["products"];
+                let edges = products["edges"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{page}"));
+                names.extend(
+                    edges
+                        .iter()
+                        .map(|e| e["node"]["name"].as_str().unwrap().to_owned()),
+                );
+                if products["pageInfo"]["hasNextPage"] != json!(true) {
+                    return names;
+                }
+                after = products["pageInfo"]["endCursor"].clone();
+            }
+        }
+
+        fn demo_login(&self) -> Value {
+            self.graphql(
+                "mutation($email: String!, $password: String!) { \
+                 login(input: { email: $email, password: $password }) { accessToken tokenType } }",
+                json!({
+                    "email": emporium_gateway::seed::DEMO_EMAIL,
+                    "password": emporium_gateway::seed::DEMO_PASSWORD,
+                }),
+            )
+        }
+
+        /// SIGTERM, then the exit status (a clean stop is success).
+        fn stop(mut self) {
+            let pid = self.child.id().to_string();
+            let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+            assert!(killed.success());
+            let status = self.child.wait().unwrap();
+            assert!(status.success(), "serve stopped with {status}");
+        }
+    }
+
+    fn text(output: &Output) -> (String, String) {
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn serve_seeds_a_fresh_data_dir_once_and_keeps_it_across_restarts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        assert!(!data.exists());
+
+        let mut server = Server::start(&data);
+        let printed = server.printed_until("demo login:");
+        assert!(data.join("events.db").is_file(), "no events.db in {data:?}");
+        assert!(data.join("read.db").is_file());
+        assert!(data.join("gateway.db").is_file());
+        assert!(printed.contains("seeded the demo shop"), "{printed}");
+        assert!(printed.contains("60 products"), "{printed}");
+        assert!(
+            printed.contains(&format!(
+                "GraphiQL: http://127.0.0.1:{}/graphql",
+                server.port
+            )),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("demo login: demo@emporium.test / emporium-demo"),
+            "{printed}"
+        );
+        // The read models hold the seed once it is announced.
+        let names = server.product_names();
+        assert_eq!(names.len(), 60, "{names:?}");
+        let login = server.demo_login();
+        assert_eq!(login["data"]["login"]["tokenType"], "Bearer", "{login}");
+        // The demo shop sells: development's carts are in the seed's currency.
+        let token = login["data"]["login"]["accessToken"].as_str().unwrap();
+        let listing = server.graphql(
+            "{ products(first: 1) { edges { node { sku } } } }",
+            json!({}),
+        );
+        let sku = listing["data"]["products"]["edges"][0]["node"]["sku"].clone();
+        let cart = graphql(
+            server.port,
+            "mutation($sku: String!) { addToCart(sku: $sku, quantity: 1) { itemCount } }",
+            json!({ "sku": sku }),
+            &[("Authorization", &format!("Bearer {token}"))],
+        );
+        assert_eq!(cart["data"]["addToCart"]["itemCount"], 1, "{cart}");
+
+        // The store is the server's: a second writer is refused, naming the cause.
+        let output = embedded(&data).args(["seed", "--demo"]).output().unwrap();
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(4), "{stderr}");
+        assert!(
+            stderr.contains("in use by another process")
+                && stderr.contains("running `emporium serve`"),
+            "{stderr}"
+        );
+        server.stop();
+
+        // A restart finds its data and seeds nothing.
+        let mut server = Server::start(&data);
+        let printed = server.printed_until("demo login:");
+        assert!(!printed.contains("seeded"), "{printed}");
+        assert!(printed.contains("GraphiQL: http://127.0.0.1:"), "{printed}");
+        let mut again = server.product_names();
+        let mut before = names;
+        again.sort();
+        before.sort();
+        assert_eq!(again, before);
+        assert_eq!(server.demo_login()["data"]["login"]["tokenType"], "Bearer");
+        server.stop();
+
+        // With the server stopped, operators' commands work on the same files.
+        let output = embedded(&data)
+            .args(["users", "set-role", "demo@emporium.test", "staff"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output).1);
+        let output = embedded(&data)
+            .args(["users", "set-role", "nobody@example.org", "staff"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{}", text(&output).1);
+        let output = embedded(&data).args(["seed", "--demo"]).output().unwrap();
+        let (stdout, stderr) = text(&output);
+        assert!(output.status.success(), "{stderr}");
+        assert!(stdout.contains("already seeded"), "{stdout}");
+        // The read models' state: every projection caught up with the store (lag 0).
+        let output = embedded(&data)
+            .args(["projections", "status"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&output);
+        assert!(output.status.success(), "{stderr}");
+        let catalog = stdout
+            .lines()
+            .find(|l| l.starts_with("catalog "))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        assert!(catalog.contains("running"), "{stdout}");
+        let columns: Vec<&str> = catalog.split_whitespace().collect();
+        // NAME VERSION STATE POSITION STREAM SEQ LAG ERROR; the set-role above came
+        // after the runners stopped, so the catalogue is at least that event behind.
+        let lag: u64 = columns[5].parse().unwrap_or_else(|_| panic!("{stdout}"));
+        assert!(lag >= 1, "{stdout}");
+        let output = embedded(&data)
+            .args(["projections", "retry", "catalog"])
+            .output()
+            .unwrap();
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("not stopped"), "{stderr}");
+    }
+
+    #[test]
+    fn migrate_and_seed_work_in_a_fresh_embedded_data_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("nested").join("data");
+        let output = embedded(&data).arg("migrate").output().unwrap();
+        assert!(output.status.success(), "{}", text(&output).1);
+        for file in ["events.db", "read.db", "gateway.db"] {
+            assert!(data.join(file).is_file(), "{file} missing");
+        }
+        let output = embedded(&data)
+            .args(["seed", "--demo", "--products", "5", "--customers", "2"])
+            .args(["--orders", "1", "--concurrency", "2"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&output);
+        assert!(output.status.success(), "{stderr}");
+        assert!(stdout.contains("5 products"), "{stdout}");
+        assert!(stdout.contains("log in as demo@emporium.test"), "{stdout}");
+    }
+
+    #[test]
+    fn server_only_commands_refuse_the_embedded_mode_without_reaching_postgresql() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        for args in [
+            vec!["relay"],
+            vec!["project", "all"],
+            vec!["project", "catalog"],
+            vec!["projections", "rebuild", "catalog"],
+            vec!["events", "tail"],
+            vec!["events", "replay", "--projection", "catalog"],
+        ] {
+            let output = embedded(&data).args(&args).output().unwrap();
+            let (_, stderr) = text(&output);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains("embedded mode") && stderr.contains("DATABASE_URL"),
+                "{args:?}: {stderr}"
+            );
+            assert!(!stderr.contains("PostgreSQL at"), "{args:?}: {stderr}");
+        }
+        // Nothing was created for them.
+        assert!(!data.exists());
+    }
+}

@@ -40,6 +40,13 @@ impl From<PgStore> for AnyStore {
     }
 }
 
+/// The PostgreSQL store over `pool` (a clone of the pool).
+impl From<&sqlx::PgPool> for AnyStore {
+    fn from(pool: &sqlx::PgPool) -> Self {
+        Self::Postgres(PgStore::new(pool.clone()))
+    }
+}
+
 #[cfg(feature = "sqlite")]
 impl From<SqliteStore> for AnyStore {
     fn from(store: SqliteStore) -> Self {

@@ -823,7 +823,7 @@ impl Accounts {
 /// Gives the account registered with `email` a role: an operator's action (`emporium
 /// users set-role`), recorded with the actor `System("operator")`. Tokens issued from
 /// now on carry the new role; access tokens already issued keep the old one until they
-/// expire (at most one access-token lifetime).
+/// expire (at most one access-token lifetime). `store` is either mode's event store.
 ///
 /// # Errors
 /// `NOT_FOUND` when no account has the address; `INTERNAL` when the store fails.

@@ -234,6 +234,11 @@ pub(super) async fn status(settings: &Settings) -> Result<(), CliError> {
     ensure_migrated(&pool).await?;
     let last = stream_last_sequence(settings, &layout).await;
     let statuses = projection::status(&pool, last).await?;
+    print_status(&statuses)
+}
+
+/// The status table of `statuses`, every projection of this build included.
+fn print_status(statuses: &[projection::ProjectionStatus]) -> Result<(), CliError> {
     let mut rows = vec![
         [
             "NAME",
@@ -261,7 +266,7 @@ pub(super) async fn status(settings: &Settings) -> Result<(), CliError> {
             ]);
         }
     }
-    for s in &statuses {
+    for s in statuses {
         let mut state = match &s.state {
             ProjectionState::Running => "running".to_owned(),
             ProjectionState::Failed { .. } => "stopped".to_owned(),
@@ -297,6 +302,42 @@ pub(super) async fn status(settings: &Settings) -> Result<(), CliError> {
     rows[1..].sort_by(|a, b| a[0].cmp(&b[0]));
     emit(&table(&rows))?;
     Ok(())
+}
+
+/// `emporium projections status|retry` in the embedded mode: the read models'
+/// checkpoints in `<data_dir>/read.db`, read with the event store held (so with
+/// `serve` stopped: the read models belong to the process holding the store). The lag
+/// is in events behind the store's last position.
+#[cfg(feature = "sqlite")]
+pub(super) async fn embedded_projections(
+    settings: &Settings,
+    retry: Option<&str>,
+) -> Result<(), CliError> {
+    use emporium_projections::projection::embedded;
+    let store = embedded_sqlite_store(settings).await?;
+    let read = embedded::ReadDb::open(&settings.storage.data_dir.join("read.db")).await?;
+    if let Some(name) = retry {
+        let cleared = embedded::retry(&read, name).await?;
+        read.close().await;
+        return if cleared {
+            emit(&format!(
+                "projection {name} cleared; its runner resumes at the event that failed when \
+                 `emporium serve` starts"
+            ))?;
+            Ok(())
+        } else {
+            Err(CliError::Failed(anyhow::anyhow!(
+                "projection {name} is not stopped; nothing to retry"
+            )))
+        };
+    }
+    let last: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
+        .fetch_one(store.pool())
+        .await
+        .context("read the event store's last position")?;
+    let statuses = embedded::status(&read, Some(last.map_or(0, |p| p.unsigned_abs()))).await?;
+    read.close().await;
+    print_status(&statuses)
 }
 
 /// `emporium projections retry NAME`.
@@ -493,6 +534,10 @@ pub(super) async fn seed(settings: &Settings, size: SeedSize, demo: bool) -> Res
             "nothing written: pass --demo to load the demo shop"
         )));
     }
+    if settings.storage.embedded() {
+        let store = embedded_store(settings).await?;
+        return seeded(Seeder::new(store, size)).await;
+    }
     // A product command holds up to two claim transactions (SKU and slug) while it
     // commits on a third connection.
     let connections = u32::try_from(size.concurrency)
@@ -501,7 +546,11 @@ pub(super) async fn seed(settings: &Settings, size: SeedSize, demo: bool) -> Res
         .saturating_add(2);
     let pool = postgres(settings, connections).await?;
     ensure_migrated(&pool).await?;
-    let seeder = Seeder::new(emporium_commands::PgStore::new(pool), size);
+    seeded(Seeder::new(emporium_commands::PgStore::new(pool), size)).await
+}
+
+/// Runs `seeder` and says what it did.
+async fn seeded(seeder: Seeder) -> Result<(), CliError> {
     let summary = match seeder.run().await.map_err(CliError::Failed)? {
         SeedOutcome::AlreadySeeded => {
             emit(&format!(
@@ -536,19 +585,66 @@ pub(super) async fn set_role(
     email: &str,
     role: emporium_domain::user::Role,
 ) -> Result<(), CliError> {
-    let pool = postgres(settings, 2).await?;
-    ensure_migrated(&pool).await?;
-    let user_id = crate::auth::set_role(
-        &emporium_commands::AnyStore::from(emporium_commands::PgStore::new(pool)),
-        email,
-        role,
-        chrono::Utc::now(),
-    )
-    .await
-    .map_err(|e| match e {
-        crate::error::ApiError::Internal(e) => CliError::Unavailable(e),
-        other => CliError::Failed(anyhow::anyhow!(other.message())),
-    })?;
+    let store = if settings.storage.embedded() {
+        embedded_store(settings).await?
+    } else {
+        let pool = postgres(settings, 2).await?;
+        ensure_migrated(&pool).await?;
+        emporium_commands::AnyStore::from(&pool)
+    };
+    let user_id = crate::auth::set_role(&store, email, role, chrono::Utc::now())
+        .await
+        .map_err(|e| match e {
+            crate::error::ApiError::Internal(e) => CliError::Unavailable(e),
+            other => CliError::Failed(anyhow::anyhow!(other.message())),
+        })?;
     tracing::info!(%user_id, ?role, "role changed");
+    Ok(())
+}
+
+/// The embedded mode's event store, `<data_dir>/events.db` (created and migrated when
+/// missing); a running `serve` holds it, which is an error naming that.
+#[cfg(feature = "sqlite")]
+async fn embedded_store(settings: &Settings) -> Result<emporium_commands::AnyStore, CliError> {
+    embedded_sqlite_store(settings)
+        .await
+        .map(emporium_commands::AnyStore::from)
+}
+
+#[cfg(feature = "sqlite")]
+async fn embedded_sqlite_store(
+    settings: &Settings,
+) -> Result<emporium_commands::store::SqliteStore, CliError> {
+    let path = settings.storage.data_dir.join("events.db");
+    emporium_commands::store::SqliteStore::open(&path)
+        .await
+        .map_err(super::in_use_by_a_server)
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn embedded_store(_: &Settings) -> Result<emporium_commands::AnyStore, CliError> {
+    Err(CliError::Unavailable(anyhow::anyhow!(
+        "storage.mode = \"embedded\" needs a build with the `sqlite` feature"
+    )))
+}
+
+/// `emporium migrate` in the embedded mode: creates the data directory and its files
+/// (the event store, the read models' file, the gateway's own) and migrates them. The
+/// read models themselves are built by `serve` from the events.
+pub(super) async fn migrate_embedded(settings: &Settings) -> Result<(), CliError> {
+    let dir = &settings.storage.data_dir;
+    let store = embedded_store(settings).await?;
+    #[cfg(feature = "sqlite")]
+    {
+        let read =
+            emporium_projections::projection::embedded::ReadDb::open(&dir.join("read.db")).await?;
+        read.close().await;
+        crate::db::open_local(&dir.join("gateway.db"))
+            .await?
+            .close()
+            .await;
+    }
+    drop(store);
+    tracing::info!(data_dir = %dir.display(), "embedded data files migrated");
     Ok(())
 }
