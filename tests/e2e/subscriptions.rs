@@ -271,6 +271,21 @@ async fn started(app: &TestApp, feed: &str, n: u64) {
     }
 }
 
+/// Waits until `projection` has applied every event recorded so far.
+async fn caught_up(app: &TestApp, projection: &str) {
+    let last = crate::helpers::number(
+        &app.events_db(),
+        "SELECT coalesce(max(position), 0) FROM events",
+        emporium_commands::args![],
+    )
+    .await;
+    app.watch()
+        .await
+        .wait_for_position(projection, last, WAIT)
+        .await
+        .expect("caught up");
+}
+
 /// Polls `myOrders` until the order is in the read model.
 async fn order_visible(app: &TestApp, access: &str, order_id: Uuid) {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -301,6 +316,9 @@ async fn order_status_changes_and_notifications_reach_the_viewer() {
     let orders = Orders::new(&app).await;
     let order = orders.place(user).await;
     order_visible(&app, &access, order).await;
+    // The placed order's notification is in before the inbox subscription starts, so
+    // only what follows is "new".
+    caught_up(&app, "notifications").await;
 
     let mut ws = Ws::signed_in(&app, &access).await;
     ws.subscribe(
