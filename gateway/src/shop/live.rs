@@ -782,6 +782,36 @@ mod embedded {
             .collect()
     }
 
+    /// The rows of `select` (which ends in `… IN (`) whose key is one of `keys`, and
+    /// when `owner` is given only its rows (`owner_column = owner`), in chunks of
+    /// [`KEYS_PER_QUERY`] keys.
+    async fn by_key<T>(
+        read: &SqlitePool,
+        select: &str,
+        owner_column: &str,
+        keys: &HashMap<Uuid, i64>,
+        owner: Option<Uuid>,
+    ) -> sqlx::Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
+        let ids: Vec<Uuid> = keys.keys().copied().collect();
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(KEYS_PER_QUERY) {
+            let mut q = QueryBuilder::<Sqlite>::new(select);
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            if let Some(owner) = owner {
+                q.push(format!(" AND {owner_column} = ")).push_bind(owner);
+            }
+            rows.extend(q.build_query_as::<T>().fetch_all(read).await?);
+        }
+        Ok(rows)
+    }
+
     #[derive(sqlx::FromRow)]
     struct OrderRow {
         order_id: Uuid,
@@ -798,26 +828,18 @@ mod embedded {
         owner: Option<Uuid>,
     ) -> anyhow::Result<Vec<Item<OrderState>>> {
         let changed = keyed(touched(store, Some("order"), from, to).await?);
-        let ids: Vec<Uuid> = changed.keys().copied().collect();
-        let mut items = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(KEYS_PER_QUERY) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT order_id, customer_id, status, history FROM orders WHERE order_id IN (",
-            );
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(*id);
-            }
-            q.push(")");
-            if let Some(owner) = owner {
-                q.push(" AND customer_id = ").push_bind(owner);
-            }
-            let rows: Vec<OrderRow> = q
-                .build_query_as()
-                .fetch_all(read)
-                .await
-                .context("read changed orders")?;
-            items.extend(rows.into_iter().map(|r| Item {
+        let rows: Vec<OrderRow> = by_key(
+            read,
+            "SELECT order_id, customer_id, status, history FROM orders WHERE order_id IN (",
+            "customer_id",
+            &changed,
+            owner,
+        )
+        .await
+        .context("read changed orders")?;
+        let mut items: Vec<_> = rows
+            .into_iter()
+            .map(|r| Item {
                 cursor: cursor(changed.get(&r.order_id).copied().unwrap_or_default()),
                 owner: r.customer_id,
                 value: OrderState {
@@ -825,8 +847,8 @@ mod embedded {
                     status: r.status,
                     history: r.history.0,
                 },
-            }));
-        }
+            })
+            .collect();
         items.sort_by_key(|i| i.cursor);
         Ok(items)
     }
@@ -847,40 +869,29 @@ mod embedded {
     ) -> anyhow::Result<Vec<Item<NotificationRow>>> {
         // A notification's id is the id of the event it was derived from.
         let events = keyed(touched(store, None, from, to).await?);
-        let ids: Vec<Uuid> = events.keys().copied().collect();
-        let mut items = Vec::new();
-        for chunk in ids.chunks(KEYS_PER_QUERY) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT user_id, notification_id, kind, title, body, order_id, created_at,
-                        read_at
-                 FROM notifications WHERE user_id IS NOT NULL AND notification_id IN (",
-            );
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(*id);
-            }
-            q.push(")");
-            if let Some(owner) = owner {
-                q.push(" AND user_id = ").push_bind(owner);
-            }
-            let rows: Vec<NotificationChangeRow> = q
-                .build_query_as()
-                .fetch_all(read)
-                .await
-                .context("read new notifications")?;
-            items.extend(rows.into_iter().map(|r| {
-                Item {
-                    cursor: cursor(
-                        events
-                            .get(&r.row.notification_id)
-                            .copied()
-                            .unwrap_or_default(),
-                    ),
-                    owner: r.user_id,
-                    value: r.row,
-                }
-            }));
-        }
+        let rows: Vec<NotificationChangeRow> = by_key(
+            read,
+            "SELECT user_id, notification_id, kind, title, body, order_id, created_at, read_at
+             FROM notifications WHERE user_id IS NOT NULL AND notification_id IN (",
+            "user_id",
+            &events,
+            owner,
+        )
+        .await
+        .context("read new notifications")?;
+        let mut items: Vec<_> = rows
+            .into_iter()
+            .map(|r| Item {
+                cursor: cursor(
+                    events
+                        .get(&r.row.notification_id)
+                        .copied()
+                        .unwrap_or_default(),
+                ),
+                owner: r.user_id,
+                value: r.row,
+            })
+            .collect();
         items.sort_by_key(|i| i.cursor);
         Ok(items)
     }
