@@ -43,6 +43,10 @@ use emporium_projections::projection::CheckpointWatch;
 use emporium_tests::{TestDatabase, nats_url, unique_prefix};
 use uuid::Uuid;
 
+/// The `emporium` binary's allocator, so the platform is measured as it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SKUS: usize = 64;
 
 fn meta() -> EventMetadata {

@@ -32,6 +32,10 @@ use emporium_tests::{TestDatabase, nats_url, unique_prefix};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+/// The `emporium` binary's allocator, so the platform is measured as it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const LISTING: &str = "query($after: String, $sort: ProductSort) {
   products(first: 20, after: $after, sort: $sort) {
     edges { cursor node { id sku slug name price { amountMinor currency formatted }

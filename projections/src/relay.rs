@@ -348,7 +348,7 @@ impl Relay {
         let row: Option<(i64, i64)> = sqlx::query_as(&format!(
             "SELECT transaction_id::text::bigint, position FROM events
              WHERE transaction_id < {HORIZON}
-             ORDER BY transaction_id, position OFFSET $1 LIMIT 1"
+             ORDER BY events.transaction_id, events.position OFFSET $1 LIMIT 1"
         ))
         .bind(offset)
         .fetch_optional(&self.pool)
@@ -452,7 +452,7 @@ impl Relay {
              FROM events
              WHERE transaction_id < {HORIZON}
                AND (transaction_id, position) > ($1::text::xid8, $2)
-             ORDER BY transaction_id, position
+             ORDER BY events.transaction_id, events.position
              LIMIT $3"
         ))
         .bind(txid)

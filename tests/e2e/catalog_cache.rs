@@ -203,3 +203,66 @@ async fn answers_that_depend_on_the_viewer_are_never_cached() {
     assert!(find(&nodes, &draft).is_some());
     app.teardown().await;
 }
+
+/// A cart change reads its SKU's product and its lines' products from memory while
+/// the catalogue is unchanged (`shop/rows.rs`); a price change, an unpublished SKU
+/// and a published one show in the very next cart answer.
+#[tokio::test]
+async fn cart_answers_show_catalogue_changes_as_soon_as_staff_answer() {
+    let app = spawn_app().await;
+    let staff = app
+        .staff_signed_up("cart-cache-staff@example.com", PASSWORD)
+        .await;
+    let shelf = category(&app, &staff, "cart-cached", None).await;
+    let first = published_product(&app, &staff, "CART-CACHE-1", &shelf).await;
+    let (access, _) = app.signed_up("cart-cache@example.com", PASSWORD).await;
+    let subtotal = |cart: &Value| cart["subtotal"]["amountMinor"].as_i64();
+
+    // Twice the same SKU: the second change is answered from the cached rows.
+    let cart = app.add_to_cart(&access, "CART-CACHE-1", json!(1)).await;
+    assert_eq!(subtotal(cart.ok("addToCart")), Some(1_500));
+    let cart = app.add_to_cart(&access, "CART-CACHE-1", json!(1)).await;
+    assert_eq!(subtotal(cart.ok("addToCart")), Some(3_000));
+
+    // A price change: the next answer prices both units at the new price.
+    product_op(
+        &app,
+        &staff,
+        "changeProductPrice",
+        "$p: MoneyInput!",
+        "price: $p",
+        json!({ "id": first, "p": { "amountMinor": 2_500, "currency": "EUR" } }),
+    )
+    .await
+    .ok("changeProductPrice");
+    let cart = app.add_to_cart(&access, "CART-CACHE-1", json!(1)).await;
+    assert_eq!(subtotal(cart.ok("addToCart")), Some(7_500));
+    assert_eq!(
+        subtotal(app.my_cart(Some(&access)).await.ok("myCart")),
+        Some(7_500)
+    );
+
+    // A SKU published after it was refused is for sale at once...
+    app.add_to_cart(&access, "CART-CACHE-2", json!(1))
+        .await
+        .expect_code("NOT_FOUND");
+    published_product(&app, &staff, "CART-CACHE-2", &shelf).await;
+    let cart = app.add_to_cart(&access, "CART-CACHE-2", json!(1)).await;
+    assert_eq!(subtotal(cart.ok("addToCart")), Some(7_500 + 1_500));
+
+    // ...and one unpublished after it was sold is refused at once.
+    product_op(
+        &app,
+        &staff,
+        "unpublishProduct",
+        "",
+        "",
+        json!({ "id": first }),
+    )
+    .await
+    .ok("unpublishProduct");
+    app.add_to_cart(&access, "CART-CACHE-1", json!(1))
+        .await
+        .expect_code("NOT_FOUND");
+    app.teardown().await;
+}

@@ -294,13 +294,18 @@ impl TestApp {
     }
 
     /// `addToCart`.
-    async fn add_to_cart(&self, access: &str, sku: &str, quantity: Value) -> crate::helpers::Gql {
+    pub(crate) async fn add_to_cart(
+        &self,
+        access: &str,
+        sku: &str,
+        quantity: Value,
+    ) -> crate::helpers::Gql {
         self.cart_op(access, "addToCart", json!({ "sku": sku, "q": quantity }))
             .await
     }
 
     /// `myCart`.
-    async fn my_cart(&self, access: Option<&str>) -> crate::helpers::Gql {
+    pub(crate) async fn my_cart(&self, access: Option<&str>) -> crate::helpers::Gql {
         self.post_graphql(
             &format!("{{ myCart {{ {CART_FIELDS} }} }}"),
             json!({}),

@@ -55,6 +55,19 @@ impl From<SqliteStore> for AnyStore {
 }
 
 impl AnyStore {
+    /// The id of the transaction that recorded the event at `position`, when known
+    /// without a read: an append of this store (or a clone) on PostgreSQL
+    /// ([`PgStore::transaction_of`]); on SQLite, where commit order is position
+    /// order, the position itself.
+    #[must_use]
+    pub fn transaction_of(&self, position: i64) -> Option<i64> {
+        match self {
+            Self::Postgres(store) => store.transaction_of(position),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => Some(position),
+        }
+    }
+
     /// The events' database, for the tables kept beside the event store.
     #[must_use]
     pub fn db(&self) -> Db {

@@ -1,6 +1,8 @@
 //! The PostgreSQL event store: postgres-es over the `events` table
 //! (`commands/migrations/`), claims in `unique_keys` held by an open transaction.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
@@ -10,17 +12,51 @@ use super::{
 };
 use crate::reservations::{self, Claim, Pending};
 
-/// The PostgreSQL event store (the distributed mode).
-#[derive(Debug, Clone)]
+/// Appends whose transaction id is remembered (see [`PgStore::transaction_of`]).
+const RECENT_APPENDS: usize = 16_384;
+
+/// The PostgreSQL event store (the distributed mode). Clones share one pool and one
+/// memory of recent appends.
+#[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The last position of each recent append, with the id of the transaction that
+    /// wrote it (from the append's own `RETURNING`).
+    recent: Arc<quick_cache::sync::Cache<i64, i64>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PgStore {
     /// The store in `pool`'s database (migrated by [`crate::db::migrate`]).
     #[must_use]
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            recent: Arc::new(quick_cache::sync::Cache::new(RECENT_APPENDS)),
+        }
+    }
+
+    /// The id of the transaction that recorded the event at `position`, when this
+    /// store (or a clone) appended it recently: a read-your-writes wait needs the
+    /// event's commit position, and this saves reading it back. `None`: not known
+    /// here (look it up).
+    #[must_use]
+    pub fn transaction_of(&self, position: i64) -> Option<i64> {
+        self.recent.get(&position)
+    }
+
+    /// Remembers the last of `rows` (position, transaction id) and returns its position.
+    fn remember(&self, rows: &[(i64, i64)]) -> Option<i64> {
+        let &(position, transaction) = rows.iter().max_by_key(|(p, _)| *p)?;
+        self.recent.insert(position, transaction);
+        Some(position)
     }
 
     /// The pool.
@@ -79,14 +115,14 @@ impl EventStore for PgStore {
         // One statement: atomic on its own, so no BEGIN/COMMIT round trips; rows are
         // inserted (and numbered) in sequence order; the primary key refuses a second
         // writer of any of the sequences and then nothing is written.
-        let inserted = sqlx::query_scalar::<_, i64>(
+        let inserted = sqlx::query_as::<_, (i64, i64)>(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
                                  event_version, payload, metadata)
              SELECT $1, $2, u.s, u.t, u.v, u.p, $7
                FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[])
                     WITH ORDINALITY AS u(s, t, v, p, o)
               ORDER BY u.o
-             RETURNING position",
+             RETURNING position, transaction_id::text::bigint",
         )
         .bind(aggregate_type)
         .bind(aggregate_id)
@@ -98,7 +134,7 @@ impl EventStore for PgStore {
         .fetch_all(&self.pool)
         .await;
         match inserted {
-            Ok(positions) => Ok(positions.into_iter().max().map(Appended::At)),
+            Ok(rows) => Ok(self.remember(&rows).map(Appended::At)),
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
                 Ok(Some(Appended::Conflict))
             }
@@ -118,7 +154,7 @@ impl EventStore for PgStore {
         // As `append`, for rows of several aggregates: one statement, so one
         // transaction, positions in row order, and a second writer of any sequence
         // refused by the primary key, which writes nothing at all.
-        let inserted = sqlx::query_scalar::<_, i64>(
+        let inserted = sqlx::query_as::<_, (i64, i64)>(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
                                  event_version, payload, metadata)
              SELECT u.a, u.i, u.s, u.t, u.v, u.p, u.m
@@ -126,7 +162,7 @@ impl EventStore for PgStore {
                            $6::jsonb[], $7::jsonb[])
                     WITH ORDINALITY AS u(a, i, s, t, v, p, m, o)
               ORDER BY u.o
-             RETURNING position",
+             RETURNING position, transaction_id::text::bigint",
         )
         .bind(&types)
         .bind(&ids)
@@ -138,7 +174,7 @@ impl EventStore for PgStore {
         .fetch_all(&self.pool)
         .await;
         match inserted {
-            Ok(positions) => Ok(positions.into_iter().max().map(Appended::At)),
+            Ok(rows) => Ok(self.remember(&rows).map(Appended::At)),
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
                 Ok(Some(Appended::Conflict))
             }

@@ -6,21 +6,16 @@
 //! and two first uses at once open the same cart. Generation 0 is the first cart;
 //! once it is checked out the next command opens generation 1, and so on.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use emporium_commands::CommandError;
 use emporium_domain::cart::{Cart, CartCommand, CartError, CartOwner, CartStatus, GuestKey};
 use emporium_domain::metadata::Actor;
 use emporium_domain::{Aggregate as _, EventMetadata, Quantity, Sku};
 use emporium_projections::args;
-use emporium_projections::sql::Backend;
 use sha2::{Digest, Sha256};
 use sqlx::types::Json;
-use sqlx::{Decode, FromRow, Row, Type};
 use uuid::Uuid;
 
-use super::catalog::product_columns;
 use super::{ProductRow, Shop, guest};
 use crate::error::ApiError;
 
@@ -117,43 +112,13 @@ struct LineJson {
     quantity: i64,
 }
 
-/// A row of [`Shop::cart_state`]'s query: the cart's columns, its lines on the first
-/// row only, and one of its distinct products (none when it has no lines or the
-/// product left the catalogue).
-#[derive(Debug)]
-struct CartStateRow {
-    cart_key: Uuid,
-    cart_currency: String,
-    cart_updated_at: DateTime<Utc>,
-    cart_lines: Option<Json<Vec<LineJson>>>,
-    product: Option<ProductRow>,
-}
-
-/// Decodes on either backend (what `#[derive(FromRow)]` would write, but the product
-/// is read only when the row has one).
-impl<'r, R> FromRow<'r, R> for CartStateRow
-where
-    R: Row,
-    &'r str: sqlx::ColumnIndex<R>,
-    Uuid: Decode<'r, R::Database> + Type<R::Database>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
-    Json<Vec<LineJson>>: Decode<'r, R::Database> + Type<R::Database>,
-    ProductRow: FromRow<'r, R>,
-{
-    fn from_row(row: &'r R) -> sqlx::Result<Self> {
-        let product = match row.try_get::<Option<Uuid>, _>("product_id")? {
-            Some(_) => Some(ProductRow::from_row(row)?),
-            None => None,
-        };
-        Ok(Self {
-            cart_key: row.try_get("cart_key")?,
-            cart_currency: row.try_get("cart_currency")?,
-            cart_updated_at: row.try_get("cart_updated_at")?,
-            cart_lines: row.try_get("cart_lines")?,
-            product,
-        })
-    }
+/// A cart as [`Shop::cart_state`] reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct CartRow {
+    cart_id: Uuid,
+    currency: String,
+    updated_at: DateTime<Utc>,
+    lines: Json<Vec<LineJson>>,
 }
 
 fn cart_error(e: CommandError<CartError>) -> ApiError {
@@ -177,31 +142,6 @@ fn cart_error(e: CommandError<CartError>) -> ApiError {
         },
         CommandError::Conflict { .. } => ApiError::Conflict,
         CommandError::Unexpected(e) => ApiError::Internal(e),
-    }
-}
-
-/// How [`Shop::cart_state`] numbers the cart's distinct products `k(id, first)`:
-/// a `WITH` clause to put before the query (SQLite) and the join that brings `k` in
-/// (a lateral join on PostgreSQL). `first` marks the row that carries the lines.
-fn cart_products(backend: Backend) -> (&'static str, &'static str) {
-    match backend {
-        Backend::Postgres => (
-            "",
-            "LEFT JOIN LATERAL (
-                 SELECT d.id, row_number() OVER () = 1 AS first
-                 FROM (SELECT DISTINCT (l->>'product_id')::uuid AS id
-                       FROM jsonb_array_elements(c.lines) l) d
-             ) k ON true",
-        ),
-        // The lines hold hyphenated ids; the products' keys are 16-byte blobs.
-        Backend::Sqlite => (
-            "WITH k(id, first) AS (
-                 SELECT d.id, row_number() OVER () = 1
-                 FROM (SELECT DISTINCT unhex(replace(l.value ->> 'product_id', '-', '')) AS id
-                       FROM carts lc, json_each(lc.lines) l WHERE lc.cart_id = $1) d
-             )",
-            "LEFT JOIN k ON true",
-        ),
     }
 }
 
@@ -375,63 +315,39 @@ impl Shop {
         }
     }
 
-    /// The cart from the read model with its lines' products, in one query: a row
-    /// per distinct product (the cart's columns repeated, its lines only on the
-    /// first), or one row without a product.
+    /// The cart from the read model with its lines' products (the products from
+    /// the catalogue rows cache while the catalogue is unchanged, see `rows.rs`).
     async fn cart_state(&self, id: Uuid) -> Result<CartState, ApiError> {
-        let backend = self.read.backend();
-        let rows: Vec<CartStateRow> = self
+        let row: Option<CartRow> = self
             .read
-            .fetch_all(
-                &format!(
-                    "{}
-                     SELECT c.cart_id AS cart_key, c.currency AS cart_currency,
-                            c.updated_at AS cart_updated_at,
-                            CASE WHEN k.first IS NOT FALSE THEN c.lines END AS cart_lines,
-                            {}
-                     FROM carts c
-                     {}
-                     LEFT JOIN catalog_products p ON p.product_id = k.id
-                     WHERE c.cart_id = $1",
-                    cart_products(backend).0,
-                    product_columns(backend),
-                    cart_products(backend).1,
-                ),
+            .fetch_optional(
+                "SELECT cart_id, currency, updated_at, lines FROM carts WHERE cart_id = $1",
                 args![id],
             )
             .await
             .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("read cart")))?;
-        let Some(first) = rows.first() else {
+        let Some(row) = row else {
             return Ok(self.empty_cart(id));
         };
-        let (cart_id, currency, updated_at) = (
-            first.cart_key,
-            first.cart_currency.clone(),
-            first.cart_updated_at,
-        );
-        let mut lines: Vec<LineJson> = Vec::new();
-        let mut products: HashMap<Uuid, ProductRow> = HashMap::new();
-        for row in rows {
-            if let Some(Json(these)) = row.cart_lines {
-                lines = these;
-            }
-            if let Some(product) = row.product {
-                products.insert(product.product_id, product);
-            }
-        }
-        let lines = lines
+        let mut ids: Vec<Uuid> = row.lines.0.iter().map(|l| l.product_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let products = self.products_for_lines(&ids).await?;
+        let lines = row
+            .lines
+            .0
             .into_iter()
             .map(|l| CartLineRow {
-                product: products.get(&l.product_id).cloned(),
+                product: products.get(&l.product_id).map(|p| ProductRow::clone(p)),
                 sku: l.sku,
                 quantity: l.quantity,
             })
             .collect();
         Ok(CartState {
-            cart_id,
-            currency,
+            cart_id: row.cart_id,
+            currency: row.currency,
             lines,
-            updated_at: Some(updated_at),
+            updated_at: Some(row.updated_at),
         })
     }
 
@@ -447,16 +363,7 @@ impl Shop {
     ) -> Result<CartState, ApiError> {
         let quantity = parse_quantity(quantity)?;
         let sku = parse_sku(sku)?;
-        let product: Option<(Uuid, String)> = self
-            .read
-            .fetch_optional(
-                "SELECT p.product_id, p.currency
-                 FROM catalog_stock s JOIN catalog_products p ON p.product_id = s.product_id
-                 WHERE s.sku = $1 AND p.published",
-                args![sku.as_str()],
-            )
-            .await
-            .map_err(|e| ApiError::internal(anyhow::Error::from(e).context("look up sku")))?;
+        let product = self.sku_product(sku.as_str()).await?;
         let (product_id, currency) = product.ok_or(ApiError::NotFound { what: "product" })?;
         if currency != self.currency.code() {
             return Err(ApiError::bad_input(

@@ -19,6 +19,7 @@ mod live;
 mod orders;
 mod payments;
 mod reviews;
+mod rows;
 mod wishlist;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use emporium_domain::catalog::{Review, Wishlist};
 use emporium_domain::inbox::Inbox;
 use emporium_domain::metadata::Actor;
 use emporium_domain::{Currency, EventMetadata};
+use emporium_projections::envelope::CommitPosition;
 use emporium_projections::projection::{CheckpointWatch, WaitError};
 use emporium_projections::sql::Db;
 use sqlx::PgPool;
@@ -82,6 +84,9 @@ pub struct Shop {
     /// Each shopper's open cart as last seen (keyed by the shopper's first cart id),
     /// so a cart change skips finding it. Only a guess: see `cart::open_cart`.
     open_carts: quick_cache::sync::Cache<Uuid, Uuid>,
+    /// Catalogue rows cart changes need, while the catalogue is unchanged (off with
+    /// `shop.catalog_cache_bytes = 0`).
+    catalog_rows: Option<rows::CatalogRows>,
 }
 
 /// Wakes the relay after a command commits, so the events reach the projections
@@ -139,6 +144,7 @@ impl Shop {
             checkouts: None,
             relay: RelayWaker::Postgres,
             open_carts: quick_cache::sync::Cache::new(OPEN_CARTS),
+            catalog_rows: (settings.shop.catalog_cache_bytes > 0).then(rows::CatalogRows::default),
         })
     }
 
@@ -247,10 +253,29 @@ impl Shop {
         };
         self.wake_relay().await;
         let watch = self.checkpoint_watch().await?;
-        match watch
-            .wait_for_position(projection, position, self.read_your_writes)
-            .await
-        {
+        // The append told this process its transaction; otherwise it is read back.
+        let known = self.store.transaction_of(position).and_then(|transaction| {
+            Some(CommitPosition {
+                transaction_id: u64::try_from(transaction).ok()?,
+                position: u64::try_from(position).ok()?,
+            })
+        });
+        let waited = match known {
+            Some(target) => watch
+                .wait_for(projection, target, self.read_your_writes)
+                .await
+                .map_err(|()| WaitError::Timeout {
+                    projection: projection.to_owned(),
+                    position,
+                    timeout: self.read_your_writes,
+                }),
+            None => {
+                watch
+                    .wait_for_position(projection, position, self.read_your_writes)
+                    .await
+            }
+        };
+        match waited {
             Ok(()) => Ok(()),
             Err(WaitError::Timeout { .. }) => {
                 metrics::counter!("emporium_read_your_writes_timeouts_total", "projection" => projection)

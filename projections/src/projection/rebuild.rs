@@ -256,7 +256,7 @@ impl Rebuild {
              FROM events
              WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
                AND (transaction_id, position) > ($1::text::xid8, $2)
-             ORDER BY transaction_id, position
+             ORDER BY events.transaction_id, events.position
              LIMIT $4",
         )
         .bind(self.cursor.transaction_id.to_string())
