@@ -68,9 +68,7 @@ impl Shop {
     /// The catalogue's version as this process's watch knows it (`None`: unknown,
     /// or the catalogue rows cache is off).
     async fn catalog_version(&self) -> Option<Version> {
-        if self.catalog_rows.is_none() {
-            return None;
-        }
+        self.catalog_rows.as_ref()?;
         let watch = self.checkpoint_watch().await.ok()?;
         let [a, b] = SOURCES.map(|name| watch.changed(name));
         Some([a?, b?])

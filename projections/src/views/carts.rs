@@ -2,6 +2,7 @@
 //! cart, a guest's open cart) with one indexed lookup.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use chrono::{DateTime, SubsecRound as _, Utc};
 use emporium_domain::cart::{CartEvent, CartOwner};
@@ -294,12 +295,13 @@ async fn pending<'a>(
     open: &'a mut HashMap<Uuid, Pending>,
     cart_id: Uuid,
 ) -> anyhow::Result<&'a mut Pending> {
-    if !open.contains_key(&cart_id) {
-        let (lines, at) = load(conn, cart_id).await?;
-        open.insert(cart_id, Pending::clean(lines, at));
-    }
-    open.get_mut(&cart_id)
-        .ok_or_else(|| anyhow::anyhow!("cart {cart_id} was never opened"))
+    Ok(match open.entry(cart_id) {
+        Entry::Occupied(cart) => cart.into_mut(),
+        Entry::Vacant(slot) => {
+            let (lines, at) = load(conn, cart_id).await?;
+            slot.insert(Pending::clean(lines, at))
+        }
+    })
 }
 
 /// Writes `cart_id`'s pending lines (if changed) and forgets them, before a
