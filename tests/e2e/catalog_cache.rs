@@ -42,6 +42,27 @@ async fn listing(app: &TestApp, bearer: Option<&str>) -> (Option<String>, Vec<Va
     (cache, nodes)
 }
 
+/// Staff sets product `id`'s price (EUR).
+async fn change_price(app: &TestApp, staff: &str, id: &str, amount_minor: i64) {
+    product_op(
+        app,
+        staff,
+        "changeProductPrice",
+        "$p: MoneyInput!",
+        "price: $p",
+        json!({ "id": id, "p": { "amountMinor": amount_minor, "currency": "EUR" } }),
+    )
+    .await
+    .ok("changeProductPrice");
+}
+
+/// Staff unpublishes product `id`.
+async fn unpublish(app: &TestApp, staff: &str, id: &str) {
+    product_op(app, staff, "unpublishProduct", "", "", json!({ "id": id }))
+        .await
+        .ok("unpublishProduct");
+}
+
 fn find<'a>(nodes: &'a [Value], id: &str) -> Option<&'a Value> {
     nodes.iter().find(|n| n["id"] == id)
 }
@@ -67,16 +88,7 @@ async fn a_cached_listing_shows_staff_changes_as_soon_as_they_answer() {
     assert_eq!(again, nodes);
 
     // A price change shows in the very next listing.
-    product_op(
-        &app,
-        &staff,
-        "changeProductPrice",
-        "$p: MoneyInput!",
-        "price: $p",
-        json!({ "id": first, "p": { "amountMinor": 2_500, "currency": "EUR" } }),
-    )
-    .await
-    .ok("changeProductPrice");
+    change_price(&app, &staff, &first, 2_500).await;
     let (cache, nodes) = listing(&app, None).await;
     assert_eq!(cache.as_deref(), Some("miss"));
     assert_eq!(
@@ -116,16 +128,7 @@ async fn a_cached_listing_shows_staff_changes_as_soon_as_they_answer() {
     assert_eq!(listed["inStock"], true);
 
     // ...and an unpublished one leaves at once.
-    product_op(
-        &app,
-        &staff,
-        "unpublishProduct",
-        "",
-        "",
-        json!({ "id": first }),
-    )
-    .await
-    .ok("unpublishProduct");
+    unpublish(&app, &staff, &first).await;
     let (_, nodes) = listing(&app, None).await;
     assert!(
         find(&nodes, &first).is_none(),
@@ -225,16 +228,7 @@ async fn cart_answers_show_catalogue_changes_as_soon_as_staff_answer() {
     assert_eq!(subtotal(cart.ok("addToCart")), Some(3_000));
 
     // A price change: the next answer prices both units at the new price.
-    product_op(
-        &app,
-        &staff,
-        "changeProductPrice",
-        "$p: MoneyInput!",
-        "price: $p",
-        json!({ "id": first, "p": { "amountMinor": 2_500, "currency": "EUR" } }),
-    )
-    .await
-    .ok("changeProductPrice");
+    change_price(&app, &staff, &first, 2_500).await;
     let cart = app.add_to_cart(&access, "CART-CACHE-1", json!(1)).await;
     assert_eq!(subtotal(cart.ok("addToCart")), Some(7_500));
     assert_eq!(
@@ -251,16 +245,7 @@ async fn cart_answers_show_catalogue_changes_as_soon_as_staff_answer() {
     assert_eq!(subtotal(cart.ok("addToCart")), Some(7_500 + 1_500));
 
     // ...and one unpublished after it was sold is refused at once.
-    product_op(
-        &app,
-        &staff,
-        "unpublishProduct",
-        "",
-        "",
-        json!({ "id": first }),
-    )
-    .await
-    .ok("unpublishProduct");
+    unpublish(&app, &staff, &first).await;
     app.add_to_cart(&access, "CART-CACHE-1", json!(1))
         .await
         .expect_code("NOT_FOUND");
