@@ -373,6 +373,25 @@ impl TestApp {
         }
     }
 
+    /// Waits until `projection` has applied every event recorded so far (the store's
+    /// last position), through the checkpoint watch: no polling of the read model.
+    pub(crate) async fn caught_up(&self, projection: &str) {
+        let last = number(
+            &self.events_db(),
+            "SELECT coalesce(max(position), 0) FROM events",
+            emporium_commands::args![],
+        )
+        .await;
+        if last == 0 {
+            return;
+        }
+        self.watch()
+            .await
+            .wait_for_position(projection, last, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{projection} did not catch up: {e}"));
+    }
+
     /// Moves the app's clock forward.
     pub(crate) fn advance(&self, by: Duration) {
         self.clock.advance(by);

@@ -670,26 +670,20 @@ async fn my_payments_shows_only_my_own() {
         200
     );
 
-    // The read model catches up (polled with a deadline).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mine = loop {
-        let r = app
-            .post_graphql(
-                &format!("{{ myPayments {{ {PAYMENT_FIELDS} }} }}"),
-                json!({}),
-                Some(&ada),
-            )
-            .await;
-        let list = r.ok("myPayments").as_array().unwrap().clone();
-        if list.first().is_some_and(|p| p["status"] == "CAPTURED") {
-            break list;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "payments read model did not catch up: {list:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // The webhook's commands are recorded when it answers; wait for the read model.
+    app.caught_up("payments").await;
+    let mine = app
+        .post_graphql(
+            &format!("{{ myPayments {{ {PAYMENT_FIELDS} }} }}"),
+            json!({}),
+            Some(&ada),
+        )
+        .await
+        .ok("myPayments")
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(mine[0]["status"], "CAPTURED", "{mine:?}");
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0]["id"], paying.payment_id.to_string());
     assert_eq!(mine[0]["orderId"], paying.order_id.to_string());
