@@ -52,6 +52,38 @@ pub const HORIZON: &str = "(SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_
                          WHERE a.backend_xid = xid(x)
                            AND a.datname IS DISTINCT FROM current_database()))";
 
+/// Whether any committed event lies after a commit position (`$1` its transaction id
+/// as text, `$2` its position): the relay's probe after a round that found nothing.
+///
+/// It is written as `ORDER BY ... LIMIT 1` over the commit-order index, not as
+/// `EXISTS (...)`: sqlx prepares it, and under PostgreSQL's generic plan the row
+/// comparison is guessed to match a third of the table, so the planner answered
+/// `EXISTS` with a sequential scan expecting an early hit; when the relay is caught up
+/// nothing matches and the scan read the whole table (12.6 ms a call, half of
+/// PostgreSQL's time under the addToCart benchmark; BENCHMARKS.md gateway run 13).
+/// The ordered form can only be answered by walking the index from the cursor.
+pub const PENDING_PROBE: &str = "SELECT 1 FROM events
+     WHERE (transaction_id, position) > ($1::text::xid8, $2)
+     ORDER BY transaction_id, position
+     LIMIT 1";
+
+/// The relay's read of the next batch: committed events below [`HORIZON`] after a
+/// commit position (`$1` its transaction id as text, `$2` its position), in commit
+/// order, at most `$3`.
+#[must_use]
+pub fn read_visible_sql() -> String {
+    format!(
+        "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version,
+                payload, metadata, position, transaction_id::text::bigint AS transaction_id,
+                event_id, recorded_at
+         FROM events
+         WHERE transaction_id < {HORIZON}
+           AND (transaction_id, position) > ($1::text::xid8, $2)
+         ORDER BY events.transaction_id, events.position
+         LIMIT $3"
+    )
+}
+
 /// Counter: events appended to the stream (duplicates excluded).
 pub const METRIC_PUBLISHED: &str = "emporium_relay_published_total";
 /// Gauge: committed events not yet on the stream.
@@ -387,15 +419,13 @@ impl Relay {
     /// nothing, such events are held back by an older transaction still in flight.
     async fn anything_after(&self, cursor: CommitPosition) -> anyhow::Result<bool> {
         let (txid, position) = cursor_binds(cursor)?;
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM events
-                             WHERE (transaction_id, position) > ($1::text::xid8, $2))",
-        )
-        .bind(txid)
-        .bind(position)
-        .fetch_one(&self.pool)
-        .await
-        .context("look for unpublished events")
+        let found: Option<i32> = sqlx::query_scalar(PENDING_PROBE)
+            .bind(txid)
+            .bind(position)
+            .fetch_optional(&self.pool)
+            .await
+            .context("look for unpublished events")?;
+        Ok(found.is_some())
     }
 
     /// Committed events not yet on the stream (the lag), counted after `cursor`.
@@ -482,22 +512,13 @@ impl Relay {
 
     async fn read_visible(&self, after: CommitPosition) -> anyhow::Result<Vec<EventEnvelope>> {
         let (txid, position) = cursor_binds(after)?;
-        let rows: Vec<StoredEvent> = sqlx::query_as(&format!(
-            "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version,
-                    payload, metadata, position, transaction_id::text::bigint AS transaction_id,
-                    event_id, recorded_at
-             FROM events
-             WHERE transaction_id < {HORIZON}
-               AND (transaction_id, position) > ($1::text::xid8, $2)
-             ORDER BY events.transaction_id, events.position
-             LIMIT $3"
-        ))
-        .bind(txid)
-        .bind(position)
-        .bind(i64::try_from(self.config.batch_size).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .context("read committed events")?;
+        let rows: Vec<StoredEvent> = sqlx::query_as(&read_visible_sql())
+            .bind(txid)
+            .bind(position)
+            .bind(i64::try_from(self.config.batch_size).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .context("read committed events")?;
         rows.into_iter().map(StoredEvent::into_envelope).collect()
     }
 

@@ -612,3 +612,98 @@ async fn nats_crash_mid_publish_and_a_lost_tail_are_repaired_from_the_store() {
     running.await.unwrap().unwrap();
     app.teardown().await;
 }
+
+/// Every node of an `EXPLAIN (FORMAT JSON)` plan, depth first.
+fn plan_nodes(node: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+    out.push(node.clone());
+    if let Some(children) = node.get("Plans").and_then(serde_json::Value::as_array) {
+        for child in children {
+            plan_nodes(child, out);
+        }
+    }
+}
+
+/// The plan PostgreSQL uses for `sql` once it switched the prepared statement to a
+/// generic plan (sqlx prepares every statement; after five executions PostgreSQL may
+/// stop planning for the actual cursor).
+async fn generic_plan(
+    conn: &mut sqlx::PgConnection,
+    sql: &str,
+    types: &str,
+    args: &str,
+) -> Vec<serde_json::Value> {
+    sqlx::raw_sql("SET plan_cache_mode = force_generic_plan")
+        .execute(&mut *conn)
+        .await
+        .expect("force generic plans");
+    sqlx::raw_sql(&format!("PREPARE probe({types}) AS {sql}"))
+        .execute(&mut *conn)
+        .await
+        .expect("prepare");
+    let plan: serde_json::Value =
+        sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE probe({args})"))
+            .fetch_one(&mut *conn)
+            .await
+            .expect("explain");
+    sqlx::raw_sql("DEALLOCATE probe")
+        .execute(&mut *conn)
+        .await
+        .expect("deallocate");
+    let mut nodes = Vec::new();
+    plan_nodes(&plan[0]["Plan"], &mut nodes);
+    nodes
+}
+
+#[tokio::test]
+async fn the_relays_reads_walk_the_commit_order_index_even_under_a_generic_plan() {
+    let app = spawn_backbone().await;
+    // Enough events that a sequential scan is a real cost, as in a shop's store.
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                             event_version, payload, metadata)
+         SELECT 'cart', g::text, 1, 'CartOpened', '1', '{}', '{}'
+         FROM generate_series(1, 20000) AS g",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("seed events");
+    sqlx::query("ANALYZE events")
+        .execute(&app.pool)
+        .await
+        .expect("analyze");
+    let mut conn = app.pool.acquire().await.expect("connection");
+    // A cursor past every event: what the probe sees when the relay is caught up.
+    let caught_up = "'999999999', 0";
+    for (name, sql, types, args) in [
+        (
+            "pending probe",
+            emporium_projections::relay::PENDING_PROBE.to_owned(),
+            "text, bigint",
+            caught_up.to_owned(),
+        ),
+        (
+            "batch read",
+            emporium_projections::relay::read_visible_sql(),
+            "text, bigint, bigint",
+            format!("{caught_up}, 256"),
+        ),
+    ] {
+        let nodes = generic_plan(&mut conn, &sql, types, &args).await;
+        let on_events: Vec<&serde_json::Value> = nodes
+            .iter()
+            .filter(|n| n["Relation Name"] == "events")
+            .collect();
+        assert!(
+            !on_events.is_empty(),
+            "{name}: no scan of events in {nodes:#?}"
+        );
+        for node in on_events {
+            assert_eq!(
+                node["Index Name"], "events_commit_order",
+                "{name} must walk the commit-order index, not {node:#?}"
+            );
+        }
+    }
+    drop(conn);
+    app.teardown().await;
+}
