@@ -11,7 +11,7 @@
 //! `BENCH_SECONDS` per step (default 10), `BENCH_PRODUCTS` (default 10000),
 //! `BENCH_LIST_RATES` (default `500,1000,2000`), `BENCH_CART_RATES`
 //! (default `100,200,400,800`), `BENCH_CATALOG_CACHE` (the catalogue cache's bytes;
-//! 0 turns it off).
+//! 0 turns it off), `BENCH_WORKERS` (the platform runtime's worker threads, default 2).
 //!
 //! The gateway runs in this process on its own 2-thread runtime (the whole platform:
 //! gateway, relay, projections); the generator runs on another thread.
@@ -359,9 +359,10 @@ fn main() -> anyhow::Result<()> {
     let list_rates = rates("BENCH_LIST_RATES", &[500, 1_000, 2_000]);
     let cart_rates = rates("BENCH_CART_RATES", &[100, 200, 400, 800]);
 
-    // The platform: its own runtime with two workers (the machine has two cores).
+    // The platform: its own runtime with two workers (the machine has two cores);
+    // `BENCH_WORKERS` tries another count.
     let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(env_or("BENCH_WORKERS", 2))
         .thread_name("gateway")
         .enable_all()
         .build()?;
