@@ -69,19 +69,22 @@ pub const PENDING_PROBE: &str = "SELECT 1 FROM events
 
 /// The relay's read of the next batch: committed events below [`HORIZON`] after a
 /// commit position (`$1` its transaction id as text, `$2` its position), in commit
-/// order, at most `$3`.
+/// order, at most `$3`. Built once: the relay runs it every round.
 #[must_use]
-pub fn read_visible_sql() -> String {
-    format!(
-        "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version,
-                payload, metadata, position, transaction_id::text::bigint AS transaction_id,
-                event_id, recorded_at
-         FROM events
-         WHERE transaction_id < {HORIZON}
-           AND (transaction_id, position) > ($1::text::xid8, $2)
-         ORDER BY events.transaction_id, events.position
-         LIMIT $3"
-    )
+pub fn read_visible_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version,
+                    payload, metadata, position,
+                    transaction_id::text::bigint AS transaction_id, event_id, recorded_at
+             FROM events
+             WHERE transaction_id < {HORIZON}
+               AND (transaction_id, position) > ($1::text::xid8, $2)
+             ORDER BY events.transaction_id, events.position
+             LIMIT $3"
+        )
+    });
+    &SQL
 }
 
 /// Counter: events appended to the stream (duplicates excluded).
@@ -512,7 +515,7 @@ impl Relay {
 
     async fn read_visible(&self, after: CommitPosition) -> anyhow::Result<Vec<EventEnvelope>> {
         let (txid, position) = cursor_binds(after)?;
-        let rows: Vec<StoredEvent> = sqlx::query_as(&read_visible_sql())
+        let rows: Vec<StoredEvent> = sqlx::query_as(read_visible_sql())
             .bind(txid)
             .bind(position)
             .bind(i64::try_from(self.config.batch_size).unwrap_or(i64::MAX))

@@ -683,7 +683,7 @@ async fn the_relays_reads_walk_the_commit_order_index_even_under_a_generic_plan(
         ),
         (
             "batch read",
-            emporium_projections::relay::read_visible_sql(),
+            emporium_projections::relay::read_visible_sql().to_owned(),
             "text, bigint, bigint",
             format!("{caught_up}, 256"),
         ),
