@@ -32,12 +32,21 @@ struct OpenedCart {
     /// Guest carts already merged into this one, so a retried merge adds nothing.
     merged_guest_carts: BTreeSet<Uuid>,
     opened_at: DateTime<Utc>,
+    /// When an event last changed the cart. Absent from older snapshots.
+    #[serde(default)]
+    updated_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 struct Line {
     product_id: Uuid,
     quantity: Quantity,
+    /// Where the line stands in the order lines were added: a new SKU goes last, a
+    /// SKU already in the cart keeps its place (as the `carts` read model orders
+    /// them). Absent from older snapshots: 0, so their lines keep SKU order among
+    /// themselves and every later line comes after them.
+    #[serde(default)]
+    added: u64,
 }
 
 impl Cart {
@@ -97,6 +106,30 @@ impl Cart {
             .flat_map(|s| s.lines.iter())
             .map(|(sku, line)| line.to_cart_line(sku))
             .collect()
+    }
+
+    /// The lines in the order they were added (a SKU added again keeps its place),
+    /// as the `carts` read model and the API list them.
+    #[must_use]
+    pub fn lines_as_added(&self) -> Vec<CartLine> {
+        let mut lines: Vec<(u64, CartLine)> = self
+            .state
+            .iter()
+            .flat_map(|s| s.lines.iter())
+            .map(|(sku, line)| (line.added, line.to_cart_line(sku)))
+            .collect();
+        // Stable: equal ordinals (lines from before ordinals) stay in SKU order.
+        lines.sort_by_key(|(added, _)| *added);
+        lines.into_iter().map(|(_, line)| line).collect()
+    }
+
+    /// When an event last changed the cart (its opening, a line change, its
+    /// closing); `None` before it is opened.
+    #[must_use]
+    pub fn updated_at(&self) -> Option<DateTime<Utc>> {
+        self.state
+            .as_ref()
+            .map(|s| s.updated_at.unwrap_or(s.opened_at))
     }
 
     /// One line.
@@ -164,6 +197,7 @@ impl Aggregate for Cart {
                 merged_into: None,
                 merged_guest_carts: BTreeSet::new(),
                 opened_at: *opened_at,
+                updated_at: Some(*opened_at),
             });
         } else if let Some(cart) = &mut self.state {
             cart.evolve(event);
@@ -406,47 +440,76 @@ impl OpenedCart {
                 sku,
                 product_id,
                 line_quantity,
+                added_at,
                 ..
             } => {
-                self.lines.insert(
-                    sku.clone(),
-                    Line {
-                        product_id: *product_id,
-                        quantity: *line_quantity,
-                    },
-                );
+                self.set_line(sku, *product_id, *line_quantity);
+                self.updated_at = Some(*added_at);
             }
-            CartEvent::ItemQuantityChanged { sku, quantity, .. } => {
+            CartEvent::ItemQuantityChanged {
+                sku,
+                quantity,
+                changed_at,
+                ..
+            } => {
                 if let Some(line) = self.lines.get_mut(sku) {
                     line.quantity = *quantity;
                 }
+                self.updated_at = Some(*changed_at);
             }
-            CartEvent::ItemRemovedFromCart { sku, .. } => {
+            CartEvent::ItemRemovedFromCart {
+                sku, removed_at, ..
+            } => {
                 self.lines.remove(sku);
+                self.updated_at = Some(*removed_at);
             }
-            CartEvent::CartCleared { .. } => self.lines.clear(),
+            CartEvent::CartCleared { cleared_at } => {
+                self.lines.clear();
+                self.updated_at = Some(*cleared_at);
+            }
             CartEvent::GuestCartMerged {
                 guest_cart_id,
                 lines,
-                ..
+                merged_at,
             } => {
                 for line in lines {
-                    self.lines.insert(
-                        line.sku.clone(),
-                        Line {
-                            product_id: line.product_id,
-                            quantity: line.quantity,
-                        },
-                    );
+                    self.set_line(&line.sku, line.product_id, line.quantity);
                 }
                 self.merged_guest_carts.insert(*guest_cart_id);
+                self.updated_at = Some(*merged_at);
             }
-            CartEvent::CartMergedInto { into_cart_id, .. } => {
+            CartEvent::CartMergedInto {
+                into_cart_id,
+                merged_at,
+            } => {
                 self.status = CartStatus::Merged;
                 self.merged_into = Some(*into_cart_id);
+                self.updated_at = Some(*merged_at);
             }
-            CartEvent::CartCheckedOut { .. } => self.status = CartStatus::CheckedOut,
+            CartEvent::CartCheckedOut { checked_out_at, .. } => {
+                self.status = CartStatus::CheckedOut;
+                self.updated_at = Some(*checked_out_at);
+            }
         }
+    }
+
+    /// Sets a line's quantity (and product); a new SKU goes after every line the
+    /// cart holds (at most [`Cart::MAX_LINES`] to look at).
+    fn set_line(&mut self, sku: &Sku, product_id: Uuid, quantity: Quantity) {
+        if let Some(line) = self.lines.get_mut(sku) {
+            line.product_id = product_id;
+            line.quantity = quantity;
+            return;
+        }
+        let added = self.lines.values().map(|l| l.added + 1).max().unwrap_or(0);
+        self.lines.insert(
+            sku.clone(),
+            Line {
+                product_id,
+                quantity,
+                added,
+            },
+        );
     }
 }
 

@@ -721,6 +721,96 @@ fn state_survives_a_snapshot_round_trip() {
     assert_eq!(serde_json::from_str::<Cart>(&json).unwrap(), cart);
 }
 
+/// The order the `carts` read model keeps (and the API documents): a new SKU goes
+/// last, a SKU added again keeps its place, a removed and re-added SKU goes last, a
+/// merge appends the SKUs the cart did not hold in the event's order.
+#[test]
+fn lines_as_added_keep_the_order_lines_were_added_in() {
+    let removed = |s: &str, at: i64| CartEvent::ItemRemovedFromCart {
+        sku: sku(s),
+        product_id: product(s),
+        removed_at: t(at),
+    };
+    let cart = Cart::from_events(&[
+        opened(user_owner()),
+        added("ZIP", 1, 1),
+        added("MUG", 1, 1),
+        added("ZIP", 1, 2),
+        added("TEE", 1, 1),
+        removed("MUG", 3),
+        added("MUG", 3, 3),
+        CartEvent::GuestCartMerged {
+            guest_cart_id: guest_cart_id(),
+            lines: vec![line("CAP", 1), line("TEE", 5)],
+            merged_at: t(7),
+        },
+    ]);
+    let order: Vec<(String, u32)> = cart
+        .lines_as_added()
+        .into_iter()
+        .map(|l| (l.sku.as_str().to_owned(), l.quantity.get()))
+        .collect();
+    assert_eq!(
+        order,
+        [("ZIP", 2), ("TEE", 5), ("MUG", 3), ("CAP", 1)].map(|(s, q)| (s.to_owned(), q))
+    );
+    // `lines` stays in SKU order (checkout records lines in it).
+    let by_sku: Vec<String> = cart
+        .lines()
+        .into_iter()
+        .map(|l| l.sku.as_str().to_owned())
+        .collect();
+    assert_eq!(by_sku, ["CAP", "MUG", "TEE", "ZIP"]);
+    assert_eq!(cart.updated_at(), Some(t(7)));
+    let json = serde_json::to_string(&cart).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Cart>(&json)
+            .unwrap()
+            .lines_as_added(),
+        cart.lines_as_added()
+    );
+}
+
+/// Every event moves `updated_at` to its own time, as the read model's column moves.
+#[test]
+fn updated_at_follows_the_last_event() {
+    assert_eq!(Cart::default().updated_at(), None);
+    let mut cart = Cart::from_events(&[opened(user_owner())]);
+    assert_eq!(cart.updated_at(), Some(t(0)));
+    cart.apply(&added("TEE", 1, 1));
+    assert_eq!(cart.updated_at(), Some(t(1)));
+    cart.apply(&CartEvent::CartCleared { cleared_at: t(9) });
+    assert_eq!(cart.updated_at(), Some(t(9)));
+    assert!(cart.lines_as_added().is_empty());
+}
+
+/// A snapshot written before lines were ordered (no `added` or `updated_at`) still loads: its lines come in SKU order, new ones after them, and
+/// `updated_at` falls back to the opening time.
+#[test]
+fn a_snapshot_from_before_line_order_still_loads() {
+    let mut json = serde_json::to_value(Cart::from_events(&[
+        opened(user_owner()),
+        added("TEE", 1, 1),
+        added("MUG", 1, 1),
+    ]))
+    .unwrap();
+    let state = json["state"].as_object_mut().unwrap();
+    state.remove("updated_at");
+    for line in state["lines"].as_object_mut().unwrap().values_mut() {
+        line.as_object_mut().unwrap().remove("added");
+    }
+    let mut cart: Cart = serde_json::from_value(json).unwrap();
+    assert_eq!(cart.updated_at(), Some(t(0)));
+    cart.apply(&added("CAP", 1, 1));
+    let order: Vec<String> = cart
+        .lines_as_added()
+        .into_iter()
+        .map(|l| l.sku.as_str().to_owned())
+        .collect();
+    // The old lines all count as 0; CAP was added after them, so it comes last.
+    assert_eq!(order.last().map(String::as_str), Some("CAP"), "{order:?}");
+}
+
 #[test]
 fn every_rejection_is_named_in_lowercase_without_a_period() {
     let errors = [
