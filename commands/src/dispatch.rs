@@ -378,11 +378,46 @@ where
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<Committed, CommandError<A::Error>> {
+        self.execute_keeping(aggregate_id, command, metadata, false)
+            .await
+            .map(|(committed, _)| committed)
+    }
+
+    /// [`Dispatcher::execute`], answering also the aggregate's state right after the
+    /// command: the state its events were appended to, with them applied (for an
+    /// idempotent repeat, the stored state it was decided on). A caller can answer
+    /// from it at once instead of waiting for a read model.
+    ///
+    /// # Errors
+    /// As [`Dispatcher::execute`].
+    #[tracing::instrument(skip_all, fields(aggregate_type = A::TYPE, aggregate_id))]
+    pub async fn execute_with_state(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<(Committed, A), CommandError<A::Error>> {
+        let (committed, state) = self
+            .execute_keeping(aggregate_id, command, metadata, true)
+            .await?;
+        let state = state.ok_or_else(|| {
+            CommandError::Unexpected(anyhow::anyhow!("{} state was not kept", A::TYPE))
+        })?;
+        Ok((committed, state))
+    }
+
+    async fn execute_keeping(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+        keep: bool,
+    ) -> Result<(Committed, Option<A>), CommandError<A::Error>> {
         let _turn = self.stripe(aggregate_id).lock().await;
         let cached = self.cache.get(aggregate_id);
         let from_cache = cached.is_some();
         let first = self
-            .execute_on(aggregate_id, cached, command.clone(), metadata)
+            .execute_on(aggregate_id, cached, command.clone(), metadata, keep)
             .await;
         match first {
             // A commit from the cache that lost to another writer: the cached state
@@ -391,11 +426,12 @@ where
             // changed what the rule looks at) without any commit to notice it, so it
             // is only believed once the stored state agrees.
             Err(CommandError::Conflict { .. } | CommandError::Rejected(_))
-            | Ok(Committed { events: 0, .. })
+            | Ok((Committed { events: 0, .. }, _))
                 if from_cache =>
             {
                 self.evict(aggregate_id);
-                self.execute_on(aggregate_id, None, command, metadata).await
+                self.execute_on(aggregate_id, None, command, metadata, keep)
+                    .await
             }
             other => other,
         }
@@ -407,7 +443,8 @@ where
         cached: Option<Cached<A>>,
         command: A::Command,
         metadata: &EventMetadata,
-    ) -> Result<Committed, CommandError<A::Error>> {
+        keep: bool,
+    ) -> Result<(Committed, Option<A>), CommandError<A::Error>> {
         let mut context = match cached {
             Some(cached) => EventStoreAggregateContext {
                 aggregate_id: aggregate_id.to_owned(),
@@ -427,11 +464,15 @@ where
             .handle(command)
             .map_err(CommandError::Rejected)?;
         if events.is_empty() {
-            return Ok(Committed {
-                events: 0,
-                last_sequence: context.current_sequence,
-                position: None,
-            });
+            let last_sequence = context.current_sequence;
+            return Ok((
+                Committed {
+                    events: 0,
+                    last_sequence,
+                    position: None,
+                },
+                keep.then_some(context.aggregate.0),
+            ));
         }
         let count = events.len();
         let mut next_state = context.aggregate.0.clone();
@@ -501,6 +542,7 @@ where
                 }
             }
         };
+        let kept = keep.then(|| next_state.clone());
         self.cache.insert(
             aggregate_id.to_owned(),
             Cached {
@@ -514,11 +556,14 @@ where
             None => self.position_of(aggregate_id, last_sequence).await?,
         };
         metrics::counter!("emporium_commands_committed_total", "aggregate" => A::TYPE).increment(1);
-        Ok(Committed {
-            events: count,
-            last_sequence,
-            position: Some(position),
-        })
+        Ok((
+            Committed {
+                events: count,
+                last_sequence,
+                position: Some(position),
+            },
+            kept,
+        ))
     }
 
     fn stripe(&self, aggregate_id: &str) -> &tokio::sync::Mutex<()> {
@@ -546,9 +591,42 @@ where
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<Committed, CommandError<A::Error>> {
+        self.retrying(aggregate_id, command, metadata, false)
+            .await
+            .map(|(committed, _)| committed)
+    }
+
+    /// [`Dispatcher::execute_retrying`] answering the state after the command, as
+    /// [`Dispatcher::execute_with_state`] does.
+    ///
+    /// # Errors
+    /// As [`Dispatcher::execute_retrying`].
+    pub async fn execute_retrying_with_state(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<(Committed, A), CommandError<A::Error>> {
+        let (committed, state) = self.retrying(aggregate_id, command, metadata, true).await?;
+        let state = state.ok_or_else(|| {
+            CommandError::Unexpected(anyhow::anyhow!("{} state was not kept", A::TYPE))
+        })?;
+        Ok((committed, state))
+    }
+
+    async fn retrying(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+        keep: bool,
+    ) -> Result<(Committed, Option<A>), CommandError<A::Error>> {
         let mut attempt = 1;
         loop {
-            match self.execute(aggregate_id, command.clone(), metadata).await {
+            match self
+                .execute_keeping(aggregate_id, command.clone(), metadata, keep)
+                .await
+            {
                 Err(CommandError::Conflict { .. }) if attempt < self.retry.attempts => {
                     metrics::counter!("emporium_command_retries_total", "aggregate" => A::TYPE)
                         .increment(1);

@@ -22,9 +22,11 @@ for_each_store!(
     a_stale_cached_aggregate_is_decided_again_on_stored_state,
     a_refusal_on_a_stale_cached_aggregate_is_decided_again_on_stored_state,
     cached_snapshotting_keeps_snapshots_consistent_with_the_stream,
+    the_state_answered_with_a_command_is_the_stored_state_after_it,
 );
 
 for_any_store!(
+    the_state_answered_with_a_command_is_the_stored_state_after_it,
     a_command_commits_reloads_and_returns_its_position,
     two_concurrent_commands_on_one_aggregate_never_both_commit,
     retried_reservations_never_oversell,
@@ -379,4 +381,75 @@ async fn cached_snapshotting_keeps_snapshots_consistent_with_the_stream<S: TestS
         serde_json::to_value(replay.load("MUG-8").await.unwrap()).unwrap()
     );
     assert_eq!(fresh.load("MUG-8").await.unwrap().reserved(), 23);
+}
+
+/// `execute_with_state` answers the state the command's events were appended to with
+/// them applied: after a plain commit, after a commit decided again because the
+/// cached state was stale, through a snapshot commit, and for an idempotent repeat
+/// (the stored state it was decided on). Each answer equals a fresh load.
+async fn the_state_answered_with_a_command_is_the_stored_state_after_it<S: TestStore>(
+    f: &Fixture<S>,
+) {
+    let json = |i: &Inventory| serde_json::to_value(i).unwrap();
+    for loading in [Loading::Replay, Loading::Snapshot(2)] {
+        let sku = format!("MUG-S{}", matches!(loading, Loading::Snapshot(_)) as u8);
+        let here = Dispatcher::<Inventory, S>::over(f.store.clone(), loading);
+        let there = Dispatcher::<Inventory, S>::over(f.store.clone(), loading);
+        stocked(&here, &sku, 5).await;
+        let held = Uuid::new_v4();
+        let (first, state) = here
+            .execute_with_state(&sku, reserve(held, 3), &meta())
+            .await
+            .unwrap();
+        assert_eq!(first.events, 1);
+        assert_eq!(
+            json(&state),
+            json(&here.load(&sku).await.unwrap()),
+            "{loading:?}"
+        );
+        assert_eq!((state.on_hand(), state.reserved()), (5, 3));
+
+        // There takes the last 2; here's cached state is stale, so its next command
+        // conflicts and is decided again on the stored state.
+        there
+            .execute(&sku, reserve(Uuid::new_v4(), 2), &meta())
+            .await
+            .unwrap();
+        let (_, state) = here
+            .execute_retrying_with_state(
+                &sku,
+                InventoryCommand::ReleaseReservation {
+                    reservation_id: held,
+                    at: Utc::now(),
+                },
+                &meta(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            json(&state),
+            json(&here.load(&sku).await.unwrap()),
+            "{loading:?}"
+        );
+        assert_eq!((state.on_hand(), state.reserved()), (5, 2));
+
+        // A repeat records nothing and answers the stored state.
+        let (again, state) = here
+            .execute_with_state(
+                &sku,
+                InventoryCommand::ReleaseReservation {
+                    reservation_id: held,
+                    at: Utc::now(),
+                },
+                &meta(),
+            )
+            .await
+            .unwrap();
+        assert_eq!((again.events, again.position), (0, None));
+        assert_eq!(
+            json(&state),
+            json(&here.load(&sku).await.unwrap()),
+            "{loading:?}"
+        );
+    }
 }
