@@ -622,6 +622,117 @@ async fn cart_mutations_read_their_own_writes_with_server_prices() {
     app.teardown().await;
 }
 
+/// Every field a cart answer has, `updatedAt` included.
+const FULL_CART: &str = "id currency itemCount updatedAt guestToken subtotal { amountMinor currency formatted } items { sku quantity unitPrice { amountMinor } lineTotal { amountMinor } product { id slug name } }";
+
+/// The `emporium_read_your_writes_timeouts_total` count for `carts` on `/metrics`.
+async fn carts_wait_timeouts(app: &TestApp) -> u64 {
+    let text = app.get("/metrics").await.text().await.expect("metrics");
+    text.lines()
+        .filter(|l| {
+            l.starts_with("emporium_read_your_writes_timeouts_total")
+                && l.contains("projection=\"carts\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A cart change answers with the cart as the command left it, without waiting for
+/// the `carts` read model, and the shopper's next cart read waits for the read model
+/// to reach that change. The read model is held still by a lock on its table (a
+/// write lock on its file on the embedded mode): the change still answers with its
+/// line; the cart read made meanwhile waits, times out (counted on `/metrics`) and
+/// falls back to what the read model has; once released, the read model answers
+/// exactly what every change answered (line order, totals, `updatedAt`).
+#[tokio::test]
+async fn a_cart_change_answers_from_the_cart_and_the_next_read_waits_for_it() {
+    let app =
+        crate::helpers::spawn_app_with(|s| s.backbone.read_your_writes_timeout_ms = 300).await;
+    let (_seeder, _) = seed(&app).await;
+    let (access, _) = app
+        .signed_up("answers@example.com", "correct horse battery")
+        .await;
+    let op = |query: String, vars: Value| {
+        let app = &app;
+        let access = access.clone();
+        async move { app.post_graphql(&query, vars, Some(&access)).await }
+    };
+    let add = |sku: &str, q: i64| {
+        op(
+            format!(
+                "mutation($sku: String!, $q: Quantity!) {{ addToCart(sku: $sku, quantity: $q) {{ {FULL_CART} }} }}"
+            ),
+            json!({ "sku": sku, "q": q }),
+        )
+    };
+    let read = || op(format!("{{ myCart {{ {FULL_CART} }} }}"), json!({}));
+
+    // Line order is the order lines were added in; an added-again SKU keeps its place,
+    // a removed and re-added one goes last. Each answer is what the read model then
+    // answers.
+    let mut answers = Vec::new();
+    for (sku, q) in [("SKU-4", 1), ("SKU-0-L", 2), ("SKU-2", 1), ("SKU-4", 2)] {
+        answers.push(add(sku, q).await.ok("addToCart").clone());
+    }
+    answers.push(
+        op(
+            format!("mutation($sku: String!) {{ removeFromCart(sku: $sku) {{ {FULL_CART} }} }}"),
+            json!({ "sku": "SKU-0-L" }),
+        )
+        .await
+        .ok("removeFromCart")
+        .clone(),
+    );
+    answers.push(add("SKU-0-L", 1).await.ok("addToCart").clone());
+    let last = answers.last().unwrap().clone();
+    let order: Vec<(&str, i64)> = last["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["sku"].as_str().unwrap(), i["quantity"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(order, [("SKU-4", 3), ("SKU-2", 1), ("SKU-0-L", 1)]);
+    assert_eq!(
+        read().await.ok("myCart").clone(),
+        last,
+        "the read model answers what the change did"
+    );
+
+    // Hold the read model still.
+    let mut hold = app.read_db().begin_write().await.expect("begin");
+    if !crate::helpers::embedded() {
+        hold.conn()
+            .execute(
+                "LOCK TABLE carts IN EXCLUSIVE MODE",
+                emporium_commands::args![],
+            )
+            .await
+            .expect("lock carts");
+    }
+    let timeouts = carts_wait_timeouts(&app).await;
+    app.advance(Duration::from_millis(1_500));
+    let changed = add("SKU-2", 4).await.ok("addToCart").clone();
+    assert_eq!(
+        changed["itemCount"],
+        last["itemCount"].as_i64().unwrap() + 4
+    );
+    assert_eq!(changed["items"][1]["quantity"], 5, "{changed}");
+    assert_ne!(changed["updatedAt"], last["updatedAt"]);
+    // The read made now cannot see the change: it waits for it, gives up after the
+    // timeout and answers what the read model has.
+    let stale = read().await.ok("myCart").clone();
+    assert_eq!(stale, last, "the read model is held at the change before");
+    assert_eq!(
+        carts_wait_timeouts(&app).await,
+        timeouts + 1,
+        "the read waited for the change"
+    );
+
+    hold.commit().await.expect("release (nothing was written)");
+    assert_eq!(read().await.ok("myCart").clone(), changed);
+    app.teardown().await;
+}
+
 #[tokio::test]
 async fn tampered_cart_inputs_are_refused_and_record_nothing() {
     let app = spawn_app().await;

@@ -702,8 +702,10 @@ impl ShopQuery {
     }
 }
 
-/// Storefront mutations. Each answers with the new state, read back from the read
-/// model once it has applied the change.
+/// Storefront mutations. Each answers with the new state: cart changes with the cart
+/// as the command left it (the aggregate's state, which the `carts` read model
+/// reaches moments later; the shopper's next `cart` read waits for it), the others
+/// read back from the read model once it has applied the change.
 #[derive(Debug, Default)]
 pub(crate) struct ShopMutation;
 

@@ -6,7 +6,7 @@
 //! and two first uses at once open the same cart. Generation 0 is the first cart;
 //! once it is checked out the next command opens generation 1, and so on.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound as _, Utc};
 use emporium_commands::CommandError;
 use emporium_domain::cart::{Cart, CartCommand, CartError, CartOwner, CartStatus, GuestKey};
 use emporium_domain::metadata::Actor;
@@ -229,8 +229,11 @@ impl Shop {
         )))
     }
 
-    /// Dispatches `command` to the shopper's open cart, waits for the `carts` read
-    /// model and answers from it.
+    /// Dispatches `command` to the shopper's open cart and answers with the cart as
+    /// the command left it: the aggregate's state right after the commit, with its
+    /// lines' products from the catalogue. Nothing waits for the `carts` read model;
+    /// the position is remembered so the shopper's next cart read waits for it
+    /// ([`Shop::my_cart`]).
     async fn change_cart(
         &self,
         shopper: &Shopper,
@@ -246,7 +249,7 @@ impl Shop {
         let command = command(self.clock.now());
         let mut result = self
             .carts
-            .execute_retrying(
+            .execute_retrying_with_state(
                 &id.to_string(),
                 command.clone(),
                 &self.cart_metadata(shopper),
@@ -265,20 +268,76 @@ impl Shop {
             ))
         ) {
             self.open_carts.remove(&shopper.cart_id(0));
-            (id, opened) = self.open_cart(shopper).await?;
+            let (reopened, just_opened) = self.open_cart(shopper).await?;
+            id = reopened;
+            opened = opened.or(just_opened);
             result = self
                 .carts
-                .execute_retrying(&id.to_string(), command, &self.cart_metadata(shopper))
+                .execute_retrying_with_state(&id.to_string(), command, &self.cart_metadata(shopper))
                 .await;
         }
-        let committed = result.map_err(cart_error)?;
+        // An opening recorded before a refusal still counts as this shopper's write.
+        if let Some(position) = opened {
+            self.remember_cart_write(shopper, position);
+        }
+        let (committed, cart) = result.map_err(cart_error)?;
+        if let Some(position) = committed.position {
+            self.remember_cart_write(shopper, position);
+        }
+        if committed.position.or(opened).is_some() {
+            self.nudge_relay();
+        }
         let commanded = phase("command", open);
-        self.read_your_writes(PROJECTION, committed.position.or(opened))
-            .await?;
-        let waited = phase("wait", commanded);
-        let state = self.cart_state(id).await;
-        phase("answer", waited);
+        let state = self.cart_from_aggregate(id, &cart).await;
+        phase("answer", commanded);
         state
+    }
+
+    /// Remembers `position` as the shopper's latest cart write (positions only grow).
+    fn remember_cart_write(&self, shopper: &Shopper, position: i64) {
+        use std::sync::atomic::{AtomicI64, Ordering};
+        let slot = self
+            .cart_writes
+            .get_or_insert_with(&shopper.cart_id(0), || {
+                Ok::<_, std::convert::Infallible>(std::sync::Arc::new(AtomicI64::new(0)))
+            });
+        let Ok(slot) = slot;
+        slot.fetch_max(position, Ordering::AcqRel);
+    }
+
+    /// Waits until `carts` has applied the shopper's latest cart change made through
+    /// this process, so a cart read after a cart change sees it.
+    async fn after_cart_writes(&self, shopper: &Shopper) -> Result<(), ApiError> {
+        let position = self
+            .cart_writes
+            .get(&shopper.cart_id(0))
+            .map(|slot| slot.load(std::sync::atomic::Ordering::Acquire));
+        self.read_your_writes(PROJECTION, position.filter(|p| *p > 0))
+            .await
+    }
+
+    /// The cart as `cart` (its state right after a command) has it, answered as the
+    /// read model would answer it once it has applied the command: lines in the order
+    /// they were added, times in microseconds.
+    async fn cart_from_aggregate(&self, id: Uuid, cart: &Cart) -> Result<CartState, ApiError> {
+        let lines = cart.lines_as_added();
+        let mut ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let products = self.products_for_lines(&ids).await?;
+        Ok(CartState {
+            cart_id: id,
+            currency: cart.currency().unwrap_or(self.currency).code().to_owned(),
+            lines: lines
+                .into_iter()
+                .map(|l| CartLineRow {
+                    product: products.get(&l.product_id).map(|p| ProductRow::clone(p)),
+                    sku: l.sku.as_str().to_owned(),
+                    quantity: i64::from(l.quantity.get()),
+                })
+                .collect(),
+            updated_at: cart.updated_at().map(|at| at.trunc_subsecs(6)),
+        })
     }
 
     /// The shopper's open cart (empty when they have none yet; nothing is written).
@@ -287,6 +346,7 @@ impl Shop {
     /// `NOT_FOUND` for a guest token that was never minted; when the read model
     /// cannot be read.
     pub(crate) async fn my_cart(&self, shopper: &Shopper) -> Result<CartState, ApiError> {
+        self.after_cart_writes(shopper).await?;
         let user_id = match shopper {
             Shopper::User(user_id) => *user_id,
             Shopper::Guest { .. } => return self.guest_cart(shopper).await,
@@ -347,7 +407,7 @@ impl Shop {
             cart_id: row.cart_id,
             currency: row.currency,
             lines,
-            updated_at: Some(row.updated_at),
+            updated_at: Some(row.updated_at.trunc_subsecs(6)),
         })
     }
 
@@ -565,6 +625,7 @@ impl Shop {
         }
         self.read_your_writes(PROJECTION, merged.or(closed).or(opened))
             .await?;
+        self.after_cart_writes(&user).await?;
         self.cart_state(target.0).await
     }
 }

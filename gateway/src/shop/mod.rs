@@ -84,6 +84,10 @@ pub struct Shop {
     /// Each shopper's open cart as last seen (keyed by the shopper's first cart id),
     /// so a cart change skips finding it. Only a guess: see `cart::open_cart`.
     open_carts: quick_cache::sync::Cache<Uuid, Uuid>,
+    /// The position of each shopper's latest cart change made through this process
+    /// (keyed like `open_carts`): cart changes answer from the aggregate without
+    /// waiting for `carts`, so the shopper's next cart read waits for it instead.
+    cart_writes: quick_cache::sync::Cache<Uuid, Arc<std::sync::atomic::AtomicI64>>,
     /// Catalogue rows cart changes need, while the catalogue is unchanged (off with
     /// `shop.catalog_cache_bytes = 0`).
     catalog_rows: Option<rows::CatalogRows>,
@@ -144,6 +148,7 @@ impl Shop {
             checkouts: None,
             relay: RelayWaker::Postgres,
             open_carts: quick_cache::sync::Cache::new(OPEN_CARTS),
+            cart_writes: quick_cache::sync::Cache::new(OPEN_CARTS),
             catalog_rows: (settings.shop.catalog_cache_bytes > 0).then(rows::CatalogRows::default),
         })
     }
@@ -185,6 +190,18 @@ impl Shop {
             .get_or_try_init(|| CheckpointWatch::start(self.pool.clone()))
             .await
             .map_err(ApiError::internal)
+    }
+
+    /// Wakes an in-process relay (a write nobody waits for: its events reach the
+    /// stream at once when the relay is idle); a relay elsewhere is not sent a
+    /// `NOTIFY` for it and finds the events by its poll.
+    fn nudge_relay(&self) {
+        match &self.relay {
+            RelayWaker::InProcess(wake) => wake.wake(),
+            #[cfg(feature = "sqlite")]
+            RelayWaker::Embedded(wake) => wake.wake(),
+            RelayWaker::Postgres => {}
+        }
     }
 
     async fn wake_relay(&self) {
