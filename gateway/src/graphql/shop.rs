@@ -5,10 +5,11 @@
 //! always the viewer's, and prices come from the catalogue.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_graphql::{
-    Context, Enum, ID, InputObject, InputValueError, InputValueResult, Json, Object, Scalar,
-    ScalarType, SimpleObject, Value,
+    ComplexObject, Context, Enum, ID, InputObject, InputValueError, InputValueResult, Json, Object,
+    Scalar, ScalarType, SimpleObject, Value,
 };
 use chrono::{DateTime, Utc};
 use emporium_domain::Currency;
@@ -423,17 +424,28 @@ impl ScalarType for QuantityInput {
 
 /// A line of the cart, priced from the catalogue.
 #[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
 pub(crate) struct CartItem {
     /// The SKU.
     sku: String,
     /// Units.
     quantity: i64,
-    /// The product (null once it left the catalogue).
-    product: Option<Product>,
     /// The catalogue's current unit price (null when the product left it).
     unit_price: Option<Money>,
     /// Unit price times quantity.
     line_total: Option<Money>,
+    /// The product's row, shared with the catalogue rows cache; turned into a
+    /// `Product` only when a query asks for it.
+    #[graphql(skip)]
+    row: Option<Arc<ProductRow>>,
+}
+
+#[ComplexObject]
+impl CartItem {
+    /// The product (null once it left the catalogue).
+    async fn product(&self) -> Option<Product> {
+        self.row.as_deref().cloned().map(Product::from)
+    }
 }
 
 /// The viewer's cart.
@@ -474,7 +486,7 @@ impl From<CartState> for CartView {
                 CartItem {
                     unit_price: unit.map(|u| Money::new(u, &c.currency)),
                     line_total: total.map(|t| Money::new(t, &c.currency)),
-                    product: l.product.map(Product::from),
+                    row: l.product,
                     sku: l.sku,
                     quantity: l.quantity,
                 }

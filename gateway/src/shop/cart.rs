@@ -93,7 +93,7 @@ impl Shopper {
 pub(crate) struct CartLineRow {
     pub(crate) sku: String,
     pub(crate) quantity: i64,
-    pub(crate) product: Option<ProductRow>,
+    pub(crate) product: Option<std::sync::Arc<ProductRow>>,
 }
 
 /// A cart as the read model has it.
@@ -331,7 +331,7 @@ impl Shop {
             lines: lines
                 .into_iter()
                 .map(|l| CartLineRow {
-                    product: products.get(&l.product_id).map(|p| ProductRow::clone(p)),
+                    product: products.get(&l.product_id).cloned(),
                     sku: l.sku.as_str().to_owned(),
                     quantity: i64::from(l.quantity.get()),
                 })
@@ -398,7 +398,7 @@ impl Shop {
             .0
             .into_iter()
             .map(|l| CartLineRow {
-                product: products.get(&l.product_id).map(|p| ProductRow::clone(p)),
+                product: products.get(&l.product_id).cloned(),
                 sku: l.sku,
                 quantity: l.quantity,
             })

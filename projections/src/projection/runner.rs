@@ -830,17 +830,18 @@ impl ProjectionRunner {
                 result.gap = true;
                 break;
             }
-            let headers_map = message.headers.clone().unwrap_or_default();
-            let cursor = match CommitPosition::from_headers(&headers_map) {
+            // Borrowed, not cloned: every runner judges every message of the stream.
+            let no_headers = async_nats::HeaderMap::new();
+            let headers_map = message.headers.as_ref().unwrap_or(&no_headers);
+            let cursor = match CommitPosition::from_headers(headers_map) {
                 Ok(cursor) => cursor,
                 Err(error) => return Err(Attempt::Poison { index, error }),
             };
             if cursor > checkpoint.cursor {
                 let aggregate_type = headers_map
                     .get(headers::AGGREGATE_TYPE)
-                    .map(|v| v.as_str().to_owned())
-                    .unwrap_or_default();
-                if reads(&*self.projection, &aggregate_type) {
+                    .map_or("", |v| v.as_str());
+                if reads(&*self.projection, aggregate_type) {
                     match decode_message(message) {
                         Ok(event) => batch.push((index, event)),
                         Err(error) => return Err(Attempt::Poison { index, error }),
