@@ -5,7 +5,9 @@
 //! hide its queue), next to pgbench's single-insert transaction at 16 clients on the
 //! same server in the same run (into `pgbench_events`, a copy of `events` that is not
 //! relayed). Each step prints the deltas of the platform's histograms: where the time
-//! went.
+//! went. `addToCart` answers from the cart aggregate without waiting for the read
+//! model, so the 16-client step ends only when every projection has applied its
+//! events, and its rate counts that catch-up.
 //!
 //! `cargo bench -p emporium-gateway --bench graphql` (or `./dev bench`). Knobs:
 //! `BENCH_SECONDS` per step (default 10), `BENCH_PRODUCTS` (default 10000),
@@ -244,6 +246,28 @@ async fn closed_loop(
         elapsed: started.elapsed(),
         latencies,
     }
+}
+
+/// Waits until every projection has applied every event committed so far; answers
+/// how long that took.
+async fn drain(url: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(url)
+        .await?;
+    let last: i64 = sqlx::query_scalar("SELECT max(position) FROM events")
+        .fetch_one(&pool)
+        .await?;
+    let watch = CheckpointWatch::start(pool.clone()).await?;
+    for projection in emporium_projections::projection::all() {
+        watch
+            .wait_for_position(projection.name(), last, Duration::from_secs(600))
+            .await?;
+    }
+    drop(watch);
+    pool.close().await;
+    Ok(started.elapsed())
 }
 
 /// pgbench, `clients` connections, one event row per transaction (as the command
@@ -501,41 +525,32 @@ fn main() -> anyhow::Result<()> {
         println!("\n## addToCart at 16 clients back to back vs pgbench -c 16 -j 2 (single-insert transaction)");
         // The overloaded open-loop steps leave committed events behind: let the
         // pipeline drain them first, so the step measures itself.
-        let drained = Instant::now();
-        {
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(2)
-                .connect(db.url())
-                .await?;
-            let last: i64 = sqlx::query_scalar("SELECT max(position) FROM events")
-                .fetch_one(&pool)
-                .await?;
-            let watch = CheckpointWatch::start(pool.clone()).await?;
-            for projection in emporium_projections::projection::all() {
-                watch
-                    .wait_for_position(projection.name(), last, Duration::from_secs(600))
-                    .await?;
-            }
-            drop(watch);
-            pool.close().await;
-        }
+        let drained = drain(db.url()).await?;
         println!(
             "(the projections caught up with the open-loop steps in {:.1} s)",
-            drained.elapsed().as_secs_f64()
+            drained.as_secs_f64()
         );
         let pg = pgbench(db.url(), 16, seconds)?;
         let before = histogram_totals(&client, &address).await?;
         let closed = closed_loop(&client, &address, 16, seconds, &tokens, &skus).await;
         closed.print("addToCart16");
+        // addToCart answers without waiting for the read model: the step is only
+        // done when every projection has applied its events too, and its rate
+        // counts that time.
+        let behind = drain(db.url()).await?;
+        let sustained = closed.ok as f64 / (closed.elapsed + behind).as_secs_f64();
+        println!(
+            "every projection caught up {:.0} ms after the last answer: {sustained:.1}/s over the step and the catch-up",
+            behind.as_secs_f64() * 1e3
+        );
         let after = histogram_totals(&client, &address).await?;
         println!("where the time went during the 16-client step (histogram deltas):");
         print_breakdown(&before, &after);
         let pg_after = pgbench(db.url(), 16, seconds)?;
         let reference = f64::midpoint(pg, pg_after);
         println!(
-            "pgbench tps {pg:.0} before, {pg_after:.0} after; addToCart {:.1}/s = {:.2}x the mean",
-            closed.achieved(),
-            closed.achieved() / reference
+            "pgbench tps {pg:.0} before, {pg_after:.0} after; addToCart {sustained:.1}/s = {:.2}x the mean",
+            sustained / reference
         );
         if let Some(step) = listing.iter().find(|s| s.target == 2_000) {
             println!(
@@ -547,8 +562,8 @@ fn main() -> anyhow::Result<()> {
         }
         println!(
             "goal addToCart >= 0.3x pgbench at 16 clients: {:.2}x -> {}",
-            closed.achieved() / reference,
-            if closed.achieved() >= 0.3 * reference { "met" } else { "MISSED" }
+            sustained / reference,
+            if sustained >= 0.3 * reference && closed.failed == 0 { "met" } else { "MISSED" }
         );
         anyhow::Ok(())
     });
