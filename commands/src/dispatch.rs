@@ -397,9 +397,16 @@ where
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<(Committed, A), CommandError<A::Error>> {
-        let (committed, state) = self
+        let kept = self
             .execute_keeping(aggregate_id, command, metadata, true)
             .await?;
+        Self::with_state(kept)
+    }
+
+    /// The state a `keep: true` execution answered (it always answers one).
+    fn with_state(
+        (committed, state): (Committed, Option<A>),
+    ) -> Result<(Committed, A), CommandError<A::Error>> {
         let state = state.ok_or_else(|| {
             CommandError::Unexpected(anyhow::anyhow!("{} state was not kept", A::TYPE))
         })?;
@@ -607,11 +614,8 @@ where
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<(Committed, A), CommandError<A::Error>> {
-        let (committed, state) = self.retrying(aggregate_id, command, metadata, true).await?;
-        let state = state.ok_or_else(|| {
-            CommandError::Unexpected(anyhow::anyhow!("{} state was not kept", A::TYPE))
-        })?;
-        Ok((committed, state))
+        let kept = self.retrying(aggregate_id, command, metadata, true).await?;
+        Self::with_state(kept)
     }
 
     async fn retrying(

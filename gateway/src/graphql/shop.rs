@@ -21,23 +21,35 @@ use crate::shop::{self, CartState, CategoryRow, ProductRow, Shopper, WishlistEnt
 
 /// An amount of money in minor units with its currency.
 #[derive(Debug, Clone, SimpleObject)]
+#[graphql(complex)]
 pub(crate) struct Money {
     /// Integer minor units (cents for EUR).
     amount_minor: i64,
     /// ISO 4217 code.
     currency: String,
+}
+
+#[ComplexObject]
+impl Money {
+    // Formatted only when selected: a product or cart answer holds many amounts and
+    // most queries select few of them formatted.
     /// For display, e.g. `12.34 EUR` (no locale applied).
-    formatted: String,
+    async fn formatted(&self) -> String {
+        self.display()
+    }
 }
 
 impl Money {
     pub(crate) fn new(amount_minor: i64, currency: &str) -> Self {
-        let exponent = Currency::parse(currency).map_or(2, Currency::exponent);
         Self {
             amount_minor,
             currency: currency.to_owned(),
-            formatted: format_minor(amount_minor, exponent, currency),
         }
+    }
+
+    fn display(&self) -> String {
+        let exponent = Currency::parse(&self.currency).map_or(2, Currency::exponent);
+        format_minor(self.amount_minor, exponent, &self.currency)
     }
 }
 
@@ -829,8 +841,8 @@ mod tests {
 
     #[test]
     fn money_formats_by_the_currency_exponent() {
-        assert_eq!(Money::new(1234, "EUR").formatted, "12.34 EUR");
-        assert_eq!(Money::new(-5, "EUR").formatted, "-0.05 EUR");
+        assert_eq!(Money::new(1234, "EUR").display(), "12.34 EUR");
+        assert_eq!(Money::new(-5, "EUR").display(), "-0.05 EUR");
         assert_eq!(format_minor(500, 0, "JPY"), "500 JPY");
     }
 }
