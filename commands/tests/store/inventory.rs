@@ -402,11 +402,7 @@ async fn the_state_answered_with_a_command_is_the_stored_state_after_it<S: TestS
             .await
             .unwrap();
         assert_eq!(first.events, 1);
-        assert_eq!(
-            json(&state),
-            json(&here.load(&sku).await.unwrap()),
-            "{loading:?}"
-        );
+        assert_eq!(json(&state), stored(&here, &sku).await, "{loading:?}");
         assert_eq!((state.on_hand(), state.reserved()), (5, 3));
 
         // There takes the last 2; here's cached state is stale, so its next command
@@ -416,40 +412,33 @@ async fn the_state_answered_with_a_command_is_the_stored_state_after_it<S: TestS
             .await
             .unwrap();
         let (_, state) = here
-            .execute_retrying_with_state(
-                &sku,
-                InventoryCommand::ReleaseReservation {
-                    reservation_id: held,
-                    at: Utc::now(),
-                },
-                &meta(),
-            )
+            .execute_retrying_with_state(&sku, release(held), &meta())
             .await
             .unwrap();
-        assert_eq!(
-            json(&state),
-            json(&here.load(&sku).await.unwrap()),
-            "{loading:?}"
-        );
+        assert_eq!(json(&state), stored(&here, &sku).await, "{loading:?}");
         assert_eq!((state.on_hand(), state.reserved()), (5, 2));
 
         // A repeat records nothing and answers the stored state.
         let (again, state) = here
-            .execute_with_state(
-                &sku,
-                InventoryCommand::ReleaseReservation {
-                    reservation_id: held,
-                    at: Utc::now(),
-                },
-                &meta(),
-            )
+            .execute_with_state(&sku, release(held), &meta())
             .await
             .unwrap();
         assert_eq!((again.events, again.position), (0, None));
-        assert_eq!(
-            json(&state),
-            json(&here.load(&sku).await.unwrap()),
-            "{loading:?}"
-        );
+        assert_eq!(json(&state), stored(&here, &sku).await, "{loading:?}");
     }
+}
+
+fn release(reservation_id: Uuid) -> InventoryCommand {
+    InventoryCommand::ReleaseReservation {
+        reservation_id,
+        at: Utc::now(),
+    }
+}
+
+/// The aggregate as the store has it, as JSON.
+async fn stored<S: TestStore>(
+    dispatcher: &Dispatcher<Inventory, S>,
+    sku: &str,
+) -> serde_json::Value {
+    serde_json::to_value(dispatcher.load(sku).await.unwrap()).unwrap()
 }
