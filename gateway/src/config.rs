@@ -712,6 +712,10 @@ pub struct AuthSettings {
     pub email_verification_ttl_seconds: u64,
     /// Lifetime of a password-reset link.
     pub password_reset_ttl_seconds: u64,
+    /// How long a session found live is taken as live without asking PostgreSQL
+    /// again; a revocation is heard at once regardless (see `auth::live`). 0 asks
+    /// for every request. The embedded mode always asks.
+    pub session_cache_seconds: u64,
 }
 
 /// The development-only signing key.
@@ -727,6 +731,7 @@ impl Default for AuthSettings {
             refresh_token_ttl_seconds: 7 * 24 * 60 * 60,
             email_verification_ttl_seconds: 24 * 60 * 60,
             password_reset_ttl_seconds: 60 * 60,
+            session_cache_seconds: 60,
         }
     }
 }

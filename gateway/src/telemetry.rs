@@ -61,6 +61,10 @@ fn describe_metrics() {
         "HTTP request latency, by route"
     );
     metrics::describe_gauge!("emporium_build_info", "Always 1; labels carry the version");
+    metrics::describe_counter!(
+        crate::auth::METRIC_SESSION_CHECKS,
+        "Access-token session checks, by answer: kept (known live, no statement) or asked"
+    );
 }
 
 /// OpenTelemetry traces: each GraphQL request is a `server` span (a child of the

@@ -1,11 +1,11 @@
 //! Accounts over HTTP: register, login, refresh, logout, me, e-mail verification and
 //! password reset through a real SMTP server, password change, preferences.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, tokens};
+use crate::helpers::{TestApp, distributed_only, replica, spawn_app, tokens};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -308,5 +308,103 @@ async fn an_operator_makes_a_staff_member_whose_new_tokens_carry_the_role() {
         missing,
         Err(emporium_gateway::error::ApiError::NotFound { .. })
     ));
+    app.teardown().await;
+}
+
+/// `me` through the gateway at `address`: the HTTP status.
+async fn me_at(app: &TestApp, address: &str, access: &str) -> u16 {
+    app.client
+        .post(format!("{address}/graphql"))
+        .bearer_auth(access)
+        .json(&json!({ "query": "{ me { id } }" }))
+        .send()
+        .await
+        .expect("request sent")
+        .status()
+        .as_u16()
+}
+
+/// The `emporium_auth_session_checks_total` count answered `answer` (this process's
+/// gateways share one metrics registry).
+async fn session_checks(app: &TestApp, answer: &str) -> u64 {
+    let text = app.get("/metrics").await.text().await.expect("metrics");
+    text.lines()
+        .filter(|l| {
+            l.starts_with("emporium_auth_session_checks_total")
+                && l.contains(&format!("answer=\"{answer}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Signs in, then asks `me` through `address` until the session is known live there
+/// (its listener connects in the background): a check answered without a statement.
+async fn kept_at(app: &TestApp, address: &str, email: &str) -> String {
+    let (access, _) = tokens(app.login(email, PASSWORD).await.ok("login"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_eq!(me_at(app, address, &access).await, 200);
+        let before = session_checks(app, "kept").await;
+        assert_eq!(me_at(app, address, &access).await, 200);
+        if session_checks(app, "kept").await > before {
+            return access;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway at {address} never answered a session check without a statement"
+        );
+    }
+}
+
+/// Asks `me` through `address` until it is refused; fails after `within`.
+async fn refused_at(app: &TestApp, address: &str, access: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while me_at(app, address, access).await != 401 {
+        assert!(
+            Instant::now() < deadline,
+            "{address} still accepts a revoked session after {within:?}"
+        );
+    }
+}
+
+/// A gateway answers a session it found live without asking PostgreSQL again, and
+/// still hears every revocation at once: a logout through another replica, and a
+/// revocation written by hand in SQL, are refused by every replica within moments
+/// (far inside `auth.session_cache_seconds`, 60 s), and the replica that logged out
+/// refuses the very next request.
+#[tokio::test]
+async fn a_revocation_anywhere_is_heard_by_every_replica() {
+    if distributed_only("a second gateway replica on one PostgreSQL database") {
+        return;
+    }
+    let app = spawn_app().await;
+    let (other, stop, server) = replica(&app).await;
+    app.signed_up("kept@example.org", PASSWORD).await;
+
+    // Logged out through the first gateway: it refuses at once, the replica soon.
+    let access = kept_at(&app, &other, "kept@example.org").await;
+    assert_eq!(me_at(&app, &app.address, &access).await, 200);
+    assert_eq!(app.logout(&access, false).await.ok("logout"), true);
+    assert_eq!(me_at(&app, &app.address, &access).await, 401);
+    refused_at(&app, &other, &access, Duration::from_secs(5)).await;
+
+    // Revoked by hand: each gateway has one session kept, both hear it.
+    let there = kept_at(&app, &other, "kept@example.org").await;
+    let here = kept_at(&app, &app.address, "kept@example.org").await;
+    let revoked = app
+        .own_db()
+        .execute(
+            "UPDATE auth_sessions SET revoked_at = now(), revoked_reason = 'operator'
+              WHERE revoked_at IS NULL",
+            emporium_commands::args![],
+        )
+        .await
+        .expect("revoke by hand");
+    assert!(revoked >= 2, "{revoked}");
+    refused_at(&app, &other, &there, Duration::from_secs(5)).await;
+    refused_at(&app, &app.address, &here, Duration::from_secs(5)).await;
+
+    let _ = stop.send(());
+    server.await.expect("replica task").expect("replica stops");
     app.teardown().await;
 }

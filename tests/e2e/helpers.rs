@@ -107,6 +107,29 @@ pub(crate) fn embedded() -> bool {
     std::env::var("EMPORIUM_STORAGE__MODE").is_ok_and(|mode| mode == "embedded")
 }
 
+/// A second gateway replica on the same database and stream, without a backbone of
+/// its own (the first app's relay and projections serve both): its address, and a
+/// sender that stops it.
+pub(crate) async fn replica(
+    app: &TestApp,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let mut settings = app.settings.clone();
+    settings.backbone.in_process = false;
+    let replica = emporium_gateway::app::Application::build(settings, false)
+        .await
+        .expect("replica builds");
+    let address = format!("http://{}", replica.local_addr().expect("bound"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(replica.run_until(async {
+        let _ = rx.await;
+    }));
+    (address, tx, server)
+}
+
 /// Starts the platform with the test configuration, a fresh database (or, embedded,
 /// a fresh data directory), a unique stream prefix, a manual clock and an SMTP sink;
 /// `customise` may change settings before it starts.

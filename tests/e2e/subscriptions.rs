@@ -22,30 +22,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
-
-/// A second gateway replica on the same database and stream, without a backbone of
-/// its own (the first app's relay and projections serve both): its address, and a
-/// sender that stops it.
-async fn replica(
-    app: &TestApp,
-) -> (
-    String,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
-    let mut settings = app.settings.clone();
-    settings.backbone.in_process = false;
-    let replica = emporium_gateway::app::Application::build(settings, false)
-        .await
-        .expect("replica builds");
-    let address = format!("http://{}", replica.local_addr().expect("bound"));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(replica.run_until(async {
-        let _ = rx.await;
-    }));
-    (address, tx, server)
-}
+use crate::helpers::{TestApp, replica, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(30);
 const UPDATE_FIELDS: &str = "orderId status step at currentStatus order { id status }";

@@ -14,6 +14,7 @@
 pub(crate) mod addresses;
 #[cfg(all(test, feature = "sqlite"))]
 mod both_backends;
+mod live;
 mod one_time;
 pub mod password;
 mod sessions;
@@ -41,6 +42,10 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::mailer::{Mail, Mailer};
 use crate::ratelimit::{Quota, RateLimiter, Verdict};
+
+/// Access-token session checks, by `answer`: `kept` (known live, no statement) or
+/// `asked` (read from the database).
+pub const METRIC_SESSION_CHECKS: &str = "emporium_auth_session_checks_total";
 
 /// Who is calling: the subject of a valid access token whose session is live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +157,18 @@ pub struct Accounts {
     limiter: Arc<dyn RateLimiter>,
     clock: Arc<dyn Clock>,
     settings: Arc<Settings>,
+    live: Arc<live::LiveSessions>,
+    /// The revocation listener (PostgreSQL only), stopped with the service.
+    _listener: Option<AbortOnDrop>,
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl std::fmt::Debug for Accounts {
@@ -188,6 +205,14 @@ impl Accounts {
         clock: Arc<dyn Clock>,
         settings: Arc<Settings>,
     ) -> Self {
+        let live = Arc::new(live::LiveSessions::new(std::time::Duration::from_secs(
+            settings.auth.session_cache_seconds,
+        )));
+        let listener = match &db {
+            Db::Postgres(pool) => live::listen(&live, pool).map(AbortOnDrop),
+            #[cfg(feature = "sqlite")]
+            Db::Sqlite(_) => None,
+        };
         Self {
             users: Users::over(store.clone()),
             store,
@@ -198,6 +223,8 @@ impl Accounts {
             limiter,
             clock,
             settings,
+            live,
+            _listener: listener,
         }
     }
 
@@ -352,11 +379,18 @@ impl Accounts {
                 tracing::debug!(reason = %e, "access token refused");
                 ApiError::Unauthenticated
             })?;
-        if !sessions::is_live(&self.db, claims.sid, claims.sub)
-            .await
-            .map_err(ApiError::Internal)?
-        {
-            return Err(ApiError::Unauthenticated);
+        // A session known live costs no statement (see `live`).
+        if let Err(epoch) = self.live.check(claims.sid, claims.sub) {
+            metrics::counter!(METRIC_SESSION_CHECKS, "answer" => "asked").increment(1);
+            if !sessions::is_live(&self.db, claims.sid, claims.sub)
+                .await
+                .map_err(ApiError::Internal)?
+            {
+                return Err(ApiError::Unauthenticated);
+            }
+            self.live.keep(claims.sid, claims.sub, epoch);
+        } else {
+            metrics::counter!(METRIC_SESSION_CHECKS, "answer" => "kept").increment(1);
         }
         let left = u64::try_from(claims.exp.saturating_sub(now.timestamp())).unwrap_or(0);
         Ok((
@@ -535,6 +569,7 @@ impl Accounts {
             Rotation::Rotated { user_id } if user_id == claims.sub => {}
             Rotation::Rotated { .. } | Rotation::Dead => return Err(ApiError::Unauthenticated),
             Rotation::Reused => {
+                self.live.forget(Some(claims.sid));
                 tracing::warn!(session = %claims.sid, user = %claims.sub, "refresh token reused; session revoked");
                 metrics::counter!("emporium_auth_refresh_reuse_total").increment(1);
                 return Err(ApiError::Unauthenticated);
@@ -545,6 +580,7 @@ impl Accounts {
             sessions::revoke(&self.db, claims.sid, now, "user_deactivated")
                 .await
                 .map_err(ApiError::Internal)?;
+            self.live.forget(Some(claims.sid));
             return Err(ApiError::Unauthenticated);
         }
         let refresh = self
@@ -577,11 +613,15 @@ impl Accounts {
         if everywhere {
             sessions::revoke_all(&self.db, viewer.user_id, None, now, "logout_everywhere")
                 .await
-                .map(drop)
+                .map_err(ApiError::Internal)?;
+            self.live.forget(None);
         } else {
-            sessions::revoke(&self.db, viewer.session_id, now, "logout").await
+            sessions::revoke(&self.db, viewer.session_id, now, "logout")
+                .await
+                .map_err(ApiError::Internal)?;
+            self.live.forget(Some(viewer.session_id));
         }
-        .map_err(ApiError::Internal)
+        Ok(())
     }
 
     /// Marks the address verified with the mailed token (single use).
@@ -737,6 +777,7 @@ impl Accounts {
             .await
             .map_err(ApiError::Internal)?;
         tx.commit().await.map_err(ApiError::internal)?;
+        self.live.forget(None);
         Ok(())
     }
 
@@ -790,6 +831,7 @@ impl Accounts {
         )
         .await
         .map_err(ApiError::Internal)?;
+        self.live.forget(None);
         self.load(viewer.user_id).await
     }
 
