@@ -17,12 +17,15 @@
 //! # Batches it only skips
 //! Every runner sees every event, and most events belong to aggregates a given
 //! projection does not read. A batch with nothing to apply is not written: the runner
-//! acks it, remembers the checkpoint it reached (judging the next batch from there),
-//! announces it in memory to the process's [`CheckpointWatch`](super::CheckpointWatch)es
-//! so read-your-writes waiters wake, and writes it with its next applying batch, or on
-//! its own once it is [`RunnerConfig::skip_flush`] old or the stream is idle. A crash
-//! loses only that memory: the consumer is reopened at the written checkpoint (its
-//! ack floor lies ahead), and the skipped messages are delivered and skipped again.
+//! remembers the checkpoint it reached (judging the next batch from there), announces
+//! it in memory to the process's [`CheckpointWatch`](super::CheckpointWatch)es so
+//! read-your-writes waiters wake, and writes it with its next applying batch, or on
+//! its own once it is [`RunnerConfig::skip_flush`] old or the stream is idle. Nor is
+//! it acked: the ack of the write (its last message, which under `AckPolicy::All`
+//! acks every one before it) covers it, so a runner that only skips acks ten times a
+//! second, not once a batch. A crash loses only that memory: the consumer is reopened
+//! at the written checkpoint, and the skipped messages are delivered and skipped
+//! again.
 //!
 //! # Poison events
 //! When `apply` fails, the batch is rolled back, the events before the bad one are
@@ -146,9 +149,12 @@ pub struct ProjectionRunner {
     known: Option<Checkpoint>,
     /// The row's revision at `known`, when this runner wrote it.
     revision: Option<i64>,
-    /// Progress past `known` over messages the projection only skips, acked but not
-    /// written yet, and since when it waits (see the module docs).
+    /// Progress past `known` over messages the projection only skips, not written
+    /// yet, and since when it waits (see the module docs).
     skipped: Option<(Checkpoint, Instant)>,
+    /// The last of those skipped messages: acked (and so every one before it, under
+    /// `AckPolicy::All`) once the progress is written, not one ack per batch.
+    unacked: Option<Message>,
     /// Names the database for in-process announcements.
     database: String,
 }
@@ -282,6 +288,7 @@ impl ProjectionRunner {
             known: None,
             revision: None,
             skipped: None,
+            unacked: None,
         }
     }
 
@@ -364,6 +371,7 @@ impl ProjectionRunner {
         self.known = Some(checkpoint);
         self.revision = None;
         self.skipped = None;
+        self.unacked = None;
         Ok(checkpoint)
     }
 
@@ -548,6 +556,7 @@ impl ProjectionRunner {
                 }
             }
         };
+        let mut held = false;
         if let Some(revision) = applied.written {
             self.known = Some(applied.checkpoint);
             self.revision = Some(revision);
@@ -562,6 +571,7 @@ impl ProjectionRunner {
             // Only skipped: held in memory, announced here, written later.
             let since = self.skipped.map_or(started, |(_, since)| since);
             self.skipped = Some((applied.checkpoint, since));
+            held = true;
             super::wait::announce_skipped(
                 &self.database,
                 self.name(),
@@ -570,9 +580,15 @@ impl ProjectionRunner {
             );
         }
         if let Some(last) = applied.ack {
-            if let Err(e) = messages[last].ack().await {
-                // The commit stands; the batch will be redelivered and skipped.
-                tracing::warn!(error = %e, projection = self.name(), "ack failed");
+            // (With a `skip_flush` near `ack_wait`, held messages would be redelivered.)
+            if held && self.config.skip_flush < self.config.ack_wait / 2 {
+                // Acked with the write of this progress (at most `skip_flush` on),
+                // or by the next batch's ack: on skip-only runners, per-batch acks
+                // were most of what nats-server did for them.
+                self.unacked = Some(messages[last].clone());
+            } else {
+                self.unacked = None;
+                self.ack(&messages[last]).await;
             }
             if let Ok(info) = messages[last].info() {
                 #[allow(clippy::cast_precision_loss)] // lag far below 2^52
@@ -605,11 +621,22 @@ impl ProjectionRunner {
     }
 
     /// Forgets the checkpoint as remembered and any unwritten progress: the next
-    /// batch is judged against the row (a crash would forget the same).
+    /// batch is judged against the row (a crash would forget the same). Messages not
+    /// acked are redelivered (after `ack_wait`, or by a reopened consumer) and judged
+    /// again.
     fn forget(&mut self) {
         self.known = None;
         self.revision = None;
         self.skipped = None;
+        self.unacked = None;
+    }
+
+    /// Acks `message` and, under `AckPolicy::All`, every message before it.
+    async fn ack(&self, message: &Message) {
+        if let Err(e) = message.ack().await {
+            // The commit stands; the batch will be redelivered and skipped.
+            tracing::warn!(error = %e, projection = self.name(), "ack failed");
+        }
     }
 
     /// Writes the progress held over skipped messages, if any. The row must still
@@ -636,6 +663,9 @@ impl ProjectionRunner {
                     self.known = Some(to);
                     self.revision = Some(revision);
                     self.skipped = None;
+                    if let Some(message) = self.unacked.take() {
+                        self.ack(&message).await;
+                    }
                     Ok(())
                 }
                 Ok(None) => {

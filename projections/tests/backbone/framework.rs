@@ -458,8 +458,8 @@ async fn a_waiter_for_an_event_the_projection_skips_wakes_without_a_write_and_a_
     assert_eq!(ledger_rows(&app).await, (5, 5));
 
     // Skipped again, then the runner dies before writing it (dropped, as a crash
-    // would leave it): its successor is delivered those events again (the consumer's
-    // ack floor is ahead of the checkpoint), skips them, applies what follows once.
+    // would leave it): its successor is delivered those events again (they are acked
+    // only with the write of their progress), skips them, applies what follows once.
     let skipped = insert_carts(&app, 4).await;
     app.relay_until_caught_up(&mut relay).await;
     assert_eq!(ledger.run_once().await.unwrap(), 4);
@@ -479,8 +479,8 @@ async fn a_waiter_for_an_event_the_projection_skips_wakes_without_a_write_and_a_
         stream.get_consumer(&consumer).await.unwrap();
     assert_eq!(
         info.info().await.unwrap().ack_floor.stream_sequence,
-        14,
-        "the skipped messages were acked"
+        10,
+        "skipped messages were acked before their progress was written"
     );
     app.append(1).await;
     app.relay_until_caught_up(&mut relay).await;
@@ -519,6 +519,7 @@ async fn a_running_runner_writes_skipped_progress_within_skip_flush() {
     );
     // The first run builds the (empty) projection and opens the consumer.
     assert_eq!(ledger.run_until_caught_up().await.unwrap(), 0);
+    let consumer_name = ledger.consumer_name();
     // Another process's view: only what is written and announced in PostgreSQL.
     let mut listener = sqlx::postgres::PgListener::connect_with(&app.pool)
         .await
@@ -559,6 +560,21 @@ async fn a_running_runner_writes_skipped_progress_within_skip_flush() {
     assert_eq!(announced, "0", "announced as a move that changed nothing");
     assert_eq!(ledger_checkpoint(&app).await.stream_sequence, 4);
     assert_eq!(ledger_rows(&app).await, (1, 1));
+    // The skipped messages are acked with that write: one ack, not one a batch.
+    let stream = app
+        .jetstream
+        .get_stream(app.layout.stream_name())
+        .await
+        .unwrap();
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer(&consumer_name).await.unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while consumer.info().await.unwrap().ack_floor.stream_sequence < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the skipped messages were not acked with their progress"
+        );
+    }
     stop.send(()).unwrap();
     running.await.unwrap().unwrap();
     app.teardown().await;
