@@ -58,6 +58,8 @@ pub struct AppState {
     pub(crate) accounts: Arc<Accounts>,
     /// Answers to public catalogue queries (see `graphql::cache`).
     pub(crate) catalog_cache: Arc<crate::graphql::CatalogCache>,
+    /// Parsed documents by query text (see `graphql::parsed`).
+    pub(crate) parsed: Arc<crate::graphql::parsed::ParsedQueries>,
 }
 
 /// The ports an embedder (or a test) may replace; the defaults are the real
@@ -435,6 +437,7 @@ impl Application {
             settings,
             accounts,
             catalog_cache,
+            parsed: Arc::default(),
         };
         let grace = Duration::from_secs(state.settings.http.shutdown_grace_seconds);
         // The backbone beside the server: what makes the read models (and so

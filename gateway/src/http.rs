@@ -225,6 +225,7 @@ async fn run(
         .and_then(|v| v.to_str().ok())
         .map(|t| crate::graphql::CartToken(t.trim().to_owned()));
     for request in batch.iter_mut() {
+        state.parsed.prepare(request);
         request.data.insert(context.clone());
         if let Some(token) = &cart_token {
             request.data.insert(token.clone());

@@ -65,6 +65,10 @@ fn describe_metrics() {
         crate::auth::METRIC_SESSION_CHECKS,
         "Access-token session checks, by answer: kept (known live, no statement) or asked"
     );
+    metrics::describe_counter!(
+        crate::graphql::parsed::METRIC,
+        "Query documents handed to the schema, by answer: kept (parsed before) or parsed"
+    );
 }
 
 /// OpenTelemetry traces: each GraphQL request is a `server` span (a child of the

@@ -220,12 +220,18 @@ mod tests {
         let before = live.check(sid, user).expect_err("nothing kept yet");
         live.forget(Some(sid));
         live.keep(sid, user, before);
-        assert!(live.check(sid, user).is_err(), "a stale live answer was kept");
+        assert!(
+            live.check(sid, user).is_err(),
+            "a stale live answer was kept"
+        );
         let after = live.check(sid, user).expect_err("nothing kept");
         live.keep(sid, user, after);
         assert!(live.check(sid, user).is_ok());
         live.forget(Some(sid));
-        assert!(live.check(sid, user).is_err(), "a revoked session stayed kept");
+        assert!(
+            live.check(sid, user).is_err(),
+            "a revoked session stayed kept"
+        );
     }
 
     #[test]
@@ -240,7 +246,10 @@ mod tests {
         let epoch = live.check(sid, user).expect_err("nothing kept");
         live.keep(sid, user, epoch);
         live.listening(false);
-        assert!(live.check(sid, user).is_err(), "kept across a lost listener");
+        assert!(
+            live.check(sid, user).is_err(),
+            "kept across a lost listener"
+        );
 
         let live = listening(Duration::ZERO);
         let epoch = live.check(sid, user).expect_err("nothing kept");

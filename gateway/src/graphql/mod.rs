@@ -12,6 +12,7 @@ mod customer;
 pub mod guard;
 pub(crate) mod live;
 mod loaders;
+pub(crate) mod parsed;
 mod payments;
 mod shop;
 mod staff;
