@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use postgres_es::PostgresEventRepository;
-use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection as _, PgConnection, PgPool};
 
 use super::{
     Appended, EventStore, KeyLookup, LoggedEvent, NewEvent, PendingClaim, UniqueKey, UnitRow,
@@ -20,6 +21,8 @@ const RECENT_APPENDS: usize = 16_384;
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Connections for appends (see [`Appenders`]).
+    appenders: deadpool::managed::Pool<Appenders>,
     /// The last position of each recent append, with the id of the transaction that
     /// wrote it (from the append's own `RETURNING`).
     recent: Arc<quick_cache::sync::Cache<i64, i64>>,
@@ -37,10 +40,30 @@ impl PgStore {
     /// The store in `pool`'s database (migrated by [`crate::db::migrate`]).
     #[must_use]
     pub fn new(pool: PgPool) -> Self {
+        let size = usize::try_from(pool.options().get_max_connections())
+            .unwrap_or(1)
+            .max(1);
+        let appenders = deadpool::managed::Pool::builder(Appenders {
+            options: pool.connect_options().as_ref().clone(),
+        })
+        .max_size(size)
+        .build()
+        .expect("a pool without a runtime-bound timeout builds");
         Self {
             pool,
+            appenders,
             recent: Arc::new(quick_cache::sync::Cache::new(RECENT_APPENDS)),
         }
+    }
+
+    /// An append connection (see [`Appenders`]).
+    async fn appender(&self) -> anyhow::Result<Appender> {
+        let connection = self
+            .appenders
+            .get()
+            .await
+            .map_err(|e| anyhow::anyhow!("connect for an append: {e}"))?;
+        Ok(Appender(Some(connection)))
     }
 
     /// The id of the transaction that recorded the event at `position`, when this
@@ -63,6 +86,62 @@ impl PgStore {
     #[must_use]
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+/// The append connections: the hot path's one statement a command, on connections
+/// held outside sqlx's pool, because that pool pings every connection it takes back
+/// (`Sync`, wait for `ReadyForQuery`): a second round trip per command, a third of
+/// PostgreSQL's work on the addToCart benchmark. A connection is reused without a
+/// check; one whose statement failed or was cancelled is closed instead (see
+/// [`PgStore::on_appender`]). As many as the pool may open (at most).
+struct Appenders {
+    options: PgConnectOptions,
+}
+
+/// An append connection in use. Dropped without [`Appender::answered`] (the caller's
+/// future was dropped mid-statement), or answered with an error other than the
+/// database's refusal, it is closed instead of going back: its protocol state is
+/// unknown.
+struct Appender(Option<deadpool::managed::Object<Appenders>>);
+
+impl Appender {
+    fn connection(&mut self) -> &mut PgConnection {
+        self.0
+            .as_mut()
+            .expect("an appender holds its connection until dropped")
+    }
+
+    /// Returns the connection to the pool when `result` was an answer.
+    fn answered<T>(mut self, result: &sqlx::Result<T>) {
+        if matches!(result, Ok(_) | Err(sqlx::Error::Database(_))) {
+            drop(self.0.take());
+        }
+    }
+}
+
+impl Drop for Appender {
+    fn drop(&mut self) {
+        if let Some(connection) = self.0.take() {
+            drop(deadpool::managed::Object::take(connection));
+        }
+    }
+}
+
+impl deadpool::managed::Manager for Appenders {
+    type Type = PgConnection;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<PgConnection, sqlx::Error> {
+        PgConnection::connect_with(&self.options).await
+    }
+
+    async fn recycle(
+        &self,
+        _: &mut PgConnection,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<sqlx::Error> {
+        Ok(())
     }
 }
 
@@ -115,14 +194,15 @@ impl EventStore for PgStore {
         // One statement: atomic on its own, so no BEGIN/COMMIT round trips; rows are
         // inserted (and numbered) in sequence order; the primary key refuses a second
         // writer of any of the sequences and then nothing is written.
+        let mut appender = self.appender().await?;
         let inserted = sqlx::query_as::<_, (i64, i64)>(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
-                                 event_version, payload, metadata)
-             SELECT $1, $2, u.s, u.t, u.v, u.p, $7
-               FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[])
-                    WITH ORDINALITY AS u(s, t, v, p, o)
-              ORDER BY u.o
-             RETURNING position, transaction_id::text::bigint",
+                                     event_version, payload, metadata)
+                 SELECT $1, $2, u.s, u.t, u.v, u.p, $7
+                   FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[])
+                        WITH ORDINALITY AS u(s, t, v, p, o)
+                  ORDER BY u.o
+                 RETURNING position, transaction_id::text::bigint",
         )
         .bind(aggregate_type)
         .bind(aggregate_id)
@@ -131,8 +211,9 @@ impl EventStore for PgStore {
         .bind(&versions)
         .bind(&payloads)
         .bind(metadata)
-        .fetch_all(&self.pool)
+        .fetch_all(appender.connection())
         .await;
+        appender.answered(&inserted);
         match inserted {
             Ok(rows) => Ok(self.remember(&rows).map(Appended::At)),
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
@@ -154,15 +235,16 @@ impl EventStore for PgStore {
         // As `append`, for rows of several aggregates: one statement, so one
         // transaction, positions in row order, and a second writer of any sequence
         // refused by the primary key, which writes nothing at all.
+        let mut appender = self.appender().await?;
         let inserted = sqlx::query_as::<_, (i64, i64)>(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
-                                 event_version, payload, metadata)
-             SELECT u.a, u.i, u.s, u.t, u.v, u.p, u.m
-               FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-                           $6::jsonb[], $7::jsonb[])
-                    WITH ORDINALITY AS u(a, i, s, t, v, p, m, o)
-              ORDER BY u.o
-             RETURNING position, transaction_id::text::bigint",
+                                     event_version, payload, metadata)
+                 SELECT u.a, u.i, u.s, u.t, u.v, u.p, u.m
+                   FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[],
+                               $5::text[], $6::jsonb[], $7::jsonb[])
+                        WITH ORDINALITY AS u(a, i, s, t, v, p, m, o)
+                  ORDER BY u.o
+                 RETURNING position, transaction_id::text::bigint",
         )
         .bind(&types)
         .bind(&ids)
@@ -171,8 +253,9 @@ impl EventStore for PgStore {
         .bind(&versions)
         .bind(&payloads)
         .bind(&metadata)
-        .fetch_all(&self.pool)
+        .fetch_all(appender.connection())
         .await;
+        appender.answered(&inserted);
         match inserted {
             Ok(rows) => Ok(self.remember(&rows).map(Appended::At)),
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {

@@ -61,3 +61,70 @@ async fn a_unit_commits_all_its_rows_in_order_or_none<S: TestStore>(f: &Fixture<
     assert_eq!(second, Some(Appended::Conflict));
     assert_eq!(f.store.log().await, log);
 }
+
+/// An append whose caller gives up while PostgreSQL holds the statement (the future is
+/// dropped mid-way, as when a client disconnects) leaves the store answering: with a
+/// single connection allowed, the next appends get a connection and each is answered
+/// with its own event's position, not a stale answer. (The append connection is
+/// closed, which also covers a statement dropped half-written; sqlx would drain a
+/// pending answer on a reused one, so this checks the outcome, not the closing.)
+#[tokio::test]
+async fn a_cancelled_append_leaves_the_store_answering() {
+    use emporium_commands::{EventStore as _, PgStore};
+
+    let db = crate::helpers::event_store().await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(db.pool().connect_options().as_ref().clone())
+        .await
+        .expect("pool");
+    let store = PgStore::new(pool);
+    store.append_unit(&[row("a", 1, 1)]).await.expect("append");
+
+    // Hold the table so the next append waits inside PostgreSQL, then give it up.
+    let mut holder = db.pool().begin().await.expect("begin");
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut *holder)
+        .await
+        .expect("lock");
+    let rows = [row("b", 1, 2)];
+    // Boxed, so that dropping it below drops the append itself.
+    let mut cancelled = Box::pin(store.append_unit(&rows));
+    let waiting = async {
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(db.pool())
+            .await
+            .expect("activity");
+            if waiting > 0 {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        done = &mut cancelled => panic!("the append finished under the lock: {done:?}"),
+        () = waiting => {}
+    }
+    drop(cancelled);
+    holder.commit().await.expect("release the table");
+
+    for (n, id) in [(3, "c"), (4, "d")] {
+        let answer = store.append_unit(&[row(id, 1, n)]).await.expect("append");
+        let Some(Appended::At(position)) = answer else {
+            panic!("not appended: {answer:?}");
+        };
+        let found: (String, i64) = sqlx::query_as(
+            "SELECT aggregate_id, (payload -> 'Happened' ->> 'n')::bigint FROM events
+              WHERE position = $1",
+        )
+        .bind(position)
+        .fetch_one(db.pool())
+        .await
+        .expect("the answered position holds the event");
+        assert_eq!(found, (id.to_owned(), i64::from(n)));
+    }
+    db.drop_database().await.expect("drop test database");
+}
