@@ -549,7 +549,9 @@ impl Default for HttpSettings {
 pub struct DatabaseSettings {
     /// Connection URL.
     pub url: SecretUrl,
-    /// Pool size.
+    /// Pool size. The event store's appends hold up to as many connections again
+    /// (outside the pool, which pings each connection it takes back), so a process
+    /// opens at most twice this many.
     pub max_connections: u32,
 }
 
