@@ -21,6 +21,19 @@ pub fn connect_lazy(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
         .connect_lazy_with(options))
 }
 
+/// A pool of one lazily opened connection to `pool`'s server, named
+/// `application_name`: for a `LISTEN` that must not hold (or wait for) one of the
+/// pool's own connections.
+#[must_use]
+pub fn own_connection(pool: &PgPool, application_name: &str) -> PgPool {
+    PgPoolOptions::new().max_connections(1).connect_lazy_with(
+        pool.connect_options()
+            .as_ref()
+            .clone()
+            .application_name(application_name),
+    )
+}
+
 /// Applies the event store's pending migrations.
 ///
 /// # Errors

@@ -769,14 +769,7 @@ async fn listen_for_wakes(pool: PgPool, wake: RelayWake) {
     loop {
         let listening = async {
             // A connection of its own, not one of the relay's.
-            let own = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(1)
-                .connect_lazy_with(
-                    pool.connect_options()
-                        .as_ref()
-                        .clone()
-                        .application_name("emporium-relay-wake"),
-                );
+            let own = emporium_commands::db::own_connection(&pool, "emporium-relay-wake");
             let mut listener = PgListener::connect_with(&own)
                 .await
                 .context("open the relay wake listener")?;

@@ -130,14 +130,7 @@ pub(crate) fn listen(
         return None;
     }
     let handle = tokio::runtime::Handle::try_current().ok()?;
-    let own = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect_lazy_with(
-            pool.connect_options()
-                .as_ref()
-                .clone()
-                .application_name("emporium-session-revocations"),
-        );
+    let own = emporium_commands::db::own_connection(pool, "emporium-session-revocations");
     Some(handle.spawn(run(Arc::downgrade(live), own)))
 }
 
