@@ -470,15 +470,8 @@ async fn a_waiter_for_an_event_the_projection_skips_wakes_without_a_write_and_a_
     assert_eq!(ledger_checkpoint(&app).await.stream_sequence, 10);
     let consumer = ledger.consumer_name();
     drop(ledger);
-    let stream = app
-        .jetstream
-        .get_stream(app.layout.stream_name())
-        .await
-        .unwrap();
-    let mut info: async_nats::jetstream::consumer::PullConsumer =
-        stream.get_consumer(&consumer).await.unwrap();
     assert_eq!(
-        info.info().await.unwrap().ack_floor.stream_sequence,
+        ack_floor(&app, &consumer).await,
         10,
         "skipped messages were acked before their progress was written"
     );
@@ -561,15 +554,8 @@ async fn a_running_runner_writes_skipped_progress_within_skip_flush() {
     assert_eq!(ledger_checkpoint(&app).await.stream_sequence, 4);
     assert_eq!(ledger_rows(&app).await, (1, 1));
     // The skipped messages are acked with that write: one ack, not one a batch.
-    let stream = app
-        .jetstream
-        .get_stream(app.layout.stream_name())
-        .await
-        .unwrap();
-    let mut consumer: async_nats::jetstream::consumer::PullConsumer =
-        stream.get_consumer(&consumer_name).await.unwrap();
     let deadline = Instant::now() + PATIENCE;
-    while consumer.info().await.unwrap().ack_floor.stream_sequence < 4 {
+    while ack_floor(&app, &consumer_name).await < 4 {
         assert!(
             Instant::now() < deadline,
             "the skipped messages were not acked with their progress"
@@ -578,6 +564,18 @@ async fn a_running_runner_writes_skipped_progress_within_skip_flush() {
     stop.send(()).unwrap();
     running.await.unwrap().unwrap();
     app.teardown().await;
+}
+
+/// The stream sequence a durable consumer's acks cover.
+async fn ack_floor(app: &TestBackbone, consumer: &str) -> u64 {
+    let stream = app
+        .jetstream
+        .get_stream(app.layout.stream_name())
+        .await
+        .unwrap();
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer(consumer).await.unwrap();
+    consumer.info().await.unwrap().ack_floor.stream_sequence
 }
 
 fn spawn_projector(app: &TestBackbone, crash_after_commits: Option<u64>) -> Child {
