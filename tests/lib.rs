@@ -46,10 +46,16 @@ impl TestDatabase {
     pub async fn create(max_connections: u32) -> anyhow::Result<Self> {
         let name = format!("emporium_test_{}", Uuid::new_v4().simple());
         let base = maintenance_url();
-        let (server, _) = base
+        // Options after the database name (`?sslmode=disable`) carry over.
+        let (path, options) = base.split_once('?').map_or((base.as_str(), ""), |(p, o)| (p, o));
+        let (server, _) = path
             .rsplit_once('/')
             .context("TEST_DATABASE_URL must name a database")?;
-        let url = format!("{server}/{name}");
+        let url = if options.is_empty() {
+            format!("{server}/{name}")
+        } else {
+            format!("{server}/{name}?{options}")
+        };
         let mut conn = sqlx::PgConnection::connect(&base).await.context(
             "connect to the maintenance database (is PostgreSQL running? ./dev services)",
         )?;
