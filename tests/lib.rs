@@ -47,7 +47,9 @@ impl TestDatabase {
         let name = format!("emporium_test_{}", Uuid::new_v4().simple());
         let base = maintenance_url();
         // Options after the database name (`?sslmode=disable`) carry over.
-        let (path, options) = base.split_once('?').map_or((base.as_str(), ""), |(p, o)| (p, o));
+        let (path, options) = base
+            .split_once('?')
+            .map_or((base.as_str(), ""), |(p, o)| (p, o));
         let (server, _) = path
             .rsplit_once('/')
             .context("TEST_DATABASE_URL must name a database")?;

@@ -276,6 +276,23 @@ where
         }
     }
 
+    /// Remembers `aggregate_id` as never commanded (no read), unless this process
+    /// already holds a state for it: for a caller that derived the id for a record it
+    /// has just created itself. Only a guess as far as the store goes: a commit decided
+    /// on it still names the sequence it expects, and a conflict forgets it.
+    pub fn assume_new(&self, aggregate_id: &str) {
+        if self.cache.get(aggregate_id).is_none() {
+            self.cache.insert(
+                aggregate_id.to_owned(),
+                Cached {
+                    aggregate: A::default(),
+                    sequence: 0,
+                    snapshot: None,
+                },
+            );
+        }
+    }
+
     /// A [`Draft`] of the aggregate from this process's latest state (cached, else
     /// loaded).
     ///

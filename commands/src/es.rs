@@ -71,6 +71,34 @@ impl cqrs_es::persist::EventUpcaster for DomainUpcaster {
     }
 }
 
+/// A stored payload of `aggregate_type`'s `event_type` at `event_version`, brought to
+/// the current version by the domain's upcasters, chained as a load does: for a
+/// caller that reads one event itself instead of loading the aggregate.
+#[must_use]
+pub fn upcast_stored(
+    aggregate_type: &str,
+    event_type: &str,
+    event_version: &str,
+    mut payload: serde_json::Value,
+) -> serde_json::Value {
+    static ALL: std::sync::OnceLock<Vec<Upcaster>> = std::sync::OnceLock::new();
+    let all = ALL.get_or_init(emporium_domain::schema::upcasters);
+    let mut version = event_version;
+    // Bounded: each step moves to another version and the chains are short.
+    for _ in 0..16 {
+        let Some(step) = all.iter().find(|u| {
+            u.aggregate_type == aggregate_type
+                && u.event_type == event_type
+                && u.from_version == version
+        }) else {
+            break;
+        };
+        payload = (step.upcast)(payload);
+        version = step.to_version;
+    }
+    payload
+}
+
 /// The upcasters of aggregate type `aggregate_type`, ready for an event store. They
 /// chain: a v1 payload goes through 1->2 then 2->3.
 #[must_use]

@@ -616,7 +616,7 @@ impl Checkouts {
             coupon: request.coupon,
         };
         let method = StoredMethod::from_method(&request.payment_method);
-        let row = store::insert(
+        let (row, inserted) = store::insert(
             &self.db,
             store::NewCheckout {
                 order_id: request.order_id,
@@ -642,6 +642,16 @@ impl Checkouts {
         // The row just written and what this run has read (the cart, the catalogue)
         // carry into the first run.
         let _turn = self.lock(row.order_id).lock().await;
+        if inserted {
+            // This submission created the checkout, so nothing was ever sent to its
+            // order or payment (their ids derive from the order's): no reads. A
+            // wrong guess only costs a conflict, after which they are read.
+            self.orders.assume_new(&row.order_id.to_string());
+            self.payments
+                .assume_new(&ids::payment(row.order_id).to_string());
+            run.order_fresh = true;
+            run.payment_fresh = true;
+        }
         self.drive(row, run).await
     }
 
@@ -1836,13 +1846,7 @@ impl Checkouts {
         let (completed, median) = (found.completed, found.median);
         #[allow(clippy::cast_possible_truncation, reason = "a median of i64 amounts")]
         let median_order = median.map(|m| Money::new(m.round() as i64, total.currency()));
-        let account_age = self
-            .users
-            .load(&row.customer_id.to_string())
-            .await
-            .map_err(unexpected("load user"))?
-            .registered_at()
-            .map(|at| now - at);
+        let account_age = found.registered_at.map(|at| now - at);
         let choices = &row.request.0;
         Ok(FraudFacts {
             order_total: total,

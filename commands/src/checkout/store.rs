@@ -6,10 +6,12 @@
 //! for both backends, except where the dialects part (interval arithmetic, the
 //! median, a UUID compared with an event's aggregate id).
 
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use emporium_domain::cart::CartEvent;
 use emporium_domain::coupon::CouponCode;
 use emporium_domain::pricing::ShippingMethodCode;
+use emporium_domain::user::UserEvent;
 use emporium_domain::{Address, Currency, Money};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -88,7 +90,9 @@ pub(super) struct NewCheckout<'a> {
 
 /// Inserts the row unless this order or this cart already has one; returns the row
 /// that stands (the first submission's, for a duplicate).
-pub(super) async fn insert(db: &Db, new: NewCheckout<'_>) -> anyhow::Result<CheckoutRow> {
+/// Records a new checkout; `true` with the row when this call created it, else the
+/// row already recorded for the order or the cart.
+pub(super) async fn insert(db: &Db, new: NewCheckout<'_>) -> anyhow::Result<(CheckoutRow, bool)> {
     let inserted: Option<CheckoutRow> = db
         .fetch_optional(
             &format!(
@@ -114,7 +118,7 @@ pub(super) async fn insert(db: &Db, new: NewCheckout<'_>) -> anyhow::Result<Chec
         .await
         .map_err(|e| anyhow::Error::from(e).context("insert checkout"))?;
     if let Some(row) = inserted {
-        return Ok(row);
+        return Ok((row, true));
     }
     let row: Option<CheckoutRow> = db
         .fetch_optional(
@@ -126,7 +130,8 @@ pub(super) async fn insert(db: &Db, new: NewCheckout<'_>) -> anyhow::Result<Chec
         )
         .await
         .map_err(|e| anyhow::Error::from(e).context("read checkout"))?;
-    row.ok_or_else(|| anyhow::anyhow!("checkout {} vanished after insert", new.order_id))
+    row.map(|row| (row, false))
+        .ok_or_else(|| anyhow::anyhow!("checkout {} vanished after insert", new.order_id))
 }
 
 /// The row of an order's checkout.
@@ -339,6 +344,37 @@ pub(super) struct FraudCounts {
     pub(super) ip: Option<(i64, i64)>,
     pub(super) completed: i64,
     pub(super) median: Option<f64>,
+    /// When the customer registered, from their account's first event (read in the
+    /// same statement); `None` without an account.
+    pub(super) registered_at: Option<DateTime<Utc>>,
+}
+
+/// The customer's first event, `UserRegistered`, as two scalar columns (version,
+/// payload) of the fraud counts' statement, `$user` naming the user id as text.
+fn registration_columns(user: &str) -> String {
+    format!(
+        "(SELECT event_version FROM events
+           WHERE aggregate_type = 'user' AND aggregate_id = {user} AND sequence = 1),
+         (SELECT payload FROM events
+           WHERE aggregate_type = 'user' AND aggregate_id = {user} AND sequence = 1)"
+    )
+}
+
+/// `registered_at` of a stored `UserRegistered` (upcast as a load would).
+fn registered_at(
+    version: Option<String>,
+    payload: Option<Json<serde_json::Value>>,
+) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let (Some(version), Some(Json(payload))) = (version, payload) else {
+        return Ok(None);
+    };
+    let payload = crate::es::upcast_stored("user", "UserRegistered", &version, payload);
+    match serde_json::from_value::<UserEvent>(payload)
+        .context("decode the customer's first event")?
+    {
+        UserEvent::UserRegistered { registered_at, .. } => Ok(Some(registered_at)),
+        _ => anyhow::bail!("the customer's first event is not UserRegistered"),
+    }
 }
 
 pub(super) async fn fraud_counts(
@@ -350,21 +386,23 @@ pub(super) async fn fraud_counts(
     now: DateTime<Utc>,
 ) -> anyhow::Result<FraudCounts> {
     type Counts = (i64, i64, i64, i64, i64, i64);
-    let (counts, completed, median): (Counts, i64, Option<f64>) = match db.backend() {
-        Backend::Postgres => {
-            let window = |column: &str, param: &str| {
-                format!(
-                    "(SELECT count(*) FILTER (WHERE created_at > $4 - interval '1 hour')
+    type Registration = (Option<String>, Option<Json<serde_json::Value>>);
+    let (counts, completed, median, registration): (Counts, i64, Option<f64>, Registration) =
+        match db.backend() {
+            Backend::Postgres => {
+                let window = |column: &str, param: &str| {
+                    format!(
+                        "(SELECT count(*) FILTER (WHERE created_at > $4 - interval '1 hour')
                        FROM checkouts WHERE {column} = {param} AND order_id <> $5
                         AND created_at > $4 - interval '1 day' AND created_at <= $4),
                      (SELECT count(*)
                        FROM checkouts WHERE {column} = {param} AND order_id <> $5
                         AND created_at > $4 - interval '1 day' AND created_at <= $4)"
-                )
-            };
-            // The column names are constants, never input.
-            let sql = format!(
-                "SELECT {cust}, {mail}, {ip}, h.n, h.median
+                    )
+                };
+                // The column names are constants, never input.
+                let sql = format!(
+                "SELECT {cust}, {mail}, {ip}, h.n, h.median, {registration}
                    FROM (SELECT count(*) AS n,
                                 percentile_cont(0.5) WITHIN GROUP (ORDER BY grand_total_minor) AS median
                            FROM checkouts
@@ -372,61 +410,97 @@ pub(super) async fn fraud_counts(
                 cust = window("customer_id", "$1"),
                 mail = window("email", "$2"),
                 ip = window("client_ip", "$3"),
+                registration = registration_columns("$6"),
             );
-            let (a, b, c, d, e, f, n, median): (i64, i64, i64, i64, i64, i64, i64, Option<f64>) =
-                db.fetch_one(&sql, args![customer_id, email, client_ip, now, order_id])
+                #[allow(clippy::type_complexity, reason = "one row of the statement above")]
+                let (a, b, c, d, e, f, n, median, version, payload): (
+                    i64,
+                    i64,
+                    i64,
+                    i64,
+                    i64,
+                    i64,
+                    i64,
+                    Option<f64>,
+                    Option<String>,
+                    Option<Json<serde_json::Value>>,
+                ) = db
+                    .fetch_one(
+                        &sql,
+                        args![
+                            customer_id,
+                            email,
+                            client_ip,
+                            now,
+                            order_id,
+                            customer_id.to_string()
+                        ],
+                    )
                     .await
                     .map_err(|e| anyhow::Error::from(e).context("count recent checkouts"))?;
-            ((a, b, c, d, e, f), n, median)
-        }
-        // No interval arithmetic on text times (the window's bounds come as
-        // arguments) and no percentile_cont (the median of the customer's few paid
-        // totals is taken here).
-        Backend::Sqlite => {
-            let window = |column: &str, param: &str| {
-                format!(
-                    "(SELECT count(*) FILTER (WHERE created_at > $6)
+                ((a, b, c, d, e, f), n, median, (version, payload))
+            }
+            // No interval arithmetic on text times (the window's bounds come as
+            // arguments) and no percentile_cont (the median of the customer's few paid
+            // totals is taken here).
+            Backend::Sqlite => {
+                let window = |column: &str, param: &str| {
+                    format!(
+                        "(SELECT count(*) FILTER (WHERE created_at > $6)
                        FROM checkouts WHERE {column} = {param} AND order_id <> $5
                         AND created_at > $7 AND created_at <= $4),
                      (SELECT count(*)
                        FROM checkouts WHERE {column} = {param} AND order_id <> $5
                         AND created_at > $7 AND created_at <= $4)"
-                )
-            };
-            let sql = format!(
-                "SELECT {cust}, {mail}, {ip}",
-                cust = window("customer_id", "$1"),
-                mail = window("email", "$2"),
-                ip = window("client_ip", "$3"),
-            );
-            let counts: Counts = db
-                .fetch_one(
-                    &sql,
-                    args![
-                        customer_id,
-                        email,
-                        client_ip,
-                        now,
-                        order_id,
-                        now - chrono::Duration::hours(1),
-                        now - chrono::Duration::days(1),
-                    ],
-                )
-                .await
-                .map_err(|e| anyhow::Error::from(e).context("count recent checkouts"))?;
-            let totals: Vec<i64> = db
-                .scalar_all(
-                    "SELECT grand_total_minor FROM checkouts
+                    )
+                };
+                let sql = format!(
+                    "SELECT {cust}, {mail}, {ip}, {registration}",
+                    cust = window("customer_id", "$1"),
+                    mail = window("email", "$2"),
+                    ip = window("client_ip", "$3"),
+                    registration = registration_columns("$8"),
+                );
+                #[allow(clippy::type_complexity, reason = "one row of the statement above")]
+                let (a, b, c, d, e, f, version, payload): (
+                    i64,
+                    i64,
+                    i64,
+                    i64,
+                    i64,
+                    i64,
+                    Option<String>,
+                    Option<Json<serde_json::Value>>,
+                ) = db
+                    .fetch_one(
+                        &sql,
+                        args![
+                            customer_id,
+                            email,
+                            client_ip,
+                            now,
+                            order_id,
+                            now - chrono::Duration::hours(1),
+                            now - chrono::Duration::days(1),
+                            customer_id.to_string(),
+                        ],
+                    )
+                    .await
+                    .map_err(|e| anyhow::Error::from(e).context("count recent checkouts"))?;
+                let counts: Counts = (a, b, c, d, e, f);
+                let totals: Vec<i64> = db
+                    .scalar_all(
+                        "SELECT grand_total_minor FROM checkouts
                       WHERE customer_id = $1 AND paid AND grand_total_minor IS NOT NULL
                       ORDER BY grand_total_minor",
-                    args![customer_id],
-                )
-                .await
-                .map_err(|e| anyhow::Error::from(e).context("read paid checkout totals"))?;
-            let n = i64::try_from(totals.len()).unwrap_or(i64::MAX);
-            (counts, n, median(&totals))
-        }
-    };
+                        args![customer_id],
+                    )
+                    .await
+                    .map_err(|e| anyhow::Error::from(e).context("read paid checkout totals"))?;
+                let n = i64::try_from(totals.len()).unwrap_or(i64::MAX);
+                (counts, n, median(&totals), (version, payload))
+            }
+        };
     let (c_hour, c_day, m_hour, m_day, i_hour, i_day) = counts;
     Ok(FraudCounts {
         customer: (c_hour, c_day),
@@ -434,6 +508,7 @@ pub(super) async fn fraud_counts(
         ip: client_ip.map(|_| (i_hour, i_day)),
         completed,
         median,
+        registered_at: registered_at(registration.0, registration.1)?,
     })
 }
 
@@ -527,7 +602,7 @@ mod tests {
             coupon: None,
         };
         let method = StoredMethod::Card("4242424242424242".into());
-        let row = insert(
+        let (row, inserted) = insert(
             db,
             NewCheckout {
                 order_id,
@@ -544,6 +619,7 @@ mod tests {
         )
         .await
         .unwrap();
+        assert!(inserted, "the first insert creates the row");
         assert_eq!(row.order_id, order_id);
         assert_eq!(row.request.0, choices);
         assert_eq!(due(db, now, 10).await.unwrap(), vec![order_id]);
@@ -626,6 +702,42 @@ mod tests {
         assert_eq!(counts.ip, None);
         assert_eq!(counts.completed, 3);
         assert_eq!(counts.median, Some(2_500.0));
+        assert_eq!(counts.registered_at, None, "no account, no registration");
+
+        // The account's first event, stored at version 1.0: read in the same
+        // statement and upcast as a load would.
+        let payload = serde_json::json!({"UserRegistered": {
+            "user_id": customer_id,
+            "email": "ada@example.com",
+            "password_hash": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdDE$aGFzaA",
+            "name": "Ada Lovelace",
+            "role": "customer",
+            "registered_at": "2025-06-15T15:06:40Z",
+        }});
+        let (sql, extra) = match db.backend() {
+            Backend::Postgres => (
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                     event_version, payload, metadata)
+                 VALUES ('user', $1, 1, 'UserRegistered', '1.0', $2, '{}')",
+                args![],
+            ),
+            Backend::Sqlite => (
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                     event_version, payload, metadata, event_id, recorded_at)
+                 VALUES ('user', $1, 1, 'UserRegistered', '1.0', $2, '{}', $3, $4)",
+                args![Uuid::new_v4().to_string(), now],
+            ),
+        };
+        let mut all = args![customer_id.to_string(), Value::json(&payload).unwrap()];
+        all.0.extend(extra.0);
+        db.execute(sql, all).await.unwrap();
+        let counts = fraud_counts(db, customer_id, None, None, orders[3], now)
+            .await
+            .unwrap();
+        assert_eq!(
+            counts.registered_at,
+            Some("2025-06-15T15:06:40Z".parse().unwrap())
+        );
     }
 
     #[tokio::test]
