@@ -185,7 +185,16 @@ pub struct OfflineProvider {
     /// Keys the card fingerprints, so they identify a card without revealing it.
     fingerprint_key: FingerprintKey,
     backend: Backend,
+    /// Durable on PostgreSQL: the state this process last wrote for an intent, the
+    /// guess its next operation decides on without a read (see [`one_statement`]).
+    written: Written,
 }
+
+/// Intent id -> the state JSON this process last stored for it.
+type Written = quick_cache::sync::Cache<String, serde_json::Value>;
+
+/// Intents whose last written state a provider keeps.
+const WRITTEN_CAPACITY: usize = 10_000;
 
 impl std::fmt::Debug for OfflineProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -220,6 +229,7 @@ impl OfflineProvider {
         Self {
             fingerprint_key: FingerprintKey::Ready(random_key()),
             backend: Backend::Memory(Mutex::new(State::default())),
+            written: Written::new(1),
         }
     }
 
@@ -236,6 +246,7 @@ impl OfflineProvider {
                 #[cfg(feature = "sqlite")]
                 db @ Db::Sqlite(_) => Backend::Sqlite(db),
             },
+            written: Written::new(WRITTEN_CAPACITY),
         }
     }
 
@@ -480,9 +491,13 @@ impl OfflineProvider {
                 Ok(response)
             }
             Backend::Postgres(pool) if !matches!(request, Request::Refund { .. }) => {
-                one_statement(pool, key, &request, intent, operation).await
+                one_statement(pool, &self.written, key, &request, intent, operation).await
             }
             Backend::Postgres(pool) => {
+                if let Some(id) = intent {
+                    // Changed below, not through the guess.
+                    self.written.remove(&id.0);
+                }
                 let mut tx = pool.begin().await.map_err(unavailable)?;
                 // One key at a time: a concurrent duplicate waits here, then replays.
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7001))")
@@ -655,16 +670,22 @@ mod sqlite {
 /// the intent, so this bounds a pathological storm, not a normal race).
 const ATTEMPTS: usize = 64;
 
-/// The durable path of every call but a refund: one read, then one statement (no
-/// transaction round trips, no lock held across them). A create inserts its
-/// idempotency row and, only if that was new, the intent it made; an operation on an
-/// intent applies its new state only if the intent still is what the operation
-/// decided on (compare-and-set, `offline_payment_apply`), together with its
-/// idempotency row. A loss (the intent moved on, or a duplicate with the same key
-/// stored first) writes nothing and decides again from a new read, where a duplicate
-/// finds the first one's response and replays it.
+/// The durable path of every call but a refund: one statement, after one read unless
+/// the first attempt can guess (no transaction round trips, no lock held across
+/// them). A create inserts its idempotency row and, only if that was new, the intent
+/// it made; an operation on an intent applies its new state only if the intent still
+/// is what the operation decided on (compare-and-set, `offline_payment_apply`),
+/// together with its idempotency row. A loss (the intent moved on, or a duplicate with
+/// the same key stored first) writes nothing and decides again from a new read, where
+/// a duplicate finds the first one's response and replays it.
+///
+/// The first attempt reads nothing when it can guess what the read would say: a
+/// create guesses its key is new; an operation on an intent whose state this process
+/// last wrote (`written`) guesses the key is new and the intent unchanged. A wrong
+/// guess is one of the losses above.
 async fn one_statement(
     pool: &PgPool,
+    written: &Written,
     key: &IdempotencyKey,
     request: &Request,
     intent: Option<&IntentId>,
@@ -675,19 +696,28 @@ async fn one_statement(
         Option<sqlx::types::Json<Request>>,
         Option<sqlx::types::Json<Response>>,
     );
-    for _ in 0..ATTEMPTS {
-        let (stored_intent, stored_request, stored_response): Read = sqlx::query_as(
-            "SELECT (SELECT state FROM offline_payment_intents WHERE intent_id = $1),
-                    k.request, k.response
-               FROM (SELECT 1) one
-               LEFT JOIN offline_payment_idempotency k ON k.key = $2",
-        )
-        .bind(intent.map(|i| i.0.as_str()))
-        .bind(key.as_str())
-        .fetch_one(pool)
-        .await
-        .context("read offline intent")
-        .map_err(unavailable)?;
+    for attempt in 0..ATTEMPTS {
+        let guess = match intent {
+            _ if attempt > 0 => None,
+            None => Some(None),
+            Some(id) => written.get(&id.0).map(Some),
+        };
+        let guessed = guess.is_some();
+        let (stored_intent, stored_request, stored_response): Read = match guess {
+            Some(state) => (state, None, None),
+            None => sqlx::query_as(
+                "SELECT (SELECT state FROM offline_payment_intents WHERE intent_id = $1),
+                        k.request, k.response
+                   FROM (SELECT 1) one
+                   LEFT JOIN offline_payment_idempotency k ON k.key = $2",
+            )
+            .bind(intent.map(|i| i.0.as_str()))
+            .bind(key.as_str())
+            .fetch_one(pool)
+            .await
+            .context("read offline intent")
+            .map_err(unavailable)?,
+        };
         if let (Some(stored), Some(response)) = (stored_request, stored_response) {
             return replay(key, &stored.0, &response.0, request);
         }
@@ -702,8 +732,14 @@ async fn one_statement(
             }
             _ => None,
         };
-        // An error writes nothing: it is not stored, as at Stripe.
-        let response = operation(&mut state)?;
+        // An error writes nothing: it is not stored, as at Stripe. One decided on a
+        // guess is decided again on what is stored.
+        let response = match operation(&mut state) {
+            Ok(response) => response,
+            Err(_) if guessed => continue,
+            Err(e) => return Err(e),
+        };
+        let mut remember: Vec<(String, serde_json::Value)> = Vec::new();
         let request_json = sqlx::types::Json(request);
         let response_json = sqlx::types::Json(&response);
         let outcome = match old {
@@ -712,6 +748,10 @@ async fn one_statement(
                     .intents
                     .get(id)
                     .ok_or_else(|| ProviderError::NotFound(id.clone()))?;
+                remember.push((
+                    id.0.clone(),
+                    serde_json::to_value(changed).map_err(unavailable)?,
+                ));
                 sqlx::query_scalar::<_, String>(
                     "SELECT offline_payment_apply($1, $2, $3, $4, $5, $6)",
                 )
@@ -737,6 +777,11 @@ async fn one_statement(
                     .map(serde_json::to_value)
                     .collect::<Result<_, _>>()
                     .map_err(unavailable)?;
+                remember.extend(
+                    ids.iter()
+                        .map(|id| (*id).to_owned())
+                        .zip(states.iter().cloned()),
+                );
                 let inserted: bool = sqlx::query_scalar(
                     "WITH k AS (
                          INSERT INTO offline_payment_idempotency (key, request, response)
@@ -763,9 +808,15 @@ async fn one_statement(
             }
         };
         if outcome == "applied" {
+            for (id, state) in remember {
+                written.insert(id, state);
+            }
             return Ok(response);
         }
         // 'changed' or 'key_taken': nothing was written; read again.
+        if let Some(id) = intent {
+            written.remove(&id.0);
+        }
         tokio::task::yield_now().await;
     }
     Err(unavailable(anyhow::anyhow!(

@@ -623,3 +623,52 @@ async fn a_durable_provider_on_a_reopened_sqlite_store_sees_the_same_intent_and_
     );
     store.close().await;
 }
+
+/// Two processes on one database: each decides its next call on the state it last
+/// wrote, without a read. When the other moved the intent meanwhile, the guess loses
+/// the compare-and-set and the call is decided again on what is stored, answering
+/// exactly what a provider with no guess answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guess_made_stale_by_another_process_is_decided_again_on_the_stored_intent() {
+    let db = emporium_tests::TestDatabase::create(4).await.unwrap();
+    crate::db::migrate(db.pool()).await.unwrap();
+    let (a, b) = (
+        OfflineProvider::durable(db.pool().clone()),
+        OfflineProvider::durable(db.pool().clone()),
+    );
+    let created = intent(&a, 1_000).await;
+    let confirmed = confirm(&a, &created.id, "4242424242424242").await;
+    assert_eq!(confirmed.intent().status, IntentStatus::RequiresCapture);
+    // `a` remembers the intent awaiting capture; `b` voids it.
+    let voided = b.cancel(&created.id, &fresh()).await.unwrap();
+    assert_eq!(voided.status, IntentStatus::Canceled);
+    // Decided on the guess, `a`'s capture would succeed; on the stored intent it is
+    // refused, as by a provider that never saw the intent.
+    let by_a = a.capture(&created.id, None, &fresh()).await;
+    let by_fresh = OfflineProvider::durable(db.pool().clone())
+        .capture(&created.id, None, &fresh())
+        .await;
+    assert!(
+        matches!(by_a, Err(ProviderError::UnexpectedState { .. })),
+        "{by_a:?}"
+    );
+    assert_eq!(format!("{by_a:?}"), format!("{by_fresh:?}"));
+    assert_eq!(
+        a.retrieve(&created.id).await.unwrap().status,
+        IntentStatus::Canceled
+    );
+    // And a repeat of `b`'s own call through `a` replays `b`'s answer.
+    let key = fresh();
+    let again = b.cancel(&created.id, &key).await;
+    assert_eq!(
+        format!("{:?}", a.cancel(&created.id, &key).await),
+        format!("{again:?}")
+    );
+    // A refusal decided on a stale guess is decided again too: `a` last saw this
+    // intent waiting for a method, `b` confirmed it, so `a` can capture it.
+    let second = intent(&a, 500).await;
+    confirm(&b, &second.id, "4242424242424242").await;
+    let captured = a.capture(&second.id, None, &fresh()).await.unwrap();
+    assert_eq!(captured.status, IntentStatus::Succeeded);
+    db.drop_database().await.unwrap();
+}
