@@ -17,6 +17,7 @@
 //! read model disagree); a failed payment for an order it never saw is skipped, having
 //! no one to tell.
 
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use emporium_domain::inbox::InboxEvent;
 use emporium_domain::inventory::InventoryEvent;
@@ -28,7 +29,7 @@ use super::aggregate_uuid;
 use crate::args;
 use crate::envelope::EventEnvelope;
 use crate::projection::{Projection, decode};
-use crate::sql::Conn;
+use crate::sql::{Backend, Conn};
 
 /// Builds `notifications` (and its helper `notification_orders`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -103,9 +104,19 @@ impl Projection for NotificationsProjection {
     }
 }
 
+/// Who a notification is for.
+enum Recipient {
+    /// The customer who placed the notice's order, remembered for the order's later
+    /// notices.
+    PlacedBy(Uuid),
+    /// The customer who placed this order, looked up by the insert itself.
+    CustomerOf(Uuid),
+    Staff,
+}
+
 /// A notification about to be written.
 struct Notice {
-    user_id: Option<Uuid>,
+    to: Recipient,
     kind: &'static str,
     title: String,
     body: String,
@@ -114,29 +125,93 @@ struct Notice {
 }
 
 impl Notice {
-    async fn insert(self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
-        let audience = if self.user_id.is_some() {
+    /// Writes it; `false` when it is for the customer of an order this projection
+    /// never saw placed (nothing written). One statement either way.
+    async fn insert(self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<bool> {
+        let changed = match self.to {
+            Recipient::CustomerOf(order_id) => {
+                conn.execute(
+                    "INSERT INTO notifications
+                         (notification_id, user_id, audience, kind, title, body, order_id, created_at)
+                     SELECT $1, customer_id, 'customer', $2, $3, $4, $5, $6
+                       FROM notification_orders WHERE order_id = $7",
+                    args![
+                        event.event_id,
+                        self.kind,
+                        self.title,
+                        self.body,
+                        self.order_id,
+                        self.created_at,
+                        order_id
+                    ],
+                )
+                .await?
+            }
+            Recipient::PlacedBy(user_id) => {
+                let order_id = self.order_id.context("an order's notice without the order")?;
+                if conn.backend() == Backend::Postgres {
+                    // One statement: the owner and the notice.
+                    conn.execute(
+                        "WITH owner AS (INSERT INTO notification_orders (order_id, customer_id)
+                                        VALUES ($7, $2) ON CONFLICT DO NOTHING)
+                         INSERT INTO notifications
+                             (notification_id, user_id, audience, kind, title, body, order_id,
+                              created_at)
+                         VALUES ($1, $2, 'customer', $3, $4, $5, $7, $6)",
+                        args![
+                            event.event_id,
+                            user_id,
+                            self.kind,
+                            self.title,
+                            self.body,
+                            self.created_at,
+                            order_id
+                        ],
+                    )
+                    .await?
+                } else {
+                    conn.execute(
+                        "INSERT INTO notification_orders (order_id, customer_id) VALUES ($1, $2)
+                         ON CONFLICT DO NOTHING",
+                        args![order_id, user_id],
+                    )
+                    .await?;
+                    Self::insert_for(conn, event, Some(user_id), &self).await?
+                }
+            }
+            Recipient::Staff => Self::insert_for(conn, event, None, &self).await?,
+        };
+        Ok(changed == 1)
+    }
+
+    async fn insert_for(
+        conn: &mut Conn<'_>,
+        event: &EventEnvelope,
+        user_id: Option<Uuid>,
+        notice: &Self,
+    ) -> anyhow::Result<u64> {
+        let audience = if user_id.is_some() {
             "customer"
         } else {
             "staff"
         };
-        conn.execute(
-            "INSERT INTO notifications
-                 (notification_id, user_id, audience, kind, title, body, order_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            args![
-                event.event_id,
-                self.user_id,
-                audience,
-                self.kind,
-                self.title,
-                self.body,
-                self.order_id,
-                self.created_at
-            ],
-        )
-        .await?;
-        Ok(())
+        Ok(conn
+            .execute(
+                "INSERT INTO notifications
+                     (notification_id, user_id, audience, kind, title, body, order_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                args![
+                    event.event_id,
+                    user_id,
+                    audience,
+                    notice.kind,
+                    notice.title.as_str(),
+                    notice.body.as_str(),
+                    notice.order_id,
+                    notice.created_at
+                ],
+            )
+            .await?)
     }
 }
 
@@ -145,19 +220,11 @@ fn reference(order_id: Uuid) -> String {
     order_id.simple().to_string()[..8].to_ascii_uppercase()
 }
 
-async fn customer_of(conn: &mut Conn<'_>, order_id: Uuid) -> anyhow::Result<Option<Uuid>> {
-    Ok(conn
-        .scalar_optional(
-            "SELECT customer_id FROM notification_orders WHERE order_id = $1",
-            args![order_id],
-        )
-        .await?)
-}
-
 async fn order(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
     use OrderEvent as E;
     let order_id = aggregate_uuid(event)?;
     let order_ref = reference(order_id);
+    let mut to = Recipient::CustomerOf(order_id);
     let (kind, title, body, at) = match decode::<OrderEvent>(event)? {
         E::OrderPlaced {
             customer_id,
@@ -166,12 +233,7 @@ async fn order(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()>
             at,
             ..
         } => {
-            conn.execute(
-                "INSERT INTO notification_orders (order_id, customer_id) VALUES ($1, $2)
-                 ON CONFLICT DO NOTHING",
-                args![order_id, customer_id],
-            )
-            .await?;
+            to = Recipient::PlacedBy(customer_id);
             let items: u64 = lines.iter().map(|l| u64::from(l.quantity.get())).sum();
             (
                 "order_placed",
@@ -233,14 +295,8 @@ async fn order(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()>
         | E::OrderReleasedFromReview { .. }
         | E::OrderPaymentFailed { .. } => return Ok(()),
     };
-    let Some(user_id) = customer_of(conn, order_id).await? else {
-        anyhow::bail!(
-            "{} for order {order_id}, which was never placed",
-            event.event_type
-        );
-    };
-    Notice {
-        user_id: Some(user_id),
+    let written = Notice {
+        to,
         kind,
         title,
         body,
@@ -248,7 +304,13 @@ async fn order(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()>
         created_at: at,
     }
     .insert(conn, event)
-    .await
+    .await?;
+    anyhow::ensure!(
+        written,
+        "{} for order {order_id}, which was never placed",
+        event.event_type
+    );
+    Ok(())
 }
 
 fn cancellation(reason: CancellationReason) -> &'static str {
@@ -272,12 +334,6 @@ async fn payment(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<(
     else {
         return Ok(());
     };
-    // A payment is only ever made for a placed order; one for an order this projection
-    // never saw has no one to tell.
-    let Some(user_id) = customer_of(conn, order_id).await? else {
-        tracing::debug!(%order_id, "payment failed for an order never placed; no notification");
-        return Ok(());
-    };
     let why = match reason {
         DeclineCode::CardDeclined => "the card was declined",
         DeclineCode::InsufficientFunds => "insufficient funds",
@@ -285,8 +341,8 @@ async fn payment(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<(
         DeclineCode::IncorrectCvc => "the security code was wrong",
         DeclineCode::ProcessingError | DeclineCode::Other => "the payment could not be processed",
     };
-    Notice {
-        user_id: Some(user_id),
+    let written = Notice {
+        to: Recipient::CustomerOf(order_id),
         kind: "payment_failed",
         title: format!("Payment for order {} failed", reference(order_id)),
         body: format!("Your payment did not go through: {why}. Please try another card."),
@@ -294,7 +350,13 @@ async fn payment(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<(
         created_at: at,
     }
     .insert(conn, event)
-    .await
+    .await?;
+    if !written {
+        // A payment is only ever made for a placed order; one for an order this
+        // projection never saw has no one to tell.
+        tracing::debug!(%order_id, "payment failed for an order never placed; no notification");
+    }
+    Ok(())
 }
 
 async fn inventory(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
@@ -312,7 +374,7 @@ async fn inventory(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result
     };
     let sku = &event.aggregate_id;
     Notice {
-        user_id: None,
+        to: Recipient::Staff,
         kind: "low_stock",
         title: format!("Low stock: {sku}"),
         body: format!("{available} unit(s) available, at or below the threshold of {threshold}."),
@@ -320,7 +382,8 @@ async fn inventory(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result
         created_at: at,
     }
     .insert(conn, event)
-    .await
+    .await?;
+    Ok(())
 }
 
 async fn inbox(conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {

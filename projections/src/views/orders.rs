@@ -4,6 +4,7 @@
 //! `orders_placed`); the customer view simply leaves out the staff-only columns
 //! (`risk_score`).
 
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use emporium_domain::order::OrderEvent;
 
@@ -86,6 +87,38 @@ impl Projection for OrdersProjection {
         &["order"]
     }
 
+    /// An order placed in this batch is inserted once with the steps that follow it
+    /// here (a checkout commits placed, reserved and the fraud decision together),
+    /// instead of an insert and an update per step; the rest goes event by event.
+    async fn apply_batch(
+        &self,
+        conn: &mut Conn<'_>,
+        events: &[EventEnvelope],
+    ) -> anyhow::Result<()> {
+        let mut i = 0;
+        while let Some(event) = events.get(i) {
+            i += 1;
+            if event.event_type != "OrderPlaced" {
+                self.apply(conn, event).await?;
+                continue;
+            }
+            let placed = decode::<OrderEvent>(event)?;
+            let mut steps = Vec::new();
+            while let Some(next) = events.get(i)
+                && next.aggregate_id == event.aggregate_id
+            {
+                let step = decode::<OrderEvent>(next)?;
+                if Step::of(&step).is_none() {
+                    break;
+                }
+                steps.push(step);
+                i += 1;
+            }
+            insert_placed(conn, &placed, &steps).await?;
+        }
+        Ok(())
+    }
+
     async fn apply(&self, conn: &mut Conn<'_>, event: &EventEnvelope) -> anyhow::Result<()> {
         use OrderEvent as E;
         let order_id = aggregate_uuid(event)?;
@@ -93,53 +126,7 @@ impl Projection for OrdersProjection {
         // (new status, when, extra assignments, their values in order from $4)
         let (status, at, set, values): (&str, DateTime<Utc>, &str, Vec<Value>) =
             match decode::<OrderEvent>(event)? {
-                E::OrderPlaced {
-                    order_id,
-                    customer_id,
-                    lines,
-                    currency,
-                    subtotal,
-                    tax_total,
-                    shipping_total,
-                    discount_total,
-                    grand_total,
-                    shipping_address,
-                    billing_address,
-                    at,
-                } => {
-                    let items: i64 = lines.iter().map(|l| i64::from(l.quantity.get())).sum();
-                    let sql = format!(
-                        "INSERT INTO orders
-                             (order_id, customer_id, status, currency, lines, item_count,
-                              subtotal_minor, tax_minor, shipping_minor, discount_minor,
-                              grand_total_minor, shipping_address, billing_address,
-                              shipping_country, history, placed_at, updated_at)
-                         VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-                                 $13, {}, $14, $14)",
-                        history_start(backend, "'pending'", "$14")
-                    );
-                    conn.execute(
-                        &sql,
-                        args![
-                            order_id,
-                            customer_id,
-                            currency.code(),
-                            json(&lines)?,
-                            items,
-                            subtotal.amount_minor(),
-                            tax_total.amount_minor(),
-                            shipping_total.amount_minor(),
-                            discount_total.amount_minor(),
-                            grand_total.amount_minor(),
-                            json(&shipping_address)?,
-                            json(&billing_address)?,
-                            shipping_address.country().as_str(),
-                            at
-                        ],
-                    )
-                    .await?;
-                    return Ok(());
-                }
+                placed @ E::OrderPlaced { .. } => return insert_placed(conn, &placed, &[]).await,
                 E::OrderStockReserved { at } => ("reserved", at, "", vec![]),
                 E::OrderFraudCheckPassed { risk_score, at, .. } => (
                     "awaiting_payment",
@@ -218,6 +205,130 @@ impl Projection for OrdersProjection {
     }
 }
 
+/// What a step right after placement sets: the status, when, and the staff-only
+/// columns it fills. Shipping, delivery, cancellation and refunds are not folded.
+struct Step {
+    status: &'static str,
+    at: DateTime<Utc>,
+    risk_score: Option<i64>,
+    payment_id: Option<uuid::Uuid>,
+    paid: bool,
+}
+
+impl Step {
+    fn of(event: &OrderEvent) -> Option<Self> {
+        use OrderEvent as E;
+        let step = |status, at| Self {
+            status,
+            at,
+            risk_score: None,
+            payment_id: None,
+            paid: false,
+        };
+        Some(match *event {
+            E::OrderStockReserved { at } => step("reserved", at),
+            E::OrderFraudCheckPassed { risk_score, at, .. } => Self {
+                risk_score: Some(i64::from(risk_score)),
+                ..step("awaiting_payment", at)
+            },
+            E::OrderHeldForReview { risk_score, at, .. } => Self {
+                risk_score: Some(i64::from(risk_score)),
+                ..step("held_for_review", at)
+            },
+            E::OrderReleasedFromReview { at } => step("awaiting_payment", at),
+            E::OrderPaymentFailed { payment_id, at } => Self {
+                payment_id: Some(payment_id),
+                ..step("payment_failed", at)
+            },
+            E::OrderPaid { payment_id, at, .. } => Self {
+                payment_id: Some(payment_id),
+                paid: true,
+                ..step("paid", at)
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// Inserts the order `placed` describes as it stands after `steps` (events of the
+/// same order that [`Step::of`] folds, in order): one statement, the same row as the
+/// insert and one update per step would leave.
+async fn insert_placed(
+    conn: &mut Conn<'_>,
+    placed: &OrderEvent,
+    steps: &[OrderEvent],
+) -> anyhow::Result<()> {
+    let OrderEvent::OrderPlaced {
+        order_id,
+        customer_id,
+        lines,
+        currency,
+        subtotal,
+        tax_total,
+        shipping_total,
+        discount_total,
+        grand_total,
+        shipping_address,
+        billing_address,
+        at,
+    } = placed
+    else {
+        anyhow::bail!("expected OrderPlaced");
+    };
+    let backend = conn.backend();
+    let items: i64 = lines.iter().map(|l| i64::from(l.quantity.get())).sum();
+    let mut all = args![
+        *order_id,
+        *customer_id,
+        currency.code(),
+        json(lines)?,
+        items,
+        subtotal.amount_minor(),
+        tax_total.amount_minor(),
+        shipping_total.amount_minor(),
+        discount_total.amount_minor(),
+        grand_total.amount_minor(),
+        json(shipping_address)?,
+        json(billing_address)?,
+        shipping_address.country().as_str(),
+        *at
+    ];
+    let (mut status, mut updated_at) = ("'pending'".to_owned(), "$14".to_owned());
+    let mut history = history_start(backend, "'pending'", "$14");
+    let (mut risk_score, mut payment_id, mut paid_at) = (None, None, None);
+    for event in steps {
+        let step = Step::of(event).context("a step that is not folded")?;
+        all.0.push(Value::from(step.status));
+        all.0.push(Value::from(step.at));
+        let (s, a) = (format!("${}", all.0.len() - 1), format!("${}", all.0.len()));
+        history = history_append(backend, &history, &s, &a);
+        risk_score = step.risk_score.or(risk_score);
+        payment_id = step.payment_id.or(payment_id);
+        if step.paid {
+            paid_at = Some(a.clone());
+        }
+        (status, updated_at) = (s, a);
+    }
+    all.0.push(Value::from(risk_score));
+    all.0.push(Value::from(payment_id));
+    let n = all.0.len();
+    let sql = format!(
+        "INSERT INTO orders
+             (order_id, customer_id, status, currency, lines, item_count,
+              subtotal_minor, tax_minor, shipping_minor, discount_minor,
+              grand_total_minor, shipping_address, billing_address,
+              shipping_country, history, placed_at, updated_at,
+              risk_score, payment_id, paid_at)
+         VALUES ($1, $2, {status}, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                 $13, {history}, $14, {updated_at}, ${risk}, ${payment}, {paid_at})",
+        risk = n - 1,
+        payment = n,
+        paid_at = paid_at.as_deref().unwrap_or("NULL"),
+    );
+    conn.execute(&sql, all).await?;
+    Ok(())
+}
+
 /// `[{status, at}]`, the history's first entry, from SQL expressions for a text and a
 /// time. Building JSON is where the dialects part: `jsonb` functions on PostgreSQL,
 /// JSON1 functions on SQLite (where `at` is already RFC 3339 text).
@@ -232,12 +343,17 @@ fn history_start(backend: Backend, status: &str, at: &str) -> String {
 
 /// `history` with `{status, at}` appended (see [`history_start`]).
 fn history_push(backend: Backend, status: &str, at: &str) -> String {
+    history_append(backend, "history", status, at)
+}
+
+/// The JSON array `base` (an SQL expression) with `{status, at}` appended.
+fn history_append(backend: Backend, base: &str, status: &str, at: &str) -> String {
     match backend {
         Backend::Postgres => format!(
-            "history || jsonb_build_object('status', {status}::text, 'at', {at}::timestamptz)"
+            "{base} || jsonb_build_object('status', {status}::text, 'at', {at}::timestamptz)"
         ),
         Backend::Sqlite => {
-            format!("json_insert(history, '$[#]', json_object('status', {status}, 'at', {at}))")
+            format!("json_insert({base}, '$[#]', json_object('status', {status}, 'at', {at}))")
         }
     }
 }

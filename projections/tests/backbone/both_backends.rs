@@ -94,6 +94,26 @@ pub(crate) async fn build(db: &Db, projection: &dyn Projection, events: &[EventE
     tx.commit().await.expect("commit");
 }
 
+/// Creates the projection's tables on `db` and applies `events` one at a time, each
+/// in its own transaction (what a runner does after a failed batch): to compare with
+/// [`build`], where projections may fold a batch.
+pub(crate) async fn build_each(db: &Db, projection: &dyn Projection, events: &[EventEnvelope]) {
+    build(db, projection, &[]).await;
+    for event in events.iter().filter(|e| {
+        projection
+            .aggregate_types()
+            .contains(&e.aggregate_type.as_str())
+    }) {
+        let mut tx = db.begin().await.expect("begin");
+        let mut conn: Conn<'_> = tx.conn();
+        projection
+            .apply(&mut conn, event)
+            .await
+            .unwrap_or_else(|e| panic!("apply {} on {:?}: {e:#}", projection.name(), db.backend()));
+        tx.commit().await.expect("commit");
+    }
+}
+
 /// Builds `projection` from the scenario's events on a fresh PostgreSQL database and
 /// on SQLite; returns both databases.
 pub(crate) async fn build_both(

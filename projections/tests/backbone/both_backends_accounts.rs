@@ -924,6 +924,87 @@ async fn payments_are_the_same_on_postgres_and_sqlite() {
     assert_eq!(read[0], read[1], "the same payments on both backends");
 }
 
+/// Orders, payments and notifications fold what a batch holds (an order placed with
+/// its next steps, a payment created with its next events, an owner with its notice)
+/// into fewer statements: the rows are exactly those that applying event by event,
+/// each in its own transaction, leaves.
+#[tokio::test]
+async fn folded_batches_leave_the_rows_one_event_at_a_time_leaves() {
+    let shop = shop().await;
+    let events = shop.scenario.events().await;
+    let (folded, each) = (
+        TestDatabase::create(2).await.expect("a fresh database"),
+        TestDatabase::create(2).await.expect("a fresh database"),
+    );
+    let (folded_db, each_db) = (
+        Db::from(folded.pool().clone()),
+        Db::from(each.pool().clone()),
+    );
+    for projection in [
+        Arc::new(OrdersProjection) as Arc<dyn Projection>,
+        Arc::new(PaymentsProjection),
+        Arc::new(NotificationsProjection),
+    ] {
+        crate::both_backends::build(&folded_db, &*projection, &events).await;
+        crate::both_backends::build_each(&each_db, &*projection, &events).await;
+    }
+    let orders = "SELECT order_id, customer_id, status, currency, lines, item_count,
+                subtotal_minor, tax_minor, shipping_minor, discount_minor, grand_total_minor,
+                refunded_minor, shipping_address, billing_address, shipping_country, risk_score,
+                payment_id, tracking_number, cancellation_reason, history, placed_at,
+                updated_at, paid_at, shipped_at, delivered_at, cancelled_at
+           FROM orders ORDER BY placed_at, order_id";
+    let payments = "SELECT payment_id, order_id, customer_id, provider, provider_intent_id,
+                status, currency, amount_minor, authorised_minor, captured_minor,
+                refunded_minor, failure_reason, created_at, updated_at
+           FROM payments ORDER BY created_at, payment_id";
+    let notifications = "SELECT notification_id, user_id, audience, kind, title, body,
+                order_id, created_at, read_at, cleared
+           FROM notifications ORDER BY created_at, notification_id";
+    let (a, b): (Vec<OrderRow>, Vec<OrderRow>) = (
+        folded_db.fetch_all(orders, args![]).await.expect("orders"),
+        each_db.fetch_all(orders, args![]).await.expect("orders"),
+    );
+    assert_eq!(a.len(), 3);
+    assert_eq!(a, b, "orders");
+    // Byte for byte, not only the same instants.
+    let history = "SELECT history::text FROM orders ORDER BY placed_at, order_id";
+    let (a, b): (Vec<String>, Vec<String>) = (
+        folded_db
+            .scalar_all(history, args![])
+            .await
+            .expect("history"),
+        each_db.scalar_all(history, args![]).await.expect("history"),
+    );
+    assert_eq!(a, b, "order histories");
+    let (a, b): (Vec<PaymentRow>, Vec<PaymentRow>) = (
+        folded_db
+            .fetch_all(payments, args![])
+            .await
+            .expect("payments"),
+        each_db
+            .fetch_all(payments, args![])
+            .await
+            .expect("payments"),
+    );
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, b, "payments");
+    let (a, b): (Vec<NotificationRow>, Vec<NotificationRow>) = (
+        folded_db
+            .fetch_all(notifications, args![])
+            .await
+            .expect("notifications"),
+        each_db
+            .fetch_all(notifications, args![])
+            .await
+            .expect("notifications"),
+    );
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "notifications");
+    folded.drop_database().await.expect("drop the database");
+    each.drop_database().await.expect("drop the database");
+}
+
 #[derive(Debug, PartialEq, sqlx::FromRow)]
 struct NotificationRow {
     notification_id: Uuid,
