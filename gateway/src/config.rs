@@ -353,6 +353,11 @@ pub struct BackboneSettings {
     /// Waiters in the runner's process hear of it at once; a gateway in another
     /// process waits up to this long for an event the projection does not read.
     pub skip_flush_ms: u64,
+    /// Under load, the least time between a projection runner's writes, in
+    /// milliseconds: a runner that wrote more recently gathers what arrives until
+    /// then, so busy projections commit fewer, larger batches. An idle runner applies
+    /// an event at once; 0 never waits.
+    pub min_batch_interval_ms: u64,
 }
 
 impl Default for BackboneSettings {
@@ -361,6 +366,7 @@ impl Default for BackboneSettings {
             in_process: true,
             read_your_writes_timeout_ms: 2_000,
             skip_flush_ms: 100,
+            min_batch_interval_ms: 10,
         }
     }
 }
@@ -377,6 +383,7 @@ impl BackboneSettings {
     pub fn runner_config(&self) -> emporium_projections::projection::RunnerConfig {
         emporium_projections::projection::RunnerConfig {
             skip_flush: Duration::from_millis(self.skip_flush_ms),
+            min_batch_interval: Duration::from_millis(self.min_batch_interval_ms),
             ..emporium_projections::projection::RunnerConfig::default()
         }
     }

@@ -75,6 +75,12 @@ pub struct RunnerConfig {
     /// (see the module docs); zero writes a checkpoint for every batch. Watches in
     /// this process hear of it at once; those in other processes when it is written.
     pub skip_flush: Duration,
+    /// Under load, how long after its last write a runner gathers what arrives
+    /// before the next one: a runner writing more often than this waits out the rest
+    /// of it, collecting, so a busy projection commits fewer, larger batches (each
+    /// transaction costs three round trips of its own). An idle runner applies the
+    /// first event at once; zero never waits.
+    pub min_batch_interval: Duration,
     /// Test hook; see [`AfterCommit`].
     pub after_commit: Option<AfterCommit>,
 }
@@ -88,6 +94,7 @@ impl Default for RunnerConfig {
             failed_poll: Duration::from_secs(1),
             error_backoff: Duration::from_millis(250),
             skip_flush: Duration::from_millis(100),
+            min_batch_interval: Duration::from_millis(10),
             after_commit: None,
         }
     }
@@ -101,6 +108,7 @@ impl std::fmt::Debug for RunnerConfig {
             .field("rebuild_batch", &self.rebuild_batch)
             .field("failed_poll", &self.failed_poll)
             .field("skip_flush", &self.skip_flush)
+            .field("min_batch_interval", &self.min_batch_interval)
             .field("after_commit", &self.after_commit.is_some())
             .finish_non_exhaustive()
     }
@@ -143,6 +151,8 @@ pub struct ProjectionRunner {
     config: RunnerConfig,
     consumer: Option<PullConsumer>,
     commits: u64,
+    /// When this runner last wrote an applying batch.
+    last_write: Option<Instant>,
     /// The checkpoint as this runner last read or wrote it (live version, running):
     /// batches are judged against it without reading the row, and the write checks
     /// the row still holds it. `None` after any error, so the row is read again.
@@ -285,6 +295,7 @@ impl ProjectionRunner {
             config,
             consumer: None,
             commits: 0,
+            last_write: None,
             known: None,
             revision: None,
             skipped: None,
@@ -562,6 +573,7 @@ impl ProjectionRunner {
             self.revision = Some(revision);
             self.skipped = None;
             self.commits += 1;
+            self.last_write = Some(Instant::now());
             if let Some(hook) = &self.config.after_commit {
                 hook(self.commits);
             }
@@ -992,13 +1004,29 @@ impl ProjectionRunner {
             };
             let mut batch = vec![first.map_err(|e| anyhow::anyhow!(e).context("receive"))?];
             // Whatever else is already here joins the batch: batches grow with load
-            // and a lone event is applied at once.
+            // and a lone event is applied at once; a runner that wrote less than
+            // `min_batch_interval` ago gathers until then.
+            let gather_until = self
+                .last_write
+                .map(|at| tokio::time::Instant::from_std(at + self.config.min_batch_interval));
             while batch.len() < self.config.batch_size {
-                match stream.next().now_or_never() {
-                    Some(Some(message)) => {
+                let next = match stream.next().now_or_never() {
+                    Some(next) => next,
+                    None => match gather_until {
+                        Some(until) if tokio::time::Instant::now() < until => {
+                            match tokio::time::timeout_at(until, stream.next()).await {
+                                Ok(next) => next,
+                                Err(_) => break,
+                            }
+                        }
+                        _ => break,
+                    },
+                };
+                match next {
+                    Some(message) => {
                         batch.push(message.map_err(|e| anyhow::anyhow!(e).context("receive"))?);
                     }
-                    _ => break,
+                    None => break,
                 }
             }
             self.apply_messages(&batch).await?;

@@ -712,3 +712,70 @@ async fn projectors_killed_between_commit_and_ack_leave_read_models_equal_to_a_r
 fn runner_is_send(runner: ProjectionRunner) -> impl Send {
     runner.run(async {})
 }
+
+/// An idle runner applies an event at once; one that wrote less than
+/// `min_batch_interval` ago gathers what arrives until then into one write.
+#[tokio::test]
+async fn a_busy_runner_gathers_what_arrives_within_min_batch_interval_into_one_write() {
+    let app = spawn().await;
+    let mut relay = app.relay();
+    let interval = Duration::from_secs(3);
+    let config = RunnerConfig {
+        min_batch_interval: interval,
+        ..RunnerConfig::default()
+    };
+    let mut ledger = ProjectionRunner::new(
+        app.pool.clone(),
+        app.jetstream.clone(),
+        app.layout.clone(),
+        Ledger::new(1),
+        config,
+    );
+    assert_eq!(ledger.run_until_caught_up().await.unwrap(), 0);
+    // Every write bumps the checkpoint row's revision (committed with it, so read
+    // after the watch saw the position, it cannot lag behind).
+    let revision = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT revision FROM projection_checkpoints WHERE name = 'ledger'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let before = revision().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(ledger.run(async move {
+        let _ = stopped.await;
+    }));
+    let watch = CheckpointWatch::start(app.pool.clone()).await.unwrap();
+    let last = || async {
+        sqlx::query_scalar::<_, i64>("SELECT max(position) FROM events")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    // Idle: applied at once, well within the interval.
+    app.append(1).await;
+    app.relay_until_caught_up(&mut relay).await;
+    let started = Instant::now();
+    watch
+        .wait_for_position("ledger", last().await, PATIENCE)
+        .await
+        .unwrap();
+    assert!(started.elapsed() < interval, "an idle runner does not wait");
+    assert_eq!(revision().await, before + 1);
+    // Two more, published apart, right after that write: one write for both.
+    app.append(1).await;
+    app.relay_until_caught_up(&mut relay).await;
+    app.append(1).await;
+    app.relay_until_caught_up(&mut relay).await;
+    watch
+        .wait_for_position("ledger", last().await, PATIENCE)
+        .await
+        .unwrap();
+    assert_eq!(revision().await, before + 2, "gathered into one write");
+    assert_eq!(ledger_rows(&app).await, (3, 3));
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+    app.teardown().await;
+}
