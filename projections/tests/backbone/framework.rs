@@ -495,6 +495,20 @@ async fn a_waiter_for_an_event_the_projection_skips_wakes_without_a_write_and_a_
     app.teardown().await;
 }
 
+/// A runner of the ledger with `config`, its (empty) projection built and its
+/// consumer open: what a running test starts from.
+async fn built_ledger(app: &TestBackbone, config: RunnerConfig) -> ProjectionRunner {
+    let mut ledger = ProjectionRunner::new(
+        app.pool.clone(),
+        app.jetstream.clone(),
+        app.layout.clone(),
+        Ledger::new(1),
+        config,
+    );
+    assert_eq!(ledger.run_until_caught_up().await.unwrap(), 0);
+    ledger
+}
+
 #[tokio::test]
 async fn a_running_runner_writes_skipped_progress_within_skip_flush() {
     let app = spawn().await;
@@ -503,15 +517,7 @@ async fn a_running_runner_writes_skipped_progress_within_skip_flush() {
         skip_flush: Duration::from_millis(50),
         ..RunnerConfig::default()
     };
-    let mut ledger = ProjectionRunner::new(
-        app.pool.clone(),
-        app.jetstream.clone(),
-        app.layout.clone(),
-        Ledger::new(1),
-        config,
-    );
-    // The first run builds the (empty) projection and opens the consumer.
-    assert_eq!(ledger.run_until_caught_up().await.unwrap(), 0);
+    let ledger = built_ledger(&app, config).await;
     let consumer_name = ledger.consumer_name();
     // Another process's view: only what is written and announced in PostgreSQL.
     let mut listener = sqlx::postgres::PgListener::connect_with(&app.pool)
@@ -724,14 +730,7 @@ async fn a_busy_runner_gathers_what_arrives_within_min_batch_interval_into_one_w
         min_batch_interval: interval,
         ..RunnerConfig::default()
     };
-    let mut ledger = ProjectionRunner::new(
-        app.pool.clone(),
-        app.jetstream.clone(),
-        app.layout.clone(),
-        Ledger::new(1),
-        config,
-    );
-    assert_eq!(ledger.run_until_caught_up().await.unwrap(), 0);
+    let ledger = built_ledger(&app, config).await;
     // Every write bumps the checkpoint row's revision (committed with it, so read
     // after the watch saw the position, it cannot lag behind).
     let revision = || async {
